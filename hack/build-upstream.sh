@@ -1,0 +1,141 @@
+#!/usr/bin/env bash
+# Builds the pinned upstream binaries (etcd, kube-apiserver, kube-controller-manager,
+# kube-scheduler, kubectl, helm) from their Go modules into a versioned cache directory
+# outside the repo, then verifies each one's --version. Idempotent: a complete cache is reused.
+# Prints the cache's bin directory as its last line.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=versions.env
+. "$here/versions.env"
+
+cache_root=${KNET_CACHE:-$HOME/.cache/knet}
+bin="$cache_root/upstream/k8s-$KUBE_VERSION-etcd-$ETCD_VERSION-helm-$HELM_VERSION/bin"
+names=(etcd kube-apiserver kube-controller-manager kube-scheduler kubectl helm)
+
+verify() {
+  local v
+  v=$("$bin/etcd" --version | head -1);                  [[ $v == *"${ETCD_VERSION#v}"* ]] || { echo "etcd reports '$v'" >&2; return 1; }
+  for b in kube-apiserver kube-controller-manager kube-scheduler; do
+    v=$("$bin/$b" --version);                             [[ $v == *"$KUBE_VERSION"* ]] || { echo "$b reports '$v'" >&2; return 1; }
+  done
+  v=$("$bin/kubectl" version --client 2>/dev/null | head -1); [[ $v == *"$KUBE_VERSION"* ]] || { echo "kubectl reports '$v'" >&2; return 1; }
+  v=$("$bin/helm" version --short);                      [[ $v == "$HELM_VERSION"* ]] || { echo "helm reports '$v'" >&2; return 1; }
+}
+
+complete=1
+for n in "${names[@]}"; do [[ -x "$bin/$n" ]] || complete=0; done
+if [[ $complete == 1 ]] && verify; then
+  echo "upstream binaries cached in $bin" >&2
+  echo "$bin"
+  exit 0
+fi
+
+command -v go >/dev/null || { echo "error: go toolchain not found (needed to build upstream binaries)" >&2; exit 1; }
+export GOTOOLCHAIN=local GOFLAGS=-buildvcs=false CGO_ENABLED=0
+start=$(date +%s)
+work="$cache_root/build"
+mkdir -p "$work" "$bin"
+
+kube_minor=${KUBE_VERSION#v1.}   # 37.2 -> staging modules are v0.37.2
+staging_version="v0.$kube_minor"
+
+# --- Kubernetes: a wrapper module requiring k8s.io/kubernetes, with every staging module
+# (required as v0.0.0 by kubernetes' own go.mod) replaced by its published v0.X.Y.
+kw="$work/kubernetes-$KUBE_VERSION"
+mkdir -p "$kw"
+if [[ ! -f "$kw/.ready" ]]; then
+  (cd "$kw"
+   go mod download -json "k8s.io/kubernetes@$KUBE_VERSION" >/dev/null
+   modfile=$(go mod download -json "k8s.io/kubernetes@$KUBE_VERSION" | sed -n 's/.*"GoMod": "\(.*\)".*/\1/p')
+   {
+     echo "module knet.local/upstream-kubernetes"
+     echo
+     echo "go 1.26.0"
+     echo
+     echo "require k8s.io/kubernetes $KUBE_VERSION"
+     echo
+     echo "replace ("
+     grep -oE '^\s*k8s\.io/[a-z0-9-]+ v0\.0\.0$' "$modfile" | awk -v v="$staging_version" '{print "\t" $1 " => " $1 " " v}'
+     echo ")"
+   } > go.mod
+   cat > tools.go <<'GO'
+//go:build tools
+
+package tools
+
+import (
+	_ "k8s.io/kubernetes/cmd/kube-apiserver"
+	_ "k8s.io/kubernetes/cmd/kube-controller-manager"
+	_ "k8s.io/kubernetes/cmd/kube-scheduler"
+	_ "k8s.io/kubernetes/cmd/kubectl"
+)
+GO
+   go mod tidy -e >/dev/null 2>&1 || true
+   go mod tidy
+   touch .ready)
+fi
+major=1; minor=${kube_minor%%.*}
+kld=""
+for pkg in k8s.io/client-go/pkg/version k8s.io/component-base/version; do
+  kld+=" -X '$pkg.gitVersion=$KUBE_VERSION' -X '$pkg.gitMajor=$major' -X '$pkg.gitMinor=$minor'"
+  kld+=" -X '$pkg.gitTreeState=clean' -X '$pkg.buildDate=1970-01-01T00:00:00Z'"
+done
+echo "building kubernetes $KUBE_VERSION (kube-apiserver, kube-controller-manager, kube-scheduler, kubectl)..." >&2
+(cd "$kw" && go build -trimpath -ldflags "-s -w $kld" -o "$bin/" \
+   k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
+   k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl)
+
+# --- etcd: its server module replaces its sibling modules with relative paths, which a
+# dependency's go.mod cannot do, so the wrapper pins them to the same release instead.
+ew="$work/etcd-$ETCD_VERSION"
+mkdir -p "$ew"
+if [[ ! -f "$ew/.ready" ]]; then
+  (cd "$ew"
+   cat > go.mod <<MOD
+module knet.local/upstream-etcd
+
+go 1.26.0
+
+require go.etcd.io/etcd/server/v3 $ETCD_VERSION
+
+replace (
+	go.etcd.io/etcd/api/v3 => go.etcd.io/etcd/api/v3 $ETCD_VERSION
+	go.etcd.io/etcd/client/pkg/v3 => go.etcd.io/etcd/client/pkg/v3 $ETCD_VERSION
+	go.etcd.io/etcd/client/v3 => go.etcd.io/etcd/client/v3 $ETCD_VERSION
+	go.etcd.io/etcd/pkg/v3 => go.etcd.io/etcd/pkg/v3 $ETCD_VERSION
+)
+MOD
+   cat > tools.go <<'GO'
+//go:build tools
+
+package tools
+
+import _ "go.etcd.io/etcd/server/v3"
+GO
+   go mod tidy -e >/dev/null 2>&1 || true
+   go mod tidy
+   touch .ready)
+fi
+echo "building etcd $ETCD_VERSION..." >&2
+(cd "$ew" && go build -trimpath -ldflags "-s -w" -o "$bin/etcd" go.etcd.io/etcd/server/v3)
+
+# --- helm
+hw="$work/helm-$HELM_VERSION"
+mkdir -p "$hw"
+helm_major=${HELM_VERSION%%.*}
+if [[ ! -f "$hw/.ready" ]]; then
+  (cd "$hw"
+   printf 'module knet.local/upstream-helm\n\ngo 1.26.0\n\nrequire helm.sh/helm/%s %s\n' "$helm_major" "$HELM_VERSION" > go.mod
+   printf '//go:build tools\n\npackage tools\n\nimport _ "helm.sh/helm/%s/cmd/helm"\n' "$helm_major" > tools.go
+   go mod tidy -e >/dev/null 2>&1 || true
+   go mod tidy
+   touch .ready)
+fi
+echo "building helm $HELM_VERSION..." >&2
+(cd "$hw" && go build -trimpath \
+   -ldflags "-s -w -X helm.sh/helm/$helm_major/internal/version.version=$HELM_VERSION -X helm.sh/helm/$helm_major/internal/version.gitTreeState=clean" \
+   -o "$bin/helm" "helm.sh/helm/$helm_major/cmd/helm")
+
+verify
+echo "upstream binaries built in $(( $(date +%s) - start ))s into $bin" >&2
+echo "$bin"

@@ -1,0 +1,46 @@
+"""Loading Kubernetes objects from YAML files, for the offline `knet render` and `knet dns --objects`."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+Obj = dict[str, Any]
+
+
+def _flatten(doc: Any) -> Iterator[Obj]:
+    """Yield objects, unpacking `kind: List` (as `kubectl get -o yaml` writes it)."""
+    if not isinstance(doc, dict):
+        return
+    if doc.get("kind", "").endswith("List") and isinstance(doc.get("items"), list):
+        for item in doc["items"]:
+            yield from _flatten(item)
+    elif doc.get("kind"):
+        yield doc
+
+
+def load_objects(paths: Iterable[str | Path]) -> list[Obj]:
+    """Read every object from the given YAML files ('-' is stdin), in file order."""
+    import sys
+
+    out: list[Obj] = []
+    for p in paths:
+        text = sys.stdin.read() if str(p) == "-" else Path(p).read_text()
+        for doc in yaml.safe_load_all(text):
+            out.extend(_flatten(doc))
+    return out
+
+
+def of_kind(objects: Iterable[Obj], kind: str, api_prefix: str = "") -> list[Obj]:
+    """The objects of one kind (optionally only those whose apiVersion starts with api_prefix)."""
+    return [o for o in objects if o.get("kind") == kind and o.get("apiVersion", "").startswith(api_prefix)]
+
+
+def key(obj: Obj) -> str:
+    """`namespace/name`, or `name` for cluster-scoped objects."""
+    md = obj.get("metadata") or {}
+    ns = md.get("namespace")
+    return f"{ns}/{md.get('name')}" if ns else str(md.get("name"))
