@@ -5,8 +5,8 @@
 # Prints the cache's bin directory as its last line.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-# shellcheck source=versions.env
-. "$here/versions.env"
+# shellcheck source=../operators/devcluster/versions.env
+. "$here/../operators/devcluster/versions.env"
 
 cache_root=${KNET_CACHE:-$HOME/.cache/knet}
 bin="$cache_root/upstream/k8s-$KUBE_VERSION-etcd-$ETCD_VERSION-helm-$HELM_VERSION/bin"
@@ -45,8 +45,8 @@ kw="$work/kubernetes-$KUBE_VERSION"
 mkdir -p "$kw"
 if [[ ! -f "$kw/.ready" ]]; then
   (cd "$kw"
-   go mod download -json "k8s.io/kubernetes@$KUBE_VERSION" >/dev/null
-   modfile=$(go mod download -json "k8s.io/kubernetes@$KUBE_VERSION" | sed -n 's/.*"GoMod": "\(.*\)".*/\1/p')
+   info=$(go mod download -json "k8s.io/kubernetes@$KUBE_VERSION") || { echo "error: cannot fetch k8s.io/kubernetes@$KUBE_VERSION: $info" >&2; exit 1; }
+   modfile=$(sed -n 's/.*"GoMod": "\(.*\)".*/\1/p' <<<"$info")
    {
      echo "module knet.local/upstream-kubernetes"
      echo

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Installs the Debian packages knet's tests and demo need, only those missing (idempotent:
+# a machine that has them all returns at once, without touching apt).
+set -euo pipefail
+pkgs=(nftables iptables iproute2 util-linux procps psmisc conntrack nginx dnsutils socat curl iputils-ping)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[[ ${#missing[@]} -eq 0 ]] && exit 0
+if [[ $(id -u) -ne 0 ]]; then
+  echo "error: missing Debian packages ${missing[*]}; install them as root" >&2
+  exit 1
+fi
+echo "installing Debian packages: ${missing[*]}" >&2
+apt-get update -qq
+DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

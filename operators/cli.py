@@ -1,0 +1,23 @@
+"""`knet`: the command line. Each capability registers its own sub-commands."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from . import __version__
+
+
+def main(argv: list[str] | None = None) -> None:
+    from .devcluster import cli as devcluster_cli
+
+    parser = argparse.ArgumentParser(prog="knet", description="Kubernetes networking as Kopf operators")
+    parser.add_argument("--version", action="version", version=f"knet {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    devcluster_cli.register(sub)
+    args = parser.parse_args(argv)
+    sys.exit(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    main()
