@@ -177,36 +177,32 @@ class CState:
     last_state: Obj = field(default_factory=dict)
 
     def api(self) -> Obj:
+        """The containerStatus. Unused state keys are null so a strategic-merge patch clears them."""
+        state: Obj = {"waiting": None, "running": None, "terminated": None}
         if self.state == "running":
-            state: Obj = {"running": {"startedAt": self.started_at}}
+            state["running"] = {"startedAt": self.started_at}
         elif self.state == "terminated":
-            state = {
-                "terminated": {
-                    "exitCode": self.exit_code,
-                    "reason": self.reason,
-                    "startedAt": self.started_at or None,
-                    "finishedAt": self.finished_at,
-                    **({"message": self.message} if self.message else {}),
-                    **({"containerID": self.container_id} if self.container_id else {}),
-                }
+            state["terminated"] = {
+                "exitCode": self.exit_code,
+                "reason": self.reason,
+                "message": self.message or None,
+                "startedAt": self.started_at or None,
+                "finishedAt": self.finished_at,
+                "containerID": self.container_id or None,
             }
         else:
-            state = {
-                "waiting": {"reason": self.reason, **({"message": self.message} if self.message else {})}
-            }
-        out: Obj = {
+            state["waiting"] = {"reason": self.reason, "message": self.message or None}
+        return {
             "name": self.name,
             "image": self.image,
             "imageID": "",
+            "containerID": self.container_id or None,
             "ready": self.ready,
             "started": self.started,
             "restartCount": self.restart_count,
             "state": state,
             "lastState": self.last_state,
         }
-        if self.container_id:
-            out["containerID"] = self.container_id
-        return out
 
 
 def phase(restart_policy: str, init: list[CState], main: list[CState], init_done: bool) -> str:
@@ -236,8 +232,14 @@ def conditions(previous: list[Obj], now: str, truth: dict[str, bool], reasons: d
         status = "True" if ok else "False"
         p = prev.get(ctype)
         since = p["lastTransitionTime"] if p and p.get("status") == status else now
-        cond: Obj = {"type": ctype, "status": status, "lastTransitionTime": since, "lastProbeTime": None}
-        if not ok and ctype in reasons:
-            cond["reason"] = reasons[ctype]
-        out.append(cond)
+        reason = reasons.get(ctype) if not ok else None
+        out.append(
+            {
+                "type": ctype,
+                "status": status,
+                "lastTransitionTime": since,
+                "lastProbeTime": None,
+                "reason": reason,
+            }
+        )
     return out

@@ -7,6 +7,7 @@ import contextlib
 import datetime as dt
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -42,6 +43,7 @@ class Container:
     backoff: float = BACKOFF_START
     probes: dict[str, ProbeState] = field(default_factory=dict)
     done: bool = False  # an init container that succeeded
+    plan: Obj = field(default_factory=dict)  # the shim plan it was started with (for exec and probes)
 
     @property
     def name(self) -> str:
@@ -76,7 +78,7 @@ class PodWorker(threading.Thread):
         self.pod_ips: list[str] = []
         self.start_time = ""
         self.ready_sandbox = False
-        self.setup_error = ""
+        self.finished = False
         self.published: Obj = {}
         self.conditions: list[Obj] = []
         self.volumes: Volumes | None = None
@@ -99,6 +101,8 @@ class PodWorker(threading.Thread):
                     self.setup()
                 elif self.phase() not in ("Succeeded", "Failed"):
                     self.step()
+                elif not self.finished:
+                    self.finish()
                 self.publish()
                 self.wake.wait(0.5)
                 self.wake.clear()
@@ -147,10 +151,8 @@ class PodWorker(threading.Thread):
             )
             self.volumes.materialize()
             self.ready_sandbox = True
-            self.setup_error = ""
             self.save_record()
         except ConfigError as e:
-            self.setup_error = str(e)
             self.event("FailedMount", str(e), "Warning", once=True)
             for c in self.init + self.main:
                 c.st.reason, c.st.message = "CreateContainerConfigError", str(e)
@@ -248,6 +250,7 @@ class PodWorker(threading.Thread):
             if c.spec.get(f"{k}Probe")
         }
         c.st.started = "startup" not in c.probes
+        c.plan = plan
         self.save_record()
         self.event("Started", f"Started container {c.name}")
 
@@ -325,10 +328,9 @@ class PodWorker(threading.Thread):
             c.st.ready = c.st.started
 
     def exec_in(self, c: Container, cmd: list[str], timeout: float) -> int | None:
-        _, plan = self.plan(c)
         try:
             return subprocess.run(
-                shim_argv(cmd), env={"KNET_SHIM": json.dumps(plan)}, capture_output=True, timeout=timeout
+                shim_argv(cmd), env={"KNET_SHIM": json.dumps(c.plan)}, capture_output=True, timeout=timeout
             ).returncode
         except subprocess.TimeoutExpired:
             return None
@@ -360,6 +362,13 @@ class PodWorker(threading.Thread):
                 c.proc.wait()
             self.reap(c)
 
+    def finish(self) -> None:
+        """A pod that has run to completion keeps its status but not its sandbox (as the kubelet)."""
+        self.kill_all(0)
+        if not self.host_network:
+            sandbox.destroy(self.netns, self.uid)
+        self.finished = True
+
     def terminate(self) -> None:
         md, spec = self.pod["metadata"], self.pod.get("spec") or {}
         grace = md.get("deletionGracePeriodSeconds")
@@ -375,8 +384,6 @@ class PodWorker(threading.Thread):
             self.rt.ipam.release(self.uid)
         if self.volumes:
             self.volumes.remove()
-        import shutil
-
         shutil.rmtree(self.dir, ignore_errors=True)
 
     # --- status
@@ -392,9 +399,6 @@ class PodWorker(threading.Thread):
         if self.volumes:
             self.volumes.refresh()
         phase = self.phase()
-        if phase in ("Succeeded", "Failed") and self.ready_sandbox and not self.host_network:
-            self.kill_all(0)
-            sandbox.destroy(self.netns, self.uid)
         init_done = all(c.done for c in self.init)
         ready = init_done and phase == "Running" and all(c.st.ready for c in self.main)
         truth = {
@@ -429,12 +433,7 @@ class PodWorker(threading.Thread):
 
     # --- records for `knet devcluster exec/logs`
     def save_record(self) -> None:
-        plans = {}
-        for c in self.main:
-            try:
-                plans[c.name] = self.plan(c)[1]
-            except (ImageError, ConfigError):
-                continue
+        plans = {c.name: c.plan for c in self.main if c.plan}
         rec = {
             "namespace": self.ns,
             "name": self.name,

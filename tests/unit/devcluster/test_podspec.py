@@ -126,4 +126,5 @@ def test_conditions_keep_transition_time_while_unchanged() -> None:
         "status": "True",
         "lastTransitionTime": "t3",
         "lastProbeTime": None,
+        "reason": None,
     }
