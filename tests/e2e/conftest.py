@@ -83,6 +83,11 @@ class Cluster:
     def exec(self, pod: str, *cmd: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
         return knet("devcluster", "exec", "--name", self.name, pod, "--", *cmd, check=False, timeout=timeout)
 
+    def config(self, key: str) -> str:
+        """A field of the admin kubeconfig (`server`, `certificate-authority`)."""
+        text = Path(self.kubeconfig).read_text()
+        return next(line.split()[-1] for line in text.splitlines() if line.strip().startswith(f"{key}:"))
+
     def condition(self, obj: dict, ctype: str) -> str | None:
         return next(
             (c["status"] for c in obj.get("status", {}).get("conditions", []) if c["type"] == ctype), None

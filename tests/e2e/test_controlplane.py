@@ -90,9 +90,7 @@ roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: Role, name: pod-reader}}
 subjects: [{{kind: ServiceAccount, name: reader, namespace: {namespace}}}]
 """)
     token = cluster.kubectl("create", "token", "reader", "-n", namespace).strip()
-    kubeconfig = open(cluster.kubeconfig).read()
-    api = next(line.split()[-1] for line in kubeconfig.splitlines() if "server:" in line)
-    ca = next(line.split()[-1] for line in kubeconfig.splitlines() if "certificate-authority:" in line)
+    api, ca = cluster.config("server"), cluster.config("certificate-authority")
     ctx = ssl.create_default_context(cafile=ca)
 
     def call(path: str) -> int:

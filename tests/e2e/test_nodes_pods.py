@@ -216,12 +216,12 @@ spec:
     sa = "/var/run/secrets/kubernetes.io/serviceaccount"
     assert cluster.exec(pod, "cat", f"{sa}/namespace").stdout == namespace
     # the in-cluster client authenticates with the projected token against the real API server
-    kubeconfig = open(cluster.kubeconfig).read()
-    api = next(line.split()[-1] for line in kubeconfig.splitlines() if "server:" in line)
+    api = cluster.config("server")
     script = (
         "import ssl,urllib.request,json;"
         f"t=open('{sa}/token').read();c=ssl.create_default_context(cafile='{sa}/ca.crt');"
-        f"r=urllib.request.Request('{api}/api/v1/namespaces/{namespace}/pods',headers={{'Authorization':'Bearer '+t}});"
+        f"r=urllib.request.Request('{api}/api/v1/namespaces/{namespace}/pods',"
+        "headers={'Authorization':'Bearer '+t});"
         "print(len(json.load(urllib.request.urlopen(r,context=c,timeout=5))['items']))"
     )
     # the pod reaches the API at the node-level control-plane endpoint (no Service proxy is installed yet)

@@ -21,9 +21,8 @@ NODE_RESOLV = "nameserver 192.0.2.53\nsearch corp.example\noptions timeout:2\n"
 
 def test_cluster_first_uses_cluster_dns_and_search_path() -> None:
     text = podspec.resolv_conf(pod(), NODE_RESOLV, "10.96.0.10", "cluster.local")
-    assert text == (
-        "nameserver 10.96.0.10\nsearch shop.svc.cluster.local svc.cluster.local cluster.local\noptions ndots:5\n"
-    )
+    search = "search shop.svc.cluster.local svc.cluster.local cluster.local"
+    assert text == f"nameserver 10.96.0.10\n{search}\noptions ndots:5\n"
 
 
 def test_host_network_cluster_first_falls_back_to_node_resolver() -> None:

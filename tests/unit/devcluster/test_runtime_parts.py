@@ -178,12 +178,10 @@ def test_netexec_answers_http_and_udp_like_agnhost(netexec: tuple[int, int]) -> 
 
 def test_connect_exit_codes_and_messages(netexec: tuple[int, int]) -> None:
     http, _ = netexec
-    run = lambda *a: subprocess.run(
-        [sys.executable, "-m", "operators.devcluster.agnhost", "connect", *a],  # noqa: E731
-        capture_output=True,
-        text=True,
-        timeout=20,
-    )
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        argv = [sys.executable, "-m", "operators.devcluster.agnhost", "connect", *args]
+        return subprocess.run(argv, capture_output=True, text=True, timeout=20)
+
     assert run(f"127.0.0.1:{http}", "--timeout=2s").returncode == 0
     refused = run(f"127.0.0.1:{free_port()}", "--timeout=2s")
     assert refused.returncode == 1 and refused.stderr.startswith("REFUSED")
