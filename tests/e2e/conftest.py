@@ -112,5 +112,8 @@ def namespace(cluster: Cluster, request: pytest.FixtureRequest) -> Iterator[str]
     """A fresh namespace per test, deleted afterwards."""
     name = re.sub(r"[^a-z0-9-]", "-", request.node.name.lower())[:50].strip("-")
     cluster.kubectl("create", "namespace", name)
+    # pods are admitted only once the service-account controller made the `default` account
+    has_sa = lambda: cluster.kubectl("get", "sa", "default", "-n", name, check=False).startswith("NAME")  # noqa: E731
+    wait_for(has_sa, f"serviceaccount {name}/default", 30)
     yield name
     cluster.kubectl("delete", "namespace", name, "--wait=false", check=False)
