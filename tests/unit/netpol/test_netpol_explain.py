@@ -30,7 +30,13 @@ def netpol(ns, name, spec):
 
 
 OBJECTS = [
-    pod("prod", "web", "10.0.0.1", {"app": "web"}, containers=[{"ports": [{"name": "http", "containerPort": 8080}]}]),
+    pod(
+        "prod",
+        "web",
+        "10.0.0.1",
+        {"app": "web"},
+        containers=[{"ports": [{"name": "http", "containerPort": 8080}]}],
+    ),
     pod("prod", "client", "10.0.0.2", {"app": "client"}),
     pod("dev", "client", "10.0.1.2", {"app": "client"}),
     pod("prod", "node-agent", "172.18.0.2", {"app": "client"}, hostNetwork=True),
@@ -75,7 +81,10 @@ def test_denied_on_one_side_only() -> None:
     v = explain(OBJECTS, "dev/client", "prod/web", 8081, "tcp")
     assert not v.allowed and v.egress.allowed and not v.egress.isolated
     assert not v.ingress.allowed and v.ingress.allowed_by == ()
-    assert "ingress prod/web: isolated by prod/deny-all, prod/web; denied: no rule allows it" in format_verdict(v)
+    assert (
+        "ingress prod/web: isolated by prod/deny-all, prod/web; denied: no rule allows it"
+        in format_verdict(v)
+    )
     v = explain(OBJECTS, "prod/web", "dev/client", 80)
     assert not v.allowed and not v.egress.allowed and v.ingress.allowed
 
@@ -97,7 +106,9 @@ def test_named_port_needs_the_protocol() -> None:
 def test_problems_are_reported() -> None:
     bad = netpol("prod", "bad", {"podSelector": {}, "ingress": [{"ports": [{"port": "nope"}]}]})
     v = explain([*OBJECTS, bad], "prod/client", "prod/web", 8080)
-    assert v.problems == ("NetworkPolicy prod/bad: spec.ingress[0]: named port 'nope'/TCP is declared by no selected pod",)
+    assert v.problems == (
+        "NetworkPolicy prod/bad: spec.ingress[0]: named port 'nope'/TCP is declared by no selected pod",
+    )
     assert format_verdict(v).endswith("problems:\n  " + v.problems[0] + "\n")
 
 
@@ -116,7 +127,10 @@ def test_bad_arguments(src, dst, port, proto, message) -> None:
 
 
 def test_pod_without_address() -> None:
-    objects = [*OBJECTS, {"kind": "Pod", "apiVersion": "v1", "metadata": {"namespace": "prod", "name": "new"}}]
+    objects = [
+        *OBJECTS,
+        {"kind": "Pod", "apiVersion": "v1", "metadata": {"namespace": "prod", "name": "new"}},
+    ]
     with pytest.raises(ValueError, match="has no address yet"):
         explain(objects, "prod/new", "prod/web")
 

@@ -93,13 +93,14 @@ def port_matches(rule_ports: list[Obj] | None, dst: Obj | None, port: int, proto
             return True
         if isinstance(want, int) and (want == port or (p.get("endPort") and want <= port <= p["endPort"])):
             return True
-        if isinstance(want, str) and dst is not None:
-            if any(c == (want, port, proto) for c in dst["ports"]):
-                return True
+        if isinstance(want, str) and dst is not None and (want, port, proto) in dst["ports"]:
+            return True
     return False
 
 
-def oracle_side(world: Obj, direction: str, me: Obj | None, other: Obj | None, other_ip: str, dst, port, proto):
+def oracle_side(
+    world: Obj, direction: str, me: Obj | None, other: Obj | None, other_ip: str, dst, port, proto
+):
     """(isolated, allowing (policy, index) pairs) for `me` in one direction."""
     if me is None:
         return False, set()
@@ -145,7 +146,11 @@ expressions = st.lists(
 def selectors(draw: st.DrawFn) -> Obj:
     out: Obj = {}
     if draw(st.booleans()):
-        out["matchLabels"] = draw(st.dictionaries(st.sampled_from(["app", "tier", "team"]), st.sampled_from(["x", "y", "a"]), max_size=2))
+        out["matchLabels"] = draw(
+            st.dictionaries(
+                st.sampled_from(["app", "tier", "team"]), st.sampled_from(["x", "y", "a"]), max_size=2
+            )
+        )
     if draw(st.booleans()):
         out["matchExpressions"] = draw(expressions)
     return out
@@ -157,7 +162,9 @@ def peers(draw: st.DrawFn) -> Obj:
     if kind == "ipBlock":
         cidr = draw(st.sampled_from(CIDRS))
         net = ipaddress.ip_network(cidr)
-        inner = [c for c in CIDRS if ipaddress.ip_network(c) != net and ipaddress.ip_network(c).subnet_of(net)]
+        inner = [
+            c for c in CIDRS if ipaddress.ip_network(c) != net and ipaddress.ip_network(c).subnet_of(net)
+        ]
         block: Obj = {"cidr": cidr}
         if inner and draw(st.booleans()):
             block["except"] = draw(st.lists(st.sampled_from(inner), min_size=1, max_size=2, unique=True))
@@ -234,9 +241,15 @@ def worlds(draw: st.DrawFn) -> Obj:
         }
         for i in range(N_PODS)
     ]
-    ns_label_sets = {ns: draw(st.dictionaries(st.just("team"), st.sampled_from(["a", "b"]))) for ns in NAMESPACES}
+    ns_label_sets = {
+        ns: draw(st.dictionaries(st.just("team"), st.sampled_from(["a", "b"]))) for ns in NAMESPACES
+    }
     n_policies = draw(st.integers(0, 4))
-    return {"pods": pods, "ns_labels": ns_label_sets, "policies": [draw(policies(i)) for i in range(n_policies)]}
+    return {
+        "pods": pods,
+        "ns_labels": ns_label_sets,
+        "policies": [draw(policies(i)) for i in range(n_policies)],
+    }
 
 
 def to_objects(world: Obj) -> list[Obj]:
@@ -284,13 +297,27 @@ def test_explain_agrees_with_the_oracle(world: Obj) -> None:
                     assert v.allowed == want, where
 
 
-@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=12,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 @given(worlds(), st.booleans())
 def test_generated_rulesets_are_accepted_by_nft(nft_check, tmp_path, world: Obj, options: bool) -> None:
-    opts = RenderOptions(log_drops=options, counters=options, isolate_unprogrammed=options, filter_node_traffic=options)
+    opts = RenderOptions(
+        log_drops=options, counters=options, isolate_unprogrammed=options, filter_node_traffic=options
+    )
     objects = to_objects(world)
-    objects.append({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n1"}, "spec": {"podCIDRs": ["10.0.0.0/24"]}})
+    objects.append(
+        {
+            "apiVersion": "v1",
+            "kind": "Node",
+            "metadata": {"name": "n1"},
+            "spec": {"podCIDRs": ["10.0.0.0/24"]},
+        }
+    )
     text, problems = render(objects, "n1", opts)
+    assert all("named port" in p for p in problems), problems  # the only warning valid input can give
     path = tmp_path / "ruleset.nft"
     path.write_text(text)
     assert nft_check([path]) == [], text

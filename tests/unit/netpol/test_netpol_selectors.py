@@ -62,7 +62,9 @@ def test_labels_and_expressions_combine_with_and() -> None:
 
 def test_equal_selectors_parse_equal() -> None:
     a = sel({"matchLabels": {"a": "1", "b": "2"}})
-    b = sel({"matchExpressions": [{"key": "b", "operator": "In", "values": ["2"]}], "matchLabels": {"a": "1"}})
+    b = sel(
+        {"matchExpressions": [{"key": "b", "operator": "In", "values": ["2"]}], "matchLabels": {"a": "1"}}
+    )
     assert a == b and hash(a) == hash(b)
 
 

@@ -33,7 +33,9 @@ def test_pod_view() -> None:
 def test_pod_fallbacks_and_eligibility() -> None:
     pod, _ = parse_pod({"metadata": {"name": "p"}, "status": {"podIP": "10.0.0.2"}})
     assert pod.namespace == "default" and pod.ips == ("10.0.0.2",) and pod.phase == "Pending"
-    host, _ = parse_pod({"metadata": {"name": "h"}, "spec": {"hostNetwork": True}, "status": {"podIP": "1.2.3.4"}})
+    host, _ = parse_pod(
+        {"metadata": {"name": "h"}, "spec": {"hostNetwork": True}, "status": {"podIP": "1.2.3.4"}}
+    )
     assert not host.has_pod_network
     done, _ = parse_pod({"metadata": {"name": "d"}, "status": {"phase": "Failed", "podIP": "10.0.0.3"}})
     assert not done.has_pod_network
@@ -108,7 +110,9 @@ def test_port_names() -> None:
 
 
 def test_ip_block_masks_host_bits_and_checks_excepts() -> None:
-    p, problems = policy({"ingress": [{"from": [{"ipBlock": {"cidr": "10.0.0.7/8", "except": ["10.1.0.0/16"]}}]}]})
+    p, problems = policy(
+        {"ingress": [{"from": [{"ipBlock": {"cidr": "10.0.0.7/8", "except": ["10.1.0.0/16"]}}]}]}
+    )
     block = p.ingress[0].peers[0].ip_block
     assert block.cidr == ipaddress.ip_network("10.0.0.0/8") and problems == []
     for bad in (["11.0.0.0/16"], ["fd00::/64"], ["10.0.0.0/7"]):

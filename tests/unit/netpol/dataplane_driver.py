@@ -1,0 +1,113 @@
+"""Real packets through a rendered ruleset: run as root inside `unshare --net --mount`.
+
+The current (new) network namespace plays the node; each pod is a named netns with a routed veth
+(as in the devcluster), running small TCP/UDP servers. Reads {"ruleset", "pods": [[name, ip]],
+"probes": [[src, dst_ip, port, proto]]} on stdin (src "node" probes from the node itself) and
+prints one boolean per probe. Everything it creates dies with the namespaces when it exits.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+
+SERVER = r"""
+import socket, sys, threading
+def tcp(port):
+    s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("0.0.0.0", port)); s.listen(64)
+    while True:
+        c, _ = s.accept(); c.close()
+def udp(port):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("0.0.0.0", port))
+    while True:
+        data, addr = s.recvfrom(100); s.sendto(data, addr)
+for spec in sys.argv[1:]:
+    port, proto = spec.split("/")
+    threading.Thread(target=tcp if proto == "TCP" else udp, args=(int(port),), daemon=True).start()
+print("ready", flush=True)
+threading.Event().wait()
+"""
+
+PROBE = r"""
+import json, socket, sys, threading
+def probe(ip, port, proto, out, i):
+    try:
+        if proto == "TCP":
+            socket.create_connection((ip, port), timeout=0.6).close()
+        else:
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(0.6)
+            s.sendto(b"x", (ip, port)); s.recvfrom(10)
+        out[i] = True
+    except OSError:
+        out[i] = False
+targets = json.loads(sys.argv[1]); out = [None] * len(targets)
+threads = [threading.Thread(target=probe, args=(*t, out, i)) for i, t in enumerate(targets)]
+[t.start() for t in threads]; [t.join() for t in threads]
+print(json.dumps(out))
+"""
+
+
+def sh(*cmd: str) -> None:
+    subprocess.run(cmd, check=True, capture_output=True)
+
+
+def main() -> None:
+    spec = json.load(sys.stdin)
+    sh("mount", "-t", "tmpfs", "tmpfs", "/run")  # our own /run/netns, private to this mount namespace
+    sh("sysctl", "-qw", "net.ipv4.ip_forward=1")
+    sh("ip", "link", "set", "lo", "up")
+    listen = sorted({f"{port}/{proto}" for _, _, port, proto in spec["probes"]})
+    servers = []
+    for i, (name, ip) in enumerate(spec["pods"]):
+        sh("ip", "netns", "add", name)
+        sh("ip", "link", "add", f"veth{i}", "type", "veth", "peer", "name", "eth0", "netns", name)
+        sh("ip", "addr", "add", "169.254.1.1/32", "dev", f"veth{i}")
+        sh("ip", "link", "set", f"veth{i}", "up")
+        sh("ip", "route", "add", f"{ip}/32", "dev", f"veth{i}")
+        for cmd in (
+            ["ip", "addr", "add", f"{ip}/32", "dev", "eth0"],
+            ["ip", "link", "set", "eth0", "up"],
+            ["ip", "link", "set", "lo", "up"],
+            ["ip", "route", "add", "169.254.1.1", "dev", "eth0"],
+            ["ip", "route", "add", "default", "via", "169.254.1.1", "dev", "eth0"],
+        ):
+            sh("ip", "netns", "exec", name, *cmd)
+        servers.append(
+            subprocess.Popen(
+                ["ip", "netns", "exec", name, sys.executable, "-c", SERVER, *listen],
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+        )
+    try:
+        for s in servers:
+            assert s.stdout and s.stdout.readline().strip() == "ready"
+        subprocess.run(["nft", "-f", "-"], input=spec["ruleset"], text=True, check=True)
+        by_src: dict[str, list[int]] = {}
+        for i, (src, *_) in enumerate(spec["probes"]):
+            by_src.setdefault(src, []).append(i)
+        results: list[bool | None] = [None] * len(spec["probes"])
+        running = []
+        for src, idx in by_src.items():
+            targets = json.dumps([spec["probes"][i][1:] for i in idx])
+            prefix = [] if src == "node" else ["ip", "netns", "exec", src]
+            proc = subprocess.Popen(
+                [*prefix, sys.executable, "-c", PROBE, targets], stdout=subprocess.PIPE, text=True
+            )
+            running.append((idx, proc))
+        for idx, proc in running:
+            out, _ = proc.communicate(timeout=30)
+            for i, ok in zip(idx, json.loads(out), strict=True):
+                results[i] = ok
+        print(json.dumps(results))
+    finally:
+        for s in servers:
+            s.kill()
+        time.sleep(0.05)
+
+
+if __name__ == "__main__":
+    main()
