@@ -59,7 +59,7 @@ def test_incremental_nft_equals_full(before, after, netns, tmp_path) -> None:
     assert nftables.render_incremental(new, new) == ""
 
 
-@SETTINGS
+@settings(SETTINGS, max_examples=10)  # three namespaces and six iptables runs per example
 @given(before=clusters(), after=clusters())
 def test_iptables_resync_removes_stale_chains(before, after, netns, tmp_path) -> None:
     """A second restore (--noflush, with the chains now present) equals a restore on a clean node."""
@@ -67,13 +67,13 @@ def test_iptables_resync_removes_stale_chains(before, after, netns, tmp_path) ->
     new, _ = model_from_objects(after, "node-a")
     jumps = "".join(f"iptables -t {t} -A {c} {shlex.join(a)}\n" for t, c, a in iptables.JUMPS)
     old_text = write(tmp_path, "old", iptables.render(old, 4))
-    listed = _check(netns(f'{jumps}iptables-restore --noflush "$OLD"; iptables-save -t nat', OLD=old_text))
+    listed = _check(netns(f'iptables-restore --noflush "$OLD"; {jumps}iptables-save -t nat', OLD=old_text))
     existing = [line[1:].split()[0] for line in listed.splitlines() if line.startswith(":KNET-")]
     files = {"OLD": old_text, "NEW": write(tmp_path, "new", iptables.render(new, 4, existing)),
              "CLEAN": write(tmp_path, "clean", iptables.render(new, 4))}
-    resynced = _check(netns(f'{jumps}iptables-restore --noflush "$OLD"; iptables-restore --noflush "$NEW"; '
+    resynced = _check(netns(f'iptables-restore --noflush "$OLD"; {jumps}iptables-restore --noflush "$NEW"; '
                             "iptables-save", **files))
-    clean = _check(netns(f'{jumps}iptables-restore --noflush "$CLEAN"; iptables-save', **files))
+    clean = _check(netns(f'iptables-restore --noflush "$CLEAN"; {jumps}iptables-save', **files))
     assert iptables_state(resynced) == iptables_state(clean)
 
 

@@ -1,0 +1,452 @@
+"""Typed, frozen views of Services, EndpointSlices and Nodes, parsed from plain API dicts.
+
+The proxy model must never see a malformed object, and one bad object must never stop the
+others from being programmed. So parsing here:
+
+- accepts camelCase API JSON (Kopf bodies, YAML files) and the snake_case dicts of the
+  kubernetes client's `to_dict()` (where `clusterIPs` becomes `cluster_i_ps`);
+- never raises: it returns the view (or None when the object is unusable as a whole) and a list
+  of `Problem`s naming the object at fault, so the caller can emit an Event and skip just the bad
+  part (a port, an address, an endpoint);
+- validates every string that may later reach a ruleset (namespace, name and port names as DNS
+  labels) and normalises every address, so renderers can print view fields as they are.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+PROTOCOLS = ("TCP", "UDP", "SCTP")
+SERVICE_TYPES = ("ClusterIP", "NodePort", "LoadBalancer", "ExternalName")
+TRAFFIC_POLICIES = ("Cluster", "Local")
+SERVICE_NAME_LABEL = "kubernetes.io/service-name"
+PROXY_NAME_LABEL = "service.kubernetes.io/service-proxy-name"
+DEFAULT_AFFINITY_SECONDS = 10800  # the API server's default for sessionAffinityConfig.clientIP
+MAX_AFFINITY_SECONDS = 86400
+
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
+_WORD_START = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")  # clusterIPs -> cluster_ips (kubernetes client >= 30)
+_LEGACY_WORD = re.compile(r"(.)([A-Z][a-z]+)")  # with _LEGACY_CAP: clusterIPs -> cluster_i_ps (older clients)
+_LEGACY_CAP = re.compile(r"([a-z0-9])([A-Z])")
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Something wrong with one object, worth an Event on it; the rest of the object may still be used."""
+
+    kind: str
+    namespace: str
+    name: str
+    message: str
+
+    def __str__(self) -> str:
+        ref = f"{self.namespace}/{self.name}" if self.namespace else self.name
+        return f"{self.kind} {ref}: {self.message}"
+
+
+def is_dns_label(value: object) -> bool:
+    """RFC 1123 label: what namespaces, Service names and port names must be."""
+    return isinstance(value, str) and bool(_DNS_LABEL.match(value))
+
+
+def parse_ip(value: object) -> IPAddress | None:
+    """A normalised unicast address, or None (no zone ids, no unspecified/loopback/multicast)."""
+    if not isinstance(value, str):
+        return None
+    try:
+        ip = ipaddress.ip_address(value)
+    except ValueError:
+        return None
+    if getattr(ip, "scope_id", None) or ip.is_unspecified or ip.is_loopback or ip.is_multicast:
+        return None
+    return ip
+
+
+def parse_cidr(value: object) -> ipaddress.IPv4Network | ipaddress.IPv6Network | None:
+    """A normalised network (host bits cleared), or None."""
+    if not isinstance(value, str) or "%" in value:
+        return None
+    try:
+        return ipaddress.ip_network(value.strip(), strict=False)
+    except ValueError:
+        return None
+
+
+def family_of(ip: str) -> int:
+    """4 or 6, for an address or network that was already validated."""
+    return 6 if ":" in ip else 4
+
+
+def field(obj: object, key: str, default: Any = None) -> Any:
+    """`obj[key]` in camelCase API JSON, or its snake_case twin from the python client's `to_dict()`."""
+    if not isinstance(obj, Mapping):
+        return default
+    legacy = _LEGACY_CAP.sub(r"\1_\2", _LEGACY_WORD.sub(r"\1_\2", key)).lower()
+    for k in (key, _WORD_START.sub("_", key).lower(), legacy):
+        value = obj.get(k)
+        if value is not None:
+            return value
+    return default
+
+
+class _Parse:
+    """Collects problems for one object while its parts are read."""
+
+    def __init__(self, kind: str, obj: object) -> None:
+        md = field(obj, "metadata", {})
+        self.kind = kind
+        self.name = field(md, "name", "")
+        self.namespace = field(md, "namespace", "default") if kind != "Node" else ""
+        self.problems: list[Problem] = []
+        self.labels: dict[str, str] = {
+            k: v for k, v in self._dict(field(md, "labels", {}), "labels").items() if isinstance(v, str)
+        }
+
+    def problem(self, message: str) -> None:
+        name = self.name if isinstance(self.name, str) else repr(self.name)
+        ns = self.namespace if isinstance(self.namespace, str) else repr(self.namespace)
+        self.problems.append(Problem(self.kind, ns, name, message))
+
+    def _dict(self, value: object, what: str) -> dict[str, Any]:
+        if isinstance(value, Mapping):
+            return dict(value)
+        if value not in (None, {}):
+            self.problem(f"{what} is not a mapping")
+        return {}
+
+    def dict(self, obj: object, key: str) -> dict[str, Any]:
+        return self._dict(field(obj, key), key)
+
+    def list(self, obj: object, key: str) -> list[Any]:
+        value = field(obj, key, [])
+        if isinstance(value, list):
+            return value
+        self.problem(f"{key} is not a list")
+        return []
+
+    def port(self, value: object, what: str, allow_zero: bool = False) -> int | None:
+        is_int = isinstance(value, int) and not isinstance(value, bool)
+        if is_int and (1 <= value <= 65535 or (allow_zero and value == 0)):  # type: ignore[operator]
+            return value  # type: ignore[return-value]
+        self.problem(f"{what} {value!r} is not a port number (1-65535)")
+        return None
+
+    def protocol(self, value: object, what: str) -> str | None:
+        if value in PROTOCOLS:
+            return str(value)
+        self.problem(f"{what}: protocol {value!r} is not one of {', '.join(PROTOCOLS)}")
+        return None
+
+    def ips(self, values: list[Any], what: str) -> tuple[str, ...]:
+        out: list[str] = []
+        for value in values:
+            ip = parse_ip(value)
+            if ip is None:
+                self.problem(f"{what}: {value!r} is not a valid unicast IP address")
+            elif str(ip) not in out:
+                out.append(str(ip))
+        return tuple(out)
+
+    def cidrs(self, values: list[Any], what: str) -> tuple[str, ...]:
+        out: list[str] = []
+        for value in values:
+            net = parse_cidr(value)
+            if net is None:
+                self.problem(f"{what}: {value!r} is not a valid CIDR")
+            elif str(net) not in out:
+                out.append(str(net))
+        return tuple(out)
+
+    def choice(self, value: object, allowed: tuple[str, ...], default: str, what: str) -> str:
+        if value is None:
+            return default
+        if value in allowed:
+            return str(value)
+        self.problem(f"{what} {value!r} is not one of {', '.join(allowed)}; using {default}")
+        return default
+
+    def named(self, name_ok: bool) -> bool:
+        """Whether namespace/name are safe to use at all (they end up in chain names and comments)."""
+        if not name_ok:
+            self.problem("name is not a valid DNS label; object skipped")
+        elif self.kind != "Node" and not is_dns_label(self.namespace):
+            self.problem("namespace is not a valid DNS label; object skipped")
+        else:
+            return True
+        return False
+
+
+# --- Service -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ServicePort:
+    name: str  # "" only for single-port Services
+    protocol: str  # TCP | UDP | SCTP
+    port: int
+    target_port: int | str  # a number, or a container port name resolved per endpoint by the slices
+    node_port: int  # 0: none
+
+
+@dataclass(frozen=True)
+class Service:
+    namespace: str
+    name: str
+    type: str
+    cluster_ips: tuple[str, ...]  # ("None",) for headless Services
+    ip_families: tuple[str, ...]
+    ports: tuple[ServicePort, ...]
+    external_ips: tuple[str, ...]
+    load_balancer_ips: tuple[str, ...]  # status.loadBalancer.ingress[].ip (not ipMode: Proxy)
+    load_balancer_source_ranges: tuple[str, ...]  # the valid ones, normalised
+    lb_firewall: bool  # loadBalancerSourceRanges was set, even if no entry was valid: fail closed
+    session_affinity: str  # None | ClientIP
+    affinity_timeout: int  # seconds, meaningful for ClientIP
+    external_traffic_policy: str
+    internal_traffic_policy: str
+    health_check_node_port: int  # 0: none
+    labels: tuple[tuple[str, str], ...]  # sorted
+
+    @property
+    def key(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+    def label(self, key: str) -> str | None:
+        return dict(self.labels).get(key)
+
+    @property
+    def headless(self) -> bool:
+        return self.cluster_ips == ("None",)
+
+    @property
+    def external_name(self) -> bool:
+        return self.type == "ExternalName"
+
+
+def _service_ports(p: _Parse, spec: dict[str, Any]) -> tuple[ServicePort, ...]:
+    ports: list[ServicePort] = []
+    raw_ports = p.list(spec, "ports")
+    for i, raw in enumerate(raw_ports):
+        name = field(raw, "name", "")
+        what = f"port {name or i}"
+        if name == "" and len(raw_ports) > 1:
+            p.problem(f"{what}: a name is required when a Service has several ports; port skipped")
+            continue
+        if name != "" and not is_dns_label(name):
+            p.problem(f"{what}: name {name!r} is not a valid DNS label; port skipped")
+            continue
+        protocol = p.protocol(field(raw, "protocol", "TCP"), what)
+        number = p.port(field(raw, "port"), f"{what}: port")
+        node_port = p.port(field(raw, "nodePort", 0), f"{what}: nodePort", allow_zero=True)
+        target = field(raw, "targetPort", number)
+        if isinstance(target, str) and target.isdigit():
+            target = int(target)
+        if isinstance(target, str):
+            target_ok = is_dns_label(target)
+        else:
+            target_ok = isinstance(target, int) and not isinstance(target, bool) and 1 <= target <= 65535
+        if not target_ok and target is not None:  # None: defaults to `port`, already reported
+            p.problem(f"{what}: targetPort {target!r} is neither a port number nor a port name")
+        if protocol is None or number is None or node_port is None or not target_ok:
+            continue
+        ports.append(ServicePort(name, protocol, number, target, node_port))
+    return tuple(ports)
+
+
+def _cluster_ips(p: _Parse, spec: dict[str, Any]) -> tuple[str, ...]:
+    raw = p.list(spec, "clusterIPs") or ([spec_ip] if (spec_ip := field(spec, "clusterIP")) else [])
+    if raw and raw[0] == "None":
+        return ("None",)
+    ips = p.ips(raw, "clusterIPs")
+    if len({family_of(ip) for ip in ips}) < len(ips):
+        p.problem("clusterIPs has two addresses of one family; using the first")
+        ips = tuple(ip for i, ip in enumerate(ips) if family_of(ip) not in {family_of(x) for x in ips[:i]})
+    return ips
+
+
+def _lb_ingress(p: _Parse, obj: object) -> tuple[str, ...]:
+    lb = p.dict(p.dict(obj, "status"), "loadBalancer")
+    raw = [field(i, "ip") for i in p.list(lb, "ingress") if field(i, "ip") and field(i, "ipMode") != "Proxy"]
+    return p.ips(raw, "status.loadBalancer.ingress")
+
+
+def parse_service(obj: object) -> tuple[Service | None, list[Problem]]:
+    """The Service view and its problems; None when the object cannot be used at all."""
+    p = _Parse("Service", obj)
+    if not p.named(is_dns_label(p.name)):
+        return None, p.problems
+    spec = p.dict(obj, "spec")
+    svc_type = field(spec, "type", "ClusterIP")
+    if svc_type not in SERVICE_TYPES:
+        p.problem(f"type {svc_type!r} is not one of {', '.join(SERVICE_TYPES)}; Service skipped")
+        return None, p.problems
+    cluster_ips = _cluster_ips(p, spec)
+    families = tuple(f for f in p.list(spec, "ipFamilies") if isinstance(f, str))
+    actual = tuple(f"IPv{family_of(ip)}" for ip in cluster_ips if ip != "None")
+    if families and actual and families[: len(actual)] != actual:
+        p.problem(f"ipFamilies {list(families)} do not match clusterIPs {list(cluster_ips)}; "
+                  "using the families of the addresses")
+    affinity = p.choice(field(spec, "sessionAffinity"), ("None", "ClientIP"), "None", "sessionAffinity")
+    timeout = field(field(field(spec, "sessionAffinityConfig"), "clientIP"), "timeoutSeconds",
+                    DEFAULT_AFFINITY_SECONDS)
+    if not isinstance(timeout, int) or isinstance(timeout, bool) or not 1 <= timeout <= MAX_AFFINITY_SECONDS:
+        p.problem(f"sessionAffinityConfig timeoutSeconds {timeout!r} is not in 1-{MAX_AFFINITY_SECONDS}; "
+                  f"using {DEFAULT_AFFINITY_SECONDS}")
+        timeout = DEFAULT_AFFINITY_SECONDS
+    raw_ranges = p.list(spec, "loadBalancerSourceRanges")
+    hc_port = p.port(field(spec, "healthCheckNodePort", 0), "healthCheckNodePort", allow_zero=True)
+    svc = Service(
+        namespace=p.namespace,
+        name=p.name,
+        type=svc_type,
+        cluster_ips=cluster_ips,
+        ip_families=families or actual,
+        ports=_service_ports(p, spec),
+        external_ips=p.ips(p.list(spec, "externalIPs"), "externalIPs"),
+        load_balancer_ips=_lb_ingress(p, obj),
+        load_balancer_source_ranges=p.cidrs(raw_ranges, "loadBalancerSourceRanges"),
+        lb_firewall=bool(raw_ranges),
+        session_affinity=affinity,
+        affinity_timeout=timeout,
+        external_traffic_policy=p.choice(field(spec, "externalTrafficPolicy"), TRAFFIC_POLICIES, "Cluster",
+                                         "externalTrafficPolicy"),
+        internal_traffic_policy=p.choice(field(spec, "internalTrafficPolicy"), TRAFFIC_POLICIES, "Cluster",
+                                         "internalTrafficPolicy"),
+        health_check_node_port=hc_port or 0,
+        labels=tuple(sorted(p.labels.items())),
+    )
+    return svc, p.problems
+
+
+# --- EndpointSlice -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EndpointPort:
+    name: str
+    protocol: str
+    port: int
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    addresses: tuple[str, ...]  # consumers use only the first (the API says they are fungible)
+    ready: bool
+    serving: bool
+    terminating: bool
+    node_name: str
+    zone: str
+
+
+@dataclass(frozen=True)
+class EndpointSlice:
+    namespace: str
+    name: str
+    service_name: str  # "" when the slice belongs to no Service
+    address_type: str  # IPv4 | IPv6 | FQDN
+    ports: tuple[EndpointPort, ...]
+    endpoints: tuple[Endpoint, ...]
+
+    @property
+    def family(self) -> int | None:
+        return {"IPv4": 4, "IPv6": 6}.get(self.address_type)
+
+
+def _slice_ports(p: _Parse, obj: object) -> tuple[EndpointPort, ...]:
+    ports: list[EndpointPort] = []
+    for i, raw in enumerate(p.list(obj, "ports")):
+        name = field(raw, "name", "")
+        what = f"port {name or i}"
+        if name != "" and not is_dns_label(name):
+            p.problem(f"{what}: name {name!r} is not a valid DNS label; port skipped")
+            continue
+        if field(raw, "port") is None:
+            continue  # a port without a number means "all ports", which Services cannot use
+        protocol = p.protocol(field(raw, "protocol", "TCP"), what)
+        number = p.port(field(raw, "port"), f"{what}: port")
+        if protocol and number:
+            ports.append(EndpointPort(name, protocol, number))
+    return tuple(ports)
+
+
+def _flag(conditions: object, key: str, default: bool) -> bool:
+    value = field(conditions, key)
+    return value if isinstance(value, bool) else default
+
+
+def _endpoints(p: _Parse, obj: object, family: int | None) -> tuple[Endpoint, ...]:
+    endpoints: list[Endpoint] = []
+    for raw in p.list(obj, "endpoints"):
+        addresses = p.ips(p.list(raw, "addresses"), "endpoint addresses") if family else ()
+        wrong = [a for a in addresses if family_of(a) != family]
+        if wrong:
+            p.problem(f"endpoint addresses {wrong} are not of addressType IPv{family}; skipped")
+        addresses = tuple(a for a in addresses if a not in wrong)
+        if not addresses:
+            continue
+        cond = field(raw, "conditions", {})
+        ready = _flag(cond, "ready", True)  # unknown readiness means ready (API contract)
+        node = field(raw, "nodeName", "")
+        endpoints.append(Endpoint(
+            addresses=addresses,
+            ready=ready,
+            serving=_flag(cond, "serving", ready),
+            terminating=_flag(cond, "terminating", False),
+            node_name=node if isinstance(node, str) else "",
+            zone=zone if isinstance(zone := field(raw, "zone", ""), str) else "",
+        ))
+    return tuple(endpoints)
+
+
+def parse_endpoint_slice(obj: object) -> tuple[EndpointSlice | None, list[Problem]]:
+    """The EndpointSlice view and its problems; FQDN slices parse but carry no endpoints."""
+    p = _Parse("EndpointSlice", obj)
+    if not p.named(isinstance(p.name, str) and bool(_DNS_SUBDOMAIN.match(p.name))):
+        return None, p.problems
+    address_type = field(obj, "addressType", "")
+    if address_type not in ("IPv4", "IPv6", "FQDN"):
+        p.problem(f"addressType {address_type!r} is not IPv4, IPv6 or FQDN; slice skipped")
+        return None, p.problems
+    service = p.labels.get(SERVICE_NAME_LABEL, "")
+    family = {"IPv4": 4, "IPv6": 6}.get(address_type)
+    return EndpointSlice(
+        namespace=p.namespace,
+        name=p.name,
+        service_name=service if is_dns_label(service) else "",
+        address_type=address_type,
+        ports=_slice_ports(p, obj),
+        endpoints=_endpoints(p, obj, family),
+    ), p.problems
+
+
+# --- Node ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Node:
+    name: str
+    internal_ips: tuple[str, ...]
+    external_ips: tuple[str, ...]
+    pod_cidrs: tuple[str, ...]
+
+
+def parse_node(obj: object) -> tuple[Node | None, list[Problem]]:
+    """The Node view (addresses and podCIDRs) and its problems."""
+    p = _Parse("Node", obj)
+    if not p.named(isinstance(p.name, str) and bool(_DNS_SUBDOMAIN.match(p.name))):
+        return None, p.problems
+    status, spec = p.dict(obj, "status"), p.dict(obj, "spec")
+    addresses = p.list(status, "addresses")
+
+    def of_type(kind: str) -> tuple[str, ...]:
+        return p.ips([field(a, "address") for a in addresses if field(a, "type") == kind], f"{kind} address")
+
+    cidrs = p.list(spec, "podCIDRs") or ([c] if (c := field(spec, "podCIDR")) else [])
+    return Node(p.name, of_type("InternalIP"), of_type("ExternalIP"), p.cidrs(cidrs, "podCIDRs")), p.problems

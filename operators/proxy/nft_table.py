@@ -1,0 +1,144 @@
+"""A small in-memory form of one nftables table, written either whole or as a diff against another.
+
+The full ruleset and the incremental transaction must describe the same state. Building the table
+once and deriving both texts from it makes that true by construction, and keeps the diff generic:
+chains are compared by their rules, sets and maps by their declaration and their elements.
+
+`full()` is one atomic transaction that replaces the table (`add` + `delete` + define, so it also
+works when the table does not exist yet). Dynamic sets (ClientIP affinity) start empty again.
+
+`diff(old, new)` touches only what changed, so unchanged affinity sets keep their entries. It assumes
+the kernel holds exactly `old`; the caller falls back to `full()` when the diff fails to apply. It
+deletes a chain in the same transaction as the map element that pointed to it; kernels before 6.2
+may refuse that (EBUSY), which the same fallback covers. Base-chain changes (hooks, priorities) are
+never diffed: the diff is then the full text.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+INDENT = "\t"
+
+
+@dataclass(frozen=True)
+class Chain:
+    name: str
+    rules: tuple[str, ...]
+    base: str = ""  # for base chains: "type nat hook prerouting priority dstnat; policy accept;"
+
+
+@dataclass(frozen=True)
+class NftSet:
+    """A named set, or a map when `type` has a `:` (then every element has a value)."""
+
+    name: str
+    type: str
+    flags: tuple[str, ...] = ()
+    timeout: int = 0  # seconds, for dynamic sets
+    comment: str = ""
+    elements: tuple[tuple[str, str], ...] = ()  # (key, value); value "" in sets
+
+    @property
+    def kind(self) -> str:
+        return "map" if " : " in self.type else "set"
+
+    def decl(self) -> list[str]:
+        """The declaration statements (without elements), one per line."""
+        lines = [f"type {self.type}"]
+        if self.flags:
+            lines.append(f"flags {','.join(self.flags)}")
+        if self.timeout:
+            lines.append(f"timeout {self.timeout}s")
+        if self.comment:
+            lines.append(f'comment "{self.comment}"')
+        return lines
+
+    def same_decl(self, other: NftSet) -> bool:
+        return self.decl() == other.decl()
+
+
+def _element(key: str, value: str) -> str:
+    return f"{key} : {value}" if value else key
+
+
+@dataclass(frozen=True)
+class Table:
+    family: str
+    name: str
+    comment: str
+    sets: tuple[NftSet, ...]
+    chains: tuple[Chain, ...]
+
+    @property
+    def ref(self) -> str:
+        return f"{self.family} {self.name}"
+
+    def delete(self) -> str:
+        """A transaction removing the table, whether or not it exists."""
+        return f"add table {self.ref}\ndelete table {self.ref}\n"
+
+    def full(self) -> str:
+        """A transaction replacing whatever the table held with exactly this content."""
+        i1, i2, i3 = INDENT, INDENT * 2, INDENT * 3
+        out = [self.delete().rstrip("\n"), f"table {self.ref} {{", f'{i1}comment "{self.comment}"']
+        for s in self.sets:
+            out += ["", f"{i1}{s.kind} {s.name} {{", *(i2 + line for line in s.decl())]
+            if s.elements:
+                items = [_element(k, v) for k, v in s.elements]
+                out += [f"{i2}elements = {{", *(f"{i3}{e}," for e in items[:-1]), f"{i3}{items[-1]}"]
+                out.append(f"{i2}}}")
+            out.append(f"{i1}}}")
+        for c in self.chains:
+            out += ["", f"{i1}chain {c.name} {{", *([i2 + c.base] if c.base else [])]
+            out += [*(i2 + r for r in c.rules), f"{i1}}}"]
+        out.append("}")
+        return "\n".join(out) + "\n"
+
+
+def _refs(chain: Chain) -> set[str]:
+    """Named sets and maps a chain's rules use (`@name`)."""
+    return {tok[1:] for rule in chain.rules for tok in rule.split() if tok.startswith("@")}
+
+
+def diff(old: Table, new: Table) -> str:
+    """The transaction turning `old` into `new`; "" when they are the same."""
+    if (old.ref, old.comment) != (new.ref, new.comment) or (
+        {c.name: c.base for c in old.chains if c.base} != {c.name: c.base for c in new.chains if c.base}
+    ):
+        return new.full()
+    t = new.ref
+    old_chains = {c.name: c for c in old.chains}
+    new_chains = {c.name: c for c in new.chains}
+    old_sets = {s.name: s for s in old.sets}
+    new_sets = {s.name: s for s in new.sets}
+    kept_sets = [s for s in new.sets if s.name in old_sets and s.same_decl(old_sets[s.name])]
+    gone_sets = [s for s in old.sets if s.name not in new_sets or not s.same_decl(new_sets[s.name])]
+    added_sets = [s for s in new.sets if s.name not in old_sets or not s.same_decl(old_sets[s.name])]
+    gone_set_names = {s.name for s in gone_sets}
+    added_chains = [c for c in new.chains if c.name not in old_chains]
+    gone_chains = [c for c in old.chains if c.name not in new_chains]
+    # A chain is refilled when its rules changed, or when a set it uses is deleted and recreated.
+    refill = [c for c in new.chains if c.name in old_chains
+              and (c.rules != old_chains[c.name].rules or _refs(old_chains[c.name]) & gone_set_names)]
+
+    out = [f"add chain {t} {c.name}" for c in added_chains]
+    out += [f"flush chain {t} {c.name}" for c in refill + gone_chains]
+    adds: list[tuple[NftSet, list[tuple[str, str]]]] = []
+    for s in kept_sets:
+        before, after = dict(old_sets[s.name].elements), dict(s.elements)
+        dropped = [k for k, v in before.items() if after.get(k) != v]
+        if dropped:
+            out.append(f"delete element {t} {s.name} {{ {', '.join(dropped)} }}")
+        adds.append((s, [(k, v) for k, v in s.elements if before.get(k) != v]))
+    out += [f"delete {s.kind} {t} {s.name}" for s in gone_sets]
+    for s in added_sets:
+        out.append(f"add {s.kind} {t} {s.name} {{ {'; '.join(s.decl())}; }}")
+        adds.append((s, list(s.elements)))
+    for s, elements in adds:
+        if elements:
+            out.append(f"add element {t} {s.name} {{ {', '.join(_element(k, v) for k, v in elements)} }}")
+    for c in added_chains + refill:
+        out += [f"add rule {t} {c.name} {r}" for r in c.rules]
+    out += [f"delete chain {t} {c.name}" for c in gone_chains]
+    return "\n".join(out) + "\n" if out else ""

@@ -1,0 +1,199 @@
+"""The proxy model: which endpoints, which traffic policy, what is skipped, and config parsing."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from operators.proxy.model import ProxiedPort, ProxyConfig, ProxyModel, Target
+from operators.proxy.offline import model_from_objects
+
+
+def svc(name: str = "web", ips: tuple[str, ...] = ("10.96.0.1",), **spec: Any) -> dict[str, Any]:
+    labels = spec.pop("labels", {})
+    status = {"loadBalancer": {"ingress": [{"ip": ip} for ip in spec.pop("lb_ips", ())]}}
+    spec.setdefault("ports", [{"name": "http", "port": 80}])
+    return {"apiVersion": "v1", "kind": "Service", "metadata": {"name": name, "namespace": "default",
+                                                                "labels": labels},
+            "spec": {"clusterIPs": list(ips), **spec}, "status": status}
+
+
+def ep(ip: str, node: str = "node-b", **conditions: bool) -> dict[str, Any]:
+    return {"addresses": [ip], "nodeName": node, "conditions": conditions}
+
+
+def eps(service: str = "web", *endpoints: dict[str, Any], port: int = 8080, name: str = "1",
+        family: int = 4) -> dict[str, Any]:
+    return {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+            "metadata": {"name": f"{service}-{name}", "namespace": "default",
+                         "labels": {"kubernetes.io/service-name": service}},
+            "addressType": f"IPv{family}", "ports": [{"name": "http", "port": port}],
+            "endpoints": list(endpoints)}
+
+
+NODE = {"apiVersion": "v1", "kind": "Node", "metadata": {"name": "node-a"},
+        "spec": {"podCIDRs": ["10.244.1.0/24"]},
+        "status": {"addresses": [{"type": "InternalIP", "address": "172.18.0.2"}]}}
+
+
+def build(*objects: dict[str, Any], config: dict[str, Any] | None = None) -> tuple[ProxyModel, list[str]]:
+    model, problems = model_from_objects([*objects, NODE], "node-a", config)
+    return model, [str(p) for p in problems]
+
+
+def only(model: ProxyModel) -> ProxiedPort:
+    (port,) = model.ports
+    return port
+
+
+def ips(targets: tuple[Target, ...]) -> list[str]:
+    return [t.ip for t in targets]
+
+
+def test_ready_endpoints_only() -> None:
+    draining = ep("10.244.1.1", node="node-a", ready=False, serving=True, terminating=True)
+    port = only(build(svc(), eps("web", ep("10.244.2.2"), ep("10.244.2.1", ready=False), draining))[0])
+    assert port.cluster_endpoints == (Target("10.244.2.2", 8080, False),)
+    assert port.has_endpoints and port.local_endpoints == ()
+
+
+def test_serving_terminating_when_none_ready() -> None:
+    port = only(build(svc(), eps("web", ep("10.244.2.2", ready=False, serving=True, terminating=True),
+                                 ep("10.244.2.3", ready=False, serving=False, terminating=True)))[0])
+    assert ips(port.cluster_endpoints) == ["10.244.2.2"]
+
+
+def test_no_usable_endpoints() -> None:
+    port = only(build(svc(), eps("web", ep("10.244.2.2", ready=False)))[0])
+    assert not port.has_endpoints and port.internal_endpoints == ()
+
+
+def test_named_target_port_resolved_per_slice() -> None:
+    model, _ = build(svc(ports=[{"name": "http", "port": 80, "targetPort": "web"}]),
+                     eps("web", ep("10.244.2.2"), port=8080, name="a"),
+                     eps("web", ep("10.244.2.3"), port=9090, name="b"))
+    targets = only(model).cluster_endpoints
+    assert [(t.ip, t.port) for t in targets] == [("10.244.2.2", 8080), ("10.244.2.3", 9090)]
+
+
+def test_slice_port_must_match_name_and_protocol() -> None:
+    udp = svc(ports=[{"name": "http", "port": 80, "protocol": "UDP"}])
+    assert not only(build(udp, eps("web", ep("10.244.2.2")))[0]).has_endpoints
+
+
+def test_duplicate_endpoints_keep_the_healthiest() -> None:
+    port = only(build(svc(), eps("web", ep("10.244.2.2", ready=False), name="a"),
+                      eps("web", ep("10.244.2.2"), name="b"))[0])
+    assert ips(port.cluster_endpoints) == ["10.244.2.2"]
+
+
+def test_external_local_policy() -> None:
+    model, _ = build(svc(type="NodePort", externalTrafficPolicy="Local",
+                         ports=[{"name": "http", "port": 80, "nodePort": 30080}]),
+                     eps("web", ep("10.244.1.5", node="node-a"), ep("10.244.2.5")))
+    port = only(model)
+    assert port.external_local and not port.internal_local
+    assert ips(port.local_endpoints) == ["10.244.1.5"]
+    assert ips(port.cluster_endpoints) == ["10.244.1.5", "10.244.2.5"]  # for pod/node short-circuit
+    assert port.external_endpoints == port.local_endpoints and port.uses_external_chain
+
+
+def test_external_local_policy_needs_external_access() -> None:
+    port = only(build(svc(externalTrafficPolicy="Local"), eps("web", ep("10.244.2.5")))[0])
+    assert not port.external_local and not port.externally_accessible
+
+
+def test_internal_local_policy_without_local_endpoints() -> None:
+    port = only(build(svc(internalTrafficPolicy="Local"), eps("web", ep("10.244.2.5")))[0])
+    assert port.internal_local and port.has_endpoints
+    assert port.internal_endpoints == () and port.cluster_endpoints == ()
+
+
+def test_skipped_services() -> None:
+    model, problems = build(
+        svc("headless", ("None",)),
+        svc("alias", (), type="ExternalName", externalName="example.com"),
+        svc("other", labels={"service.kubernetes.io/service-proxy-name": "x"}),
+    )
+    assert model.ports == () and model.cluster_ips == () and problems == []
+
+
+def test_dual_stack() -> None:
+    dual = svc(ips=("10.96.0.1", "fd00:10:96::1"), externalIPs=["198.51.100.1", "2001:db8::1"])
+    model, problems = build(dual,
+                            eps("web", ep("10.244.2.5"), name="v4"),
+                            eps("web", ep("fd00:10:244:2::5"), name="v6", family=6))
+    v4, v6 = model.ports
+    assert (v4.family, v4.cluster_ip, v4.external_ips, ips(v4.cluster_endpoints)) == (
+        4, "10.96.0.1", ("198.51.100.1",), ["10.244.2.5"])
+    assert (v6.family, v6.cluster_ip, v6.external_ips, ips(v6.cluster_endpoints)) == (
+        6, "fd00:10:96::1", ("2001:db8::1",), ["fd00:10:244:2::5"])
+    assert model.families == (4, 6) and problems == []
+
+
+def test_foreign_family_addresses_are_ignored() -> None:
+    model, problems = build(svc(externalIPs=["2001:db8::1"]))
+    assert only(model).external_ips == ()
+    assert problems == [
+        "Service default/web: externalIP 2001:db8::1 ignored: the Service has no IPv6 clusterIP"]
+
+
+def test_collisions_go_to_the_first_service() -> None:
+    np = [{"name": "http", "port": 80, "nodePort": 30080}]
+    model, problems = build(svc("a", type="NodePort", ports=np),
+                            svc("b", ("10.96.0.2",), type="NodePort", ports=np), svc("c", ("10.96.0.1",)))
+    a, b = model.ports
+    assert (a.name, a.node_port, b.name, b.node_port) == ("a", 30080, "b", 0)
+    assert problems == [
+        "Service default/b: nodePort 30080/TCP is already used by Service default/a port http; ignored here",
+        "Service default/c: 10.96.0.1 port http/TCP is already used by Service default/a port http; "
+        "ignored here"]
+
+
+def test_source_ranges() -> None:
+    lb = {"type": "LoadBalancer", "lb_ips": ["172.18.255.1", "fc00::1"], "ports": [{"name": "h", "port": 80}]}
+    ranges = ["203.0.113.0/24"]
+    model, _ = build(svc(ips=("10.96.0.1", "fd00:10:96::1"), loadBalancerSourceRanges=ranges, **lb))
+    v4, v6 = model.ports
+    assert v4.source_ranges == ("203.0.113.0/24",) and v4.firewalled
+    assert v6.source_ranges == () and v6.firewalled  # no IPv6 range given: IPv6 sources all dropped
+    model, _ = build(svc(loadBalancerSourceRanges=["172.18.0.0/24"], **lb))
+    assert only(model).source_ranges == ("172.18.0.0/24", "172.18.255.1")  # the node itself is in range
+    model, _ = build(svc(**lb))
+    assert only(model).source_ranges is None and not only(model).firewalled
+
+
+def test_health_checks_count_local_ready_endpoints() -> None:
+    model, _ = build(svc(type="LoadBalancer", externalTrafficPolicy="Local", healthCheckNodePort=32000,
+                         ports=[{"name": "http", "port": 80, "nodePort": 30080}]),
+                     eps("web", ep("10.244.1.5", node="node-a"), ep("10.244.1.6", node="node-a", ready=False),
+                         ep("10.244.2.5")))
+    (hc,) = model.health_checks
+    assert (hc.namespace, hc.name, hc.node_port, hc.local_endpoints) == ("default", "web", 32000, 1)
+
+
+def test_affinity() -> None:
+    assert only(build(svc(sessionAffinity="ClientIP"))[0]).affinity_seconds == 10800
+    assert only(build(svc())[0]).affinity_seconds == 0
+
+
+def test_node_port_addresses_and_local_detection() -> None:
+    config = {"nodePortAddresses": ["primary", "192.168.0.0/16"], "detectLocalMode": "NodeCIDR"}
+    model, problems = build(config=config)
+    assert model.nodeport_cidrs == ("192.168.0.0/16", "172.18.0.2/32")
+    assert model.local_cidrs == ("10.244.1.0/24",) and problems == []
+    model, _ = build()
+    assert model.nodeport_cidrs == () and model.local_cidrs == ProxyConfig().cluster_cidrs
+
+
+def test_config_from_dict() -> None:
+    assert ProxyConfig.from_dict(None) == (ProxyConfig(), [])
+    config, problems = ProxyConfig.from_dict({
+        "clusterCIDRs": ["10.1.0.0/16", "bad"], "serviceCIDRs": "10.2.0.0/16", "masqueradeAll": "yes",
+        "masqueradeBit": 15, "mode": "ipvs", "nodePortAddresses": ["::1/128"], "detectLocalMode": "NodeCIDR",
+    })
+    assert config == ProxyConfig(cluster_cidrs=("10.1.0.0/16",), detect_local="NodeCIDR")
+    assert [p.message.split(" ")[0] for p in problems] == [
+        "masqueradeAll", "masqueradeBit", "clusterCIDRs:", "serviceCIDRs", "nodePortAddresses:", "mode"]
+    config, _ = ProxyConfig.from_dict({"masquerade_all": True, "masquerade_bit": 3, "mode": "iptables"})
+    assert (config.masquerade_all, config.masquerade_mark, config.drop_mark, config.mode) == (
+        True, 0x8, 0x8000, "iptables")

@@ -1,0 +1,67 @@
+"""The nft table form: whole-table text and the diff between two tables."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from operators.proxy.nft_table import Chain, NftSet, Table, diff
+
+BASE = Chain("nat-prerouting", ("jump services",), "type nat hook prerouting priority -100; policy accept;")
+AFF = NftSet("aff", "ipv4_addr", ("dynamic", "timeout"), 60)
+IPS = NftSet("ips", "ipv4_addr . inet_proto . inet_service : verdict",
+             elements=(("10.0.0.1 . tcp . 80", "goto svc-a"), ("10.0.0.2 . tcp . 80", "goto svc-b")))
+TABLE = Table("inet", "t", "test", (IPS, AFF), (
+    BASE,
+    Chain("services", ("ip daddr . meta l4proto . th dport vmap @ips",)),
+    Chain("svc-a", ("ip saddr @aff goto ep-a", "goto ep-a")),
+    Chain("svc-b", ("goto ep-a",)),
+    Chain("ep-a", ("update @aff { ip saddr }", "dnat ip to 10.1.0.1:80")),
+))
+
+
+def test_full_text() -> None:
+    text = TABLE.full()
+    assert text.startswith("add table inet t\ndelete table inet t\ntable inet t {\n\tcomment \"test\"\n")
+    assert "\tmap ips {\n\t\ttype ipv4_addr . inet_proto . inet_service : verdict\n\t\telements = {\n" in text
+    assert "\t\t\t10.0.0.1 . tcp . 80 : goto svc-a,\n\t\t\t10.0.0.2 . tcp . 80 : goto svc-b\n" in text
+    assert "\tset aff {\n\t\ttype ipv4_addr\n\t\tflags dynamic,timeout\n\t\ttimeout 60s\n\t}\n" in text
+    assert TABLE.delete() == "add table inet t\ndelete table inet t\n"
+
+
+def test_no_change_no_diff() -> None:
+    assert diff(TABLE, TABLE) == ""
+
+
+def test_base_chain_change_is_a_full_sync() -> None:
+    moved = replace(BASE, base="type nat hook prerouting priority -50; policy accept;")
+    new = replace(TABLE, chains=(moved, *TABLE.chains[1:]))
+    assert diff(TABLE, new) == new.full()
+
+
+def test_element_and_chain_changes() -> None:
+    new = replace(TABLE, sets=(replace(IPS, elements=(("10.0.0.1 . tcp . 80", "goto svc-c"),)), AFF),
+                  chains=(*TABLE.chains[:2], Chain("svc-c", ("goto ep-a",)), *TABLE.chains[4:]))
+    assert diff(TABLE, new).splitlines() == [
+        "add chain inet t svc-c",
+        "flush chain inet t svc-a",
+        "flush chain inet t svc-b",
+        "delete element inet t ips { 10.0.0.1 . tcp . 80, 10.0.0.2 . tcp . 80 }",
+        "add element inet t ips { 10.0.0.1 . tcp . 80 : goto svc-c }",
+        "add rule inet t svc-c goto ep-a",
+        "delete chain inet t svc-a",
+        "delete chain inet t svc-b",
+    ]
+
+
+def test_recreated_set_refills_its_users() -> None:
+    new = replace(TABLE, sets=(IPS, replace(AFF, timeout=30)))
+    assert diff(TABLE, new).splitlines() == [
+        "flush chain inet t svc-a",
+        "flush chain inet t ep-a",
+        "delete set inet t aff",
+        "add set inet t aff { type ipv4_addr; flags dynamic,timeout; timeout 30s; }",
+        "add rule inet t svc-a ip saddr @aff goto ep-a",
+        "add rule inet t svc-a goto ep-a",
+        "add rule inet t ep-a update @aff { ip saddr }",
+        "add rule inet t ep-a dnat ip to 10.1.0.1:80",
+    ]
