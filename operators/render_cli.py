@@ -1,0 +1,65 @@
+"""`knet render ...` and `knet explain ...`: the pure cores, run offline on objects in YAML files."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .kube.objects import load_objects
+
+
+def _print(text: str, problems: list[str]) -> int:
+    sys.stdout.write(text)
+    for p in problems:
+        print(f"warning: {p}", file=sys.stderr)
+    return 0
+
+
+def cmd_render_proxy(args: argparse.Namespace) -> int:
+    from .proxy import offline
+
+    return _print(*offline.render(load_objects(args.filename), args.node, mode=args.mode))
+
+
+def cmd_render_netpol(args: argparse.Namespace) -> int:
+    from .netpol import offline
+
+    return _print(*offline.render(load_objects(args.filename), args.node))
+
+
+def cmd_explain_netpol(args: argparse.Namespace) -> int:
+    from .netpol.explain import explain
+    from .netpol.offline import format_verdict
+
+    port, _, proto = args.port.partition("/")
+    try:
+        objects = load_objects(args.filename)
+        verdict = explain(objects, args.src, args.dst, int(port), (proto or "TCP").upper())
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    sys.stdout.write(format_verdict(verdict))
+    return 0 if verdict.allowed else 1
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    render = sub.add_parser("render", help="print what knet would program, from objects in YAML files")
+    rsub = render.add_subparsers(dest="render_command", required=True)
+    p = rsub.add_parser("proxy", help="a node's Service rules (nft -f or iptables-restore input)")
+    p.add_argument("-f", "--filename", action="append", required=True, help="YAML file ('-' for stdin)")
+    p.add_argument("--node", required=True)
+    p.add_argument("--mode", choices=("nftables", "iptables"), default="nftables")
+    p.set_defaults(func=cmd_render_proxy)
+    p = rsub.add_parser("netpol", help="a node's NetworkPolicy ruleset (nft -f input)")
+    p.add_argument("-f", "--filename", action="append", required=True)
+    p.add_argument("--node", required=True)
+    p.set_defaults(func=cmd_render_netpol)
+
+    explain = sub.add_parser("explain", help="explain a decision")
+    esub = explain.add_subparsers(dest="explain_command", required=True)
+    p = esub.add_parser("netpol", help="is traffic from one pod to another allowed, and by which rules")
+    p.add_argument("-f", "--filename", action="append", required=True)
+    p.add_argument("--from", dest="src", required=True, help="NAMESPACE/POD or an IP address")
+    p.add_argument("--to", dest="dst", required=True, help="NAMESPACE/POD or an IP address")
+    p.add_argument("--port", default="80/TCP", help="PORT/PROTOCOL (default 80/TCP)")
+    p.set_defaults(func=cmd_explain_netpol)

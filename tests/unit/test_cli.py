@@ -1,0 +1,62 @@
+"""The `knet` command line runs the pure cores offline on YAML files."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+GOLDEN = Path(__file__).parents[1] / "golden"
+
+
+def knet(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "operators.cli", *args], capture_output=True, text=True, timeout=60)
+
+
+def test_version() -> None:
+    out = knet("--version")
+    assert out.returncode == 0 and out.stdout.startswith("knet ")
+
+
+def test_render_proxy_matches_its_golden_file() -> None:
+    case = GOLDEN / "proxy/cases/clusterip-multiport.yaml"
+    expected = (GOLDEN / "proxy/expected/clusterip-multiport.nft").read_text()
+    node = next(o["metadata"]["name"] for o in yaml.safe_load_all(case.read_text()) if o and o["kind"] == "Node")
+    out = knet("render", "proxy", "-f", str(case), "--node", node)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == expected
+
+
+OBJECTS = """
+apiVersion: v1
+kind: Namespace
+metadata: {name: x}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: a, namespace: x, labels: {app: a}}
+spec: {nodeName: n1, containers: [{name: c, image: i}]}
+status: {podIP: 10.244.1.2, podIPs: [{ip: 10.244.1.2}], phase: Running}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: b, namespace: x, labels: {app: b}}
+spec: {nodeName: n1, containers: [{name: c, image: i}]}
+status: {podIP: 10.244.1.3, podIPs: [{ip: 10.244.1.3}], phase: Running}
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: deny-b, namespace: x}
+spec: {podSelector: {matchLabels: {app: b}}, policyTypes: [Ingress]}
+"""
+
+
+def test_explain_netpol_exit_code_follows_the_verdict(tmp_path: Path) -> None:
+    objects = tmp_path / "o.yaml"
+    objects.write_text(OBJECTS)
+    denied = knet("explain", "netpol", "-f", str(objects), "--from", "x/a", "--to", "x/b", "--port", "80/TCP")
+    assert denied.returncode == 1 and denied.stdout.startswith("DENIED") and "deny-b" in denied.stdout
+    allowed = knet("explain", "netpol", "-f", str(objects), "--from", "x/b", "--to", "x/a")
+    assert allowed.returncode == 0 and allowed.stdout.startswith("ALLOWED")
