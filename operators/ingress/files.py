@@ -1,0 +1,54 @@
+"""The files nginx reads, and `nginx -t`: the small I/O the controller shell does before a reload.
+
+Certificates are written before the config that names them (their names carry a content digest, so a
+rotated Secret gets a new file and the running nginx keeps reading the old one until it reloads).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+from operators.ingress.certs import self_signed
+from operators.ingress.model import IngressModel
+from operators.ingress.render import Runtime
+
+
+def _write(path: Path, data: bytes, mode: int = 0o600) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+    tmp.replace(path)
+
+
+def prepare(runtime: Runtime) -> None:
+    """Create nginx's directories and, when missing, a self-signed default certificate."""
+    for d in (runtime.prefix, runtime.temp_dir, runtime.certificate_dir):
+        Path(d).mkdir(parents=True, exist_ok=True)
+    default = Path(runtime.default_certificate)
+    if not default.exists():
+        cert, key = self_signed(["ingress.local"], days=3650)
+        _write(default, cert + key)
+
+
+def write_certificates(model: IngressModel, runtime: Runtime) -> None:
+    """Write the model's certificate files, and remove the ones no longer named (not the default)."""
+    cert_dir = Path(runtime.certificate_dir)
+    wanted = dict(model.certificates)
+    for name, data in wanted.items():
+        if not (cert_dir / name).exists():
+            _write(cert_dir / name, data)
+    for old in cert_dir.glob("*_*.pem"):
+        if old.name not in wanted and str(old) != runtime.default_certificate:
+            old.unlink()
+
+
+def check_config(text: str, runtime: Runtime, nginx: str = "nginx", timeout: float = 30) -> str | None:
+    """Run `nginx -t` on `text` (as `<prefix>/nginx.conf.test`); None when it passes, else nginx's message."""
+    path = Path(runtime.prefix) / "nginx.conf.test"
+    _write(path, text.encode(), 0o644)
+    result = subprocess.run([nginx, "-t", "-q", "-c", str(path), "-p", runtime.prefix + "/"],
+                            capture_output=True, text=True, timeout=timeout, check=False)
+    return None if result.returncode == 0 else (result.stderr or result.stdout).strip()

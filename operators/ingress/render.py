@@ -1,0 +1,256 @@
+"""Ingress model -> nginx.conf, through the jinja2 templates beside this module.
+
+The renderer decides nginx mechanics only (variable, map, zone and upstream names, quoting); what
+to serve is the model's. Output is deterministic: every list is built in a sorted order and names
+are indexes into sorted sets, so the same snapshot gives the same bytes.
+
+Quoting: every string that came from an object was validated by the model or the annotation
+parsers against a narrow grammar. It is still printed through `_quote`, which refuses control
+characters and quotes, and escapes backslashes the way nginx's parser undoes them, so a regex
+reaches PCRE exactly as validated. `$` is refused except where the grammar allows nginx variables
+(rewrite captures, hash keys) and in regexes, which nginx does not interpolate.
+
+Endpoint updates: with `Runtime.dynamic_endpoints` (needs Debian's libnginx-mod-http-lua), upstream
+blocks hold no addresses; a Lua balancer reads them from a shared dict that the controller replaces
+by POSTing `render_endpoints(model)` to the control socket, so endpoint-only changes need no reload
+and the rendered nginx.conf does not change. Without it, addresses are rendered into the upstream
+blocks and every endpoint change is a reload.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, fields, replace
+from typing import Any, TypeVar
+
+import jinja2
+
+from operators.ingress.model import IngressModel, Location, Server, Upstream
+from operators.kube.services import field
+
+T = TypeVar("T")
+_SAFE_PATH = re.compile(r"^/[A-Za-z0-9/._+-]*$")
+_HASH_VAR = re.compile(r"\$([a-z_][a-z0-9_]*)")
+_ENV = jinja2.Environment(loader=jinja2.PackageLoader("operators.ingress", "templates"), autoescape=False,
+                          undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
+                          keep_trailing_newline=True)
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """Where the supervised nginx keeps its files and what it listens on (from the shell, not from users)."""
+
+    prefix: str = "/var/lib/knet/ingress"
+    certificate_dir: str = "/var/lib/knet/ingress/certs"
+    default_certificate: str = "/var/lib/knet/ingress/certs/default.pem"  # chain + key in one file
+    pid_file: str = "/var/lib/knet/ingress/nginx.pid"
+    temp_dir: str = "/var/lib/knet/ingress/tmp"
+    error_log: str = "stderr"
+    access_log: str = "/dev/stdout"  # or "off"
+    http_port: int = 80
+    https_port: int = 443
+    status_port: int = 10254  # 127.0.0.1 only: /healthz and /nginx_status
+    ipv6: bool = True
+    worker_processes: int = 0  # 0: one per CPU
+    dynamic_endpoints: bool = False
+    modules_dir: str = "/usr/lib/nginx/modules"
+    control_socket: str = "/var/lib/knet/ingress/control.sock"  # POST /endpoints (dynamic mode)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | None) -> Runtime:
+        """Read camelCase or snake_case keys (for `knet render ingress`); unknown keys are ignored."""
+        values = {f.name: value for f in fields(cls) if (value := field(data or {}, _camel(f.name))) is not None}
+        return replace(cls(), **values)
+
+    def check(self) -> None:
+        """Raise ValueError on a path or port nginx could misread: these come from the shell's own flags."""
+        paths = [self.prefix, self.certificate_dir, self.default_certificate, self.pid_file, self.temp_dir,
+                 self.modules_dir, self.control_socket]
+        paths += [p for p in (self.error_log, self.access_log) if p not in ("stderr", "off")]
+        bad = [p for p in paths if not isinstance(p, str) or not _SAFE_PATH.match(p)]
+        ports = [self.http_port, self.https_port, self.status_port]
+        if bad or not all(isinstance(p, int) and 1 <= p <= 65535 for p in ports) or len(set(ports)) < 3:
+            raise ValueError(f"unsafe runtime paths {bad} or ports {ports}")
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(w.capitalize() for w in rest)
+
+
+def _quote(value: object, variables: bool = False, regex: bool = False) -> str:
+    """A double-quoted nginx string; see the module docstring for what is refused."""
+    text = str(value)
+    if any(c in text for c in '"\'\n\r\t\0') or any(ord(c) < 32 or ord(c) == 127 for c in text):
+        raise ValueError(f"refusing to quote {text!r} for nginx.conf")
+    if "$" in text and not (variables or regex):
+        raise ValueError(f"refusing to put {text!r} into nginx.conf: it would be interpolated")
+    return '"' + text.replace("\\", "\\\\") + '"'
+
+
+_ENV.filters["q"] = _quote
+_ENV.filters["qvar"] = lambda v: _quote(v, variables=True)
+_ENV.filters["qre"] = lambda v: _quote(v, regex=True)
+
+
+def _server_names(server: Server) -> list[str]:
+    if not server.host:
+        return ["_"]
+    if server.host.startswith("*."):
+        return [_quote("~^[^.]+" + re.escape(server.host[1:]) + "$", regex=True)]
+    return [server.host]
+
+
+def _rewrite_regex(loc: Location) -> str:
+    if loc.modifier == "~*":
+        return "(?i)" + loc.pattern
+    if loc.modifier == "~":
+        return loc.pattern
+    return "^" + re.escape(loc.pattern) + ("$" if loc.modifier == "=" else "")
+
+
+class _Names:
+    """Zone, map and variable names: indexes into sorted sets, so they are stable for a snapshot."""
+
+    def __init__(self, model: IngressModel, runtime: Runtime) -> None:
+        locations = [loc for s in model.servers for loc in s.locations]
+        settings = [(loc, loc.settings) for loc in locations]
+        self.rps = _index((loc.ingress, a.limit_rps) for loc, a in settings if a.limit_rps)
+        self.conn = _index((loc.ingress, a.limit_connections) for loc, a in settings if a.limit_connections)
+        self.cookies = _index(u.key for u in model.upstreams if u.method == "cookie")
+        self.set_cookies = _index(_set_cookie(loc) for loc, a in settings if a.affinity)
+        self.origins = _index(a.cors.origins for _, a in settings if a.cors and a.cors.origins != ("*",))
+        self.usable = {u.name for u in model.upstreams if u.endpoints or runtime.dynamic_endpoints}
+        self.canaries: dict[tuple[str, str, str], int] = {}  # (host, path, pathType): both Prefix locations
+        for s in model.servers:
+            for loc in s.locations:
+                if loc.canary and loc.canary.upstream in self.usable and loc.upstream in self.usable:
+                    self.canaries.setdefault((s.host, loc.path, loc.path_type), len(self.canaries))
+
+
+def _index(items: Iterable[T]) -> dict[T, int]:
+    return {item: i for i, item in enumerate(sorted(set(items)))}
+
+
+def _set_cookie(loc: Location) -> tuple[str, str, int]:
+    a = loc.settings.affinity
+    assert a is not None
+    path = a.path or (loc.path.rstrip("/") or "/" if loc.modifier in ("", "=") else "/")
+    return a.cookie, path, a.max_age
+
+
+def _location(server: Server, loc: Location, names: _Names, model: IngressModel, rt: Runtime) -> dict[str, Any]:
+    a = loc.settings
+    arg = f"{loc.modifier} {_quote(loc.pattern, regex=loc.modifier.startswith('~'))}".lstrip()
+    view: dict[str, Any] = {
+        "arg": arg,
+        "comment": f"{loc.path_type} {loc.path}" + (f" from {loc.ingress}" if loc.ingress else ""),
+        "ssl_redirect": loc.ssl_redirect,
+        "redirect": (301, a.permanent_redirect) if a.permanent_redirect else (
+            (302, a.temporal_redirect) if a.temporal_redirect else None),
+        "deny": a.deny_source_ranges, "allow": a.allow_source_ranges, "deny_all": a.deny_all,
+        "limit_req": "", "limit_conn": "", "body_size": a.proxy_body_size, "cors": None, "rewrite": None,
+        "target": "", "status": 0, "set_cookie": "", "errors": "", "check": "",
+    }
+    if a.limit_rps:
+        view["limit_req"] = f"zone=knet_rps_{names.rps[(loc.ingress, a.limit_rps)]} burst={a.limit_rps * 5} nodelay"
+    if a.limit_connections:
+        view["limit_conn"] = f"knet_conn_{names.conn[(loc.ingress, a.limit_connections)]} {a.limit_connections}"
+    if a.cors:
+        origin = "*" if a.cors.origins == ("*",) else f"$knet_cors_origin_{names.origins[a.cors.origins]}"
+        view["cors"] = {"origin": origin, "credentials": a.cors.credentials, "max_age": a.cors.max_age,
+                        "methods": ", ".join(a.cors.methods), "headers": ", ".join(a.cors.headers),
+                        "vary": origin != "*"}
+    if a.rewrite_target and loc.path_type != "Fallback":
+        view["rewrite"] = (_rewrite_regex(loc), a.rewrite_target)
+    if loc.upstream not in names.usable:
+        view["status"] = 503 if loc.upstream or loc.ingress else 404
+        return view
+    grpc = a.backend_protocol in ("GRPC", "GRPCS")
+    scheme = {"HTTP": "http", "HTTPS": "https", "GRPC": "grpc", "GRPCS": "grpcs"}[a.backend_protocol]
+    index = names.canaries.get((server.host, loc.path, loc.path_type))
+    target = loc.upstream if index is None else f"$knet_canary_{index}"
+    view.update(target=f"{scheme}://{target}", proto="grpc" if grpc else "proxy", host=a.upstream_vhost or "$host",
+                connect=a.proxy_connect_timeout, send=a.proxy_send_timeout, read=a.proxy_read_timeout,
+                next_upstream=" ".join(a.proxy_next_upstream), tries=a.proxy_next_upstream_tries)
+    if a.affinity:
+        view["set_cookie"] = f"$knet_affinity_set_{names.set_cookies[_set_cookie(loc)]}"
+    if a.custom_http_errors:
+        view["errors"] = " ".join(map(str, a.custom_http_errors))
+    if rt.dynamic_endpoints:
+        view["check"] = loc.upstream
+    return view
+
+
+def _canary_maps(model: IngressModel, names: _Names) -> list[dict[str, Any]]:
+    out = []
+    for s in model.servers:
+        for loc in s.locations:
+            index = names.canaries.get((s.host, loc.path, loc.path_type))
+            if index is None or loc.canary is None or index < len(out):
+                continue
+            rule = loc.canary.rule
+            header = "$http_" + rule.header.lower().replace("-", "_") if rule.header else ""
+            out.append({"index": index, "main": loc.upstream, "canary": loc.canary.upstream, "header": header,
+                        "header_value": rule.header_value, "cookie": "$cookie_" + rule.cookie if rule.cookie else "",
+                        "weight": rule.weight, "comment": f"{s.host or '*'} {loc.path_type} {loc.path}"})
+    return out
+
+
+def _upstream(u: Upstream, names: _Names) -> dict[str, Any]:
+    variables = [f"knet_affinity_{names.cookies[u.key]}"] if u.method == "cookie" else _HASH_VAR.findall(u.key)
+    return {"name": u.name, "service": u.service, "method": u.method, "endpoints": u.endpoints,
+            "hash": "".join("$" + v for v in variables), "lua_vars": variables}
+
+
+def render_config(model: IngressModel, runtime: Runtime | None = None) -> str:
+    """The complete nginx.conf for the model (the shell writes it, runs `nginx -t`, then reloads)."""
+    rt = runtime or Runtime()
+    rt.check()
+    names = _Names(model, rt)
+    servers = [{
+        "names": _server_names(s),
+        "default": not s.host,
+        "certificate": f"{rt.certificate_dir}/{s.certificate}" if s.certificate else rt.default_certificate,
+        "app_root": s.app_root,
+        "locations": [_location(s, loc, names, model, rt) for loc in s.locations],
+        "comment": s.host or "catch-all",
+    } for s in model.servers]
+    for s in servers:
+        s["errors"] = any(loc["errors"] for loc in s["locations"]) and model.error_upstream in names.usable
+    return _ENV.get_template("nginx.conf.j2").render(
+        rt=rt,
+        servers=servers,
+        upstreams=[_upstream(u, names) for u in model.upstreams if u.name in names.usable],
+        rps_zones=[(i, rate) for (_, rate), i in sorted(names.rps.items(), key=lambda kv: kv[1])],
+        conn_zones=sorted(names.conn.values()),
+        cookies=sorted((i, c) for c, i in names.cookies.items()),
+        set_cookies=sorted((i, c) for c, i in names.set_cookies.items()),
+        origins=[(i, [_origin_key(o) for o in origins]) for origins, i in sorted(names.origins.items(),
+                                                                                  key=lambda kv: kv[1])],
+        canaries=_canary_maps(model, names),
+        error_upstream=model.error_upstream,
+    )
+
+
+def _origin_key(origin: str) -> str:
+    """A map key for one allowed origin: itself, or an anchored regex for `scheme://*.domain[:port]`."""
+    if "://*." not in origin:
+        return _quote(origin)
+    scheme, rest = origin.split("://*.", 1)
+    return _quote(f"~^{scheme}://[^.]+\\.{re.escape(rest)}$", regex=True)
+
+
+def render_endpoints(model: IngressModel) -> str:
+    """The body to POST to the control socket in dynamic mode: `name ip port ip port ...` per upstream."""
+    lines = []
+    for u in model.upstreams:
+        pairs = [e.rpartition(":") for e in u.endpoints]
+        lines.append(" ".join([u.name] + [f"{host.strip('[]')} {port}" for host, _, port in pairs]))
+    return "".join(line + "\n" for line in lines)
+
+
+def certificate_files(model: IngressModel) -> dict[str, bytes]:
+    """File name (inside `Runtime.certificate_dir`) -> PEM chain and key, for the shell to write first."""
+    return dict(model.certificates)
