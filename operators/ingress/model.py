@@ -181,6 +181,7 @@ class IngressModel:
     upstreams: tuple[Upstream, ...]  # by name
     certificates: tuple[tuple[str, bytes], ...]  # (file name, PEM chain + key), by name
     error_upstream: str = ""  # the controller's default backend, for custom-http-errors
+    ingresses: tuple[str, ...] = ()  # namespace/name of every Ingress this controller serves (for status)
 
 
 # --- building ------------------------------------------------------------------------------------
@@ -446,7 +447,7 @@ def build_model(classes: Iterable[IngressClass], ingresses: Iterable[Ingress], s
     error_upstream = _controller_backend(b)
     servers = tuple(_finish(b, d, error_upstream) for _, d in sorted(b.drafts.items()))
     model = IngressModel(cfg, servers, tuple(b.upstreams[k] for k in sorted(b.upstreams)),
-                         tuple(sorted(b.certificates.items())), error_upstream)
+                         tuple(sorted(b.certificates.items())), error_upstream, tuple(sorted(i.key for i in ours)))
     return model, b.problems
 
 

@@ -93,11 +93,13 @@ class _Nginx:
 
     def get(self, host: str, path: str, headers: dict[str, str] | None = None,
             port: int | None = None) -> tuple[int, str]:
+        """(status, body), or (status, Location) for redirects."""
         conn = http.client.HTTPConnection("127.0.0.1", port or self.rt.http_port, timeout=5)
         try:
             conn.request("GET", path, headers={"Host": host, **(headers or {})})
             response = conn.getresponse()
-            return response.status, response.read().decode(errors="replace")
+            body = response.read().decode(errors="replace")
+            return response.status, response.getheader("Location") if 300 <= response.status < 400 else body
         finally:
             conn.close()
 
@@ -167,6 +169,23 @@ def test_regex_paths(serve) -> None:
     assert n.get(host, "/api/v1/users/0")[1] == "app_web_80"  # Exact first
     assert n.get(host, "/api/v2/users/1234567")[1] == "app_web_80"  # the regex is anchored with $
     assert n.get(host, "/static.css")[1] == "app_web_80"
+
+
+def test_redirects_and_rewrites(serve) -> None:
+    n = serve("annotations-proxy")
+    port = n.rt.http_port
+    assert n.get("approot.example.com", "/") == (302, f"http://approot.example.com:{port}/app1")
+    assert n.get("redirect.example.com", "/old/x") == (301, "https://new.example.com/landing?from=old")
+    assert n.get("redirect.example.com", "/temp") == (302, "http://maintenance.example.com:8080/")
+    assert n.get("rewrite.example.com", "/something/else") == (200, "app_web_80")
+    assert n.get("access.example.com", "/")[0] == 404  # no such host here: the catch-all answers
+
+
+def test_access_lists(serve) -> None:
+    n = serve("annotations-access")
+    assert n.get("access.example.com", "/allow")[0] == 403  # 127.0.0.1 is not in the allow list
+    assert n.get("access.example.com", "/deny")[1] == "app_web_80"
+    assert n.get("access.example.com", "/broken")[0] == 403  # unreadable list: fail closed
 
 
 def test_canary(serve) -> None:
