@@ -291,12 +291,13 @@ class _Builder:
             f"[{ip}]:{p}" if fam == 6 else f"{ip}:{p}" for fam, ip, p in ordered))
         return name, ""
 
-    def backend(self, ing: Ingress, ref: BackendRef, balance: tuple[str, str]) -> str:
+    def backend(self, ing: Ingress, ref: BackendRef, balance: tuple[str, str], canary: bool = False) -> str:
         name, why = self.upstream(ing.namespace, ref, balance)
+        effect = "canary traffic goes to the main backend" if canary else "its paths answer 503"
         if why:
-            self.problem(ing, f"backend {ref}: {why}; its paths answer 503")
+            self.problem(ing, f"backend {ref}: {why}; {effect}")
         elif not self.upstreams[name].endpoints:
-            self.problem(ing, f"backend {ref}: service has no ready endpoints; its paths answer 503 until it has")
+            self.problem(ing, f"backend {ref}: service has no ready endpoints; {effect} until it has")
         return name
 
     # locations
@@ -358,7 +359,8 @@ class _Builder:
                     self.problem(ing, f"canary: {where} already has the canary Ingress {held.ingress}, "
                                       "which is older; ignored")
                     continue
-                route = CanaryRoute(self.backend(ing, p.backend, (self.cfg.load_balance, "")), ing.key, rule_canary)
+                upstream = self.backend(ing, p.backend, (self.cfg.load_balance, ""), canary=True)
+                route = CanaryRoute(upstream, ing.key, rule_canary)
                 for k in mains:
                     locations[k] = replace(locations[k], canary=route)
 

@@ -140,7 +140,7 @@ def _set_cookie(loc: Location) -> tuple[str, str, int]:
     return a.cookie, path, a.max_age
 
 
-def _location(server: Server, loc: Location, names: _Names, model: IngressModel, rt: Runtime) -> dict[str, Any]:
+def _location(server: Server, loc: Location, names: _Names, rt: Runtime) -> dict[str, Any]:
     a = loc.settings
     arg = f"{loc.modifier} {_quote(loc.pattern, regex=loc.modifier.startswith('~'))}".lstrip()
     view: dict[str, Any] = {
@@ -151,7 +151,7 @@ def _location(server: Server, loc: Location, names: _Names, model: IngressModel,
             (302, a.temporal_redirect) if a.temporal_redirect else None),
         "deny": a.deny_source_ranges, "allow": a.allow_source_ranges, "deny_all": a.deny_all,
         "limit_req": "", "limit_conn": "", "body_size": a.proxy_body_size, "cors": None, "rewrite": None,
-        "target": "", "status": 0, "set_cookie": "", "errors": "", "check": "",
+        "target": "", "status": 0, "set_cookie": "", "errors": "", "check": "", "set_upstream": "",
     }
     if a.limit_rps:
         view["limit_req"] = f"zone=knet_rps_{names.rps[(loc.ingress, a.limit_rps)]} burst={a.limit_rps * 5} nodelay"
@@ -171,6 +171,8 @@ def _location(server: Server, loc: Location, names: _Names, model: IngressModel,
     scheme = {"HTTP": "http", "HTTPS": "https", "GRPC": "grpc", "GRPCS": "grpcs"}[a.backend_protocol]
     index = names.canaries.get((server.host, loc.path, loc.path_type))
     target = loc.upstream if index is None else f"$knet_canary_{index}"
+    if index is not None and rt.dynamic_endpoints:  # the balancer may send a canary without peers to main
+        view["set_upstream"], target = target, "$knet_upstream"
     view.update(target=f"{scheme}://{target}", proto="grpc" if grpc else "proxy", host=a.upstream_vhost or "$host",
                 connect=a.proxy_connect_timeout, send=a.proxy_send_timeout, read=a.proxy_read_timeout,
                 next_upstream=" ".join(a.proxy_next_upstream), tries=a.proxy_next_upstream_tries)
@@ -214,7 +216,7 @@ def render_config(model: IngressModel, runtime: Runtime | None = None) -> str:
         "default": not s.host,
         "certificate": f"{rt.certificate_dir}/{s.certificate}" if s.certificate else rt.default_certificate,
         "app_root": s.app_root,
-        "locations": [_location(s, loc, names, model, rt) for loc in s.locations],
+        "locations": [_location(s, loc, names, rt) for loc in s.locations],
         "comment": s.host or "catch-all",
     } for s in model.servers]
     for s in servers:

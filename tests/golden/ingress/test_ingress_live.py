@@ -234,4 +234,9 @@ def test_dynamic_endpoints_without_reload(serve, backends: _Backends) -> None:
     assert n.get("dyn.example.com", "/idle")[0] == 503
     post({web: "second"})
     assert n.get("dyn.example.com", "/")[1] == "second"
+    api = next(u.name for u in model.upstreams if u.service == "app/api:8000" and u.method == "hash")
+    post({web: "second", api: "api"})
+    assert {n.get("dyn.example.com", "/hash")[1] for _ in range(12)} == {"api"}  # the 25% canary has no peers
+    post({web: "second", api: "api", "app_idle_80": "idle"})
+    assert {n.get("dyn.example.com", "/hash")[1] for _ in range(40)} == {"api", "idle"}
     assert n.conf.read_text() == conf and n.proc.poll() is None  # same config, same process: no reload
