@@ -252,7 +252,3 @@ def render_endpoints(model: IngressModel) -> str:
         lines.append(" ".join([u.name] + [f"{host.strip('[]')} {port}" for host, _, port in pairs]))
     return "".join(line + "\n" for line in lines)
 
-
-def certificate_files(model: IngressModel) -> dict[str, bytes]:
-    """File name (inside `Runtime.certificate_dir`) -> PEM chain and key, for the shell to write first."""
-    return dict(model.certificates)
