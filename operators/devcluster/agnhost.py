@@ -157,9 +157,7 @@ def dial(params: dict[str, str]) -> dict[str, list[str]]:
     for _ in range(tries):
         try:
             if proto == "udp":
-                with socket.socket(
-                    socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_DGRAM
-                ) as s:
+                with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_DGRAM) as s:
                     s.settimeout(1)
                     s.sendto(req.encode(), (host, port))
                     out["responses"].append(s.recv(65535).decode())

@@ -21,9 +21,7 @@ def _layout(name: str):  # type: ignore[no-untyped-def]
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    layout = cluster.up(
-        args.name, nodes=args.nodes, dual_stack=args.ip_family == "dual", timeout=args.timeout
-    )
+    layout = cluster.up(args.name, nodes=args.nodes, dual_stack=args.ip_family == "dual", timeout=args.timeout)
     print(f"KUBECONFIG={layout.kubeconfig}")
     return 0
 
@@ -63,9 +61,7 @@ def cmd_logs(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = sub.add_parser(
-        "devcluster", help="the local cluster: real control plane, nodes as network namespaces"
-    )
+    p = sub.add_parser("devcluster", help="the local cluster: real control plane, nodes as network namespaces")
     dsub = p.add_subparsers(dest="devcluster_command", required=True)
 
     def add(name: str, func, help: str) -> argparse.ArgumentParser:  # type: ignore[no-untyped-def]

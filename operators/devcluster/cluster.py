@@ -30,13 +30,10 @@ def preflight() -> None:
         raise DevclusterError("knet devcluster must run as root: it creates network namespaces and veths")
     missing = [t for t in REQUIRED_TOOLS if shutil.which(t) is None]
     if missing:
-        raise DevclusterError(
-            f"missing tools {', '.join(missing)}: install iproute2, util-linux and nftables"
-        )
+        raise DevclusterError(f"missing tools {', '.join(missing)}: install iproute2, util-linux and nftables")
     if miss := upstream.missing():
         raise DevclusterError(
-            f"missing upstream binary {miss[0]} in {upstream.bin_dir()}: "
-            "run hack/build-upstream.sh (make tools)"
+            f"missing upstream binary {miss[0]} in {upstream.bin_dir()}: run hack/build-upstream.sh (make tools)"
         )
 
 

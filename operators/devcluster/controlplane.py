@@ -83,9 +83,7 @@ def specs(layout: Layout, bin_dir: Path) -> list[ProcSpec]:
         "--profiling=false",
         "--v=1",
     )
-    cidr_masks = ["--node-cidr-mask-size-ipv4=24"] + (
-        ["--node-cidr-mask-size-ipv6=64"] if layout.dual_stack else []
-    )
+    cidr_masks = ["--node-cidr-mask-size-ipv4=24"] + (["--node-cidr-mask-size-ipv6=64"] if layout.dual_stack else [])
     kcm = (
         str(bin_dir / "kube-controller-manager"),
         f"--kubeconfig={kc['controller-manager']}",

@@ -82,9 +82,7 @@ def main() -> int:
     deadline = time.monotonic() + 120
     pods: list[dict] = []
     while time.monotonic() < deadline:
-        pods = json.loads(kubectl(layout, "get", "pods", "-n", "demo", "-l", "app=web", "-o", "json"))[
-            "items"
-        ]
+        pods = json.loads(kubectl(layout, "get", "pods", "-n", "demo", "-l", "app=web", "-o", "json"))["items"]
         ready = [
             p
             for p in pods

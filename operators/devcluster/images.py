@@ -30,9 +30,7 @@ def supported(knet_image: str) -> str:
     return f"{knet_image} (knet's own image), agnhost and pause (test images)"
 
 
-def resolve(
-    image: str, command: list[str] | None, args: list[str] | None, knet_image: str = "knet"
-) -> Resolved:
+def resolve(image: str, command: list[str] | None, args: list[str] | None, knet_image: str = "knet") -> Resolved:
     """The host argv that stands for the container's entrypoint, command and args."""
     name = repository_name(image)
     command, args = list(command or []), list(args or [])
@@ -49,9 +47,7 @@ def resolve(
     elif name == "pause":
         argv = [*agnhost, "pause"]
     else:
-        return Resolved(
-            error=f'image "{image}" cannot be pulled: the devcluster runs only {supported(knet_image)}'
-        )
+        return Resolved(error=f'image "{image}" cannot be pulled: the devcluster runs only {supported(knet_image)}')
     if not argv:
         return Resolved(error=f'image "{image}": no command to run')
     return Resolved(argv=tuple(argv))

@@ -19,7 +19,7 @@ from typing import Any
 from kubernetes import client, watch
 from kubernetes.client.rest import ApiException
 
-from . import network, sandbox, upstream
+from . import sandbox, upstream
 from .layout import Layout
 from .nodes import api
 from .podspec import Lookup
@@ -69,9 +69,7 @@ class NodeRuntime:
                 "status": "True" if ready else "False",
                 "lastHeartbeatTime": stamp,
                 "reason": "KubeletReady" if ready else "NetworkPluginNotReady",
-                "message": "knet node runtime is posting ready status"
-                if ready
-                else "waiting for the podCIDR",
+                "message": "knet node runtime is posting ready status" if ready else "waiting for the podCIDR",
             },
         ]
         for ctype in ("MemoryPressure", "DiskPressure", "PIDPressure"):
@@ -117,7 +115,7 @@ class NodeRuntime:
             },
         }
         try:
-            self.coord.replace_namespaced_lease(self.node, "kube-node-lease", body)
+            self.coord.patch_namespaced_lease(self.node, "kube-node-lease", {"spec": body["spec"]})
         except ApiException as e:
             if e.status != 404:
                 raise
@@ -128,23 +126,21 @@ class NodeRuntime:
         while True:
             try:
                 self.heartbeat()
+            except ApiException as e:
+                self.log(f"heartbeat failed: {e.status} {e.reason}: {e.body}")
             except Exception as e:  # noqa: BLE001 - keep beating through API hiccups
                 self.log(f"heartbeat failed: {e!r}")
             time.sleep(10)
 
-    def routes_loop(self) -> None:
-        while True:
+    def wait_pod_cidrs(self) -> None:
+        """The node's podCIDRs, once kube-controller-manager has allocated them."""
+        while not self.pod_cidrs:
             try:
-                peers = {}
-                for n in self.core.list_node().items:
-                    addrs = [a.address for a in n.status.addresses or [] if a.type == "InternalIP"]
-                    peers[n.metadata.name] = (n.spec.pod_cidrs or [], addrs)
-                    if n.metadata.name == self.node and n.spec.pod_cidrs and not self.pod_cidrs:
-                        self.pod_cidrs = list(n.spec.pod_cidrs)
-                network.route_pod_cidrs(self.layout, self.node, peers)
-            except Exception as e:  # noqa: BLE001
-                self.log(f"route sync failed: {e!r}")
-            time.sleep(3)
+                self.pod_cidrs = list(self.core.read_node(self.node).spec.pod_cidrs or [])
+            except ApiException as e:
+                self.log(f"reading node {self.node} failed: {e.status} {e.reason}")
+            if not self.pod_cidrs:
+                time.sleep(0.5)
 
     # --- helpers for pod workers
     def lookup(self, namespace: str) -> Lookup:
@@ -161,9 +157,7 @@ class NodeRuntime:
 
         return get
 
-    def token(
-        self, ns: str, pod: str, uid: str, sa: str, audiences: list[str] | None, exp: int
-    ) -> tuple[str, int]:
+    def token(self, ns: str, pod: str, uid: str, sa: str, audiences: list[str] | None, exp: int) -> tuple[str, int]:
         spec: Obj = {
             "expirationSeconds": exp,
             "boundObjectRef": {"apiVersion": "v1", "kind": "Pod", "name": pod, "uid": uid},
@@ -290,9 +284,7 @@ class NodeRuntime:
         self.pods_dir.mkdir(parents=True, exist_ok=True)
         self.clean_previous()
         threading.Thread(target=self.heartbeat_loop, daemon=True, name="heartbeat").start()
-        threading.Thread(target=self.routes_loop, daemon=True, name="routes").start()
-        while not self.pod_cidrs:
-            time.sleep(0.2)
+        self.wait_pod_cidrs()
         self.ipam = IPAM(self.dir / "ipam.json", self.pod_cidrs)
         self.network_ready = True
         self.heartbeat()

@@ -22,9 +22,7 @@ def node_labels(layout: Layout, i: int) -> dict[str, str]:
     labels = {
         "kubernetes.io/hostname": name,
         "kubernetes.io/os": "linux",
-        "kubernetes.io/arch": {"x86_64": "amd64", "aarch64": "arm64"}.get(
-            platform.machine(), platform.machine()
-        ),
+        "kubernetes.io/arch": {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine(), platform.machine()),
         f"node-role.kubernetes.io/{role}": "",
         "knet.io/devcluster": layout.name,
     }

@@ -122,9 +122,7 @@ def _ref(lookup: Lookup, kind: str, ref: Obj) -> str | None:
     value = None if data is None else data.get(ref.get("key", ""))
     if value is None and not ref.get("optional"):
         what = f'{kind.lower()} "{ref.get("name", "")}"'
-        raise ConfigError(
-            f"{what} not found" if data is None else f"key {ref.get('key')!r} not found in {what}"
-        )
+        raise ConfigError(f"{what} not found" if data is None else f"key {ref.get('key')!r} not found in {what}")
     return value
 
 

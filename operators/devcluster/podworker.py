@@ -69,12 +69,9 @@ class PodWorker(threading.Thread):
         self.netns = rt.node_ns if self.host_network else rt.layout.pod_ns(self.uid)
         self.restart_policy = spec.get("restartPolicy") or "Always"
         self.init = [
-            Container(c, CState(c["name"], c.get("image", "")), init=True)
-            for c in spec.get("initContainers") or []
+            Container(c, CState(c["name"], c.get("image", "")), init=True) for c in spec.get("initContainers") or []
         ]
-        self.main = [
-            Container(c, CState(c["name"], c.get("image", ""))) for c in spec.get("containers") or []
-        ]
+        self.main = [Container(c, CState(c["name"], c.get("image", ""))) for c in spec.get("containers") or []]
         self.pod_ips: list[str] = []
         self.start_time = ""
         self.ready_sandbox = False
@@ -172,9 +169,7 @@ class PodWorker(threading.Thread):
     # --- containers
     def plan(self, c: Container) -> tuple[list[str], Obj]:
         """The argv and shim plan of a container (raises ConfigError or returns an image error)."""
-        res = images.resolve(
-            c.spec.get("image", ""), c.spec.get("command"), c.spec.get("args"), self.rt.knet_image
-        )
+        res = images.resolve(c.spec.get("image", ""), c.spec.get("command"), c.spec.get("args"), self.rt.knet_image)
         if res.error:
             raise ImageError(res.error)
         assert self.volumes is not None
@@ -214,7 +209,7 @@ class PodWorker(threading.Thread):
             "KUBERNETES_PORT_443_TCP_ADDR": api,
         }
 
-    def start(self, c: Container) -> None:
+    def start_container(self, c: Container) -> None:
         try:
             argv, plan = self.plan(c)
         except ImageError as e:
@@ -295,7 +290,7 @@ class PodWorker(threading.Thread):
                     self.schedule_restart(c)
                 continue
             if c.proc is None and c.st.state != "terminated" and now >= c.next_start:
-                self.start(c)
+                self.start_container(c)
             elif c.proc is not None:
                 self.probe(c, now)
                 if now - c.next_start > 600:
@@ -337,13 +332,13 @@ class PodWorker(threading.Thread):
 
     def kill_container(self, c: Container, message: str, grace: float = 30) -> None:
         self.event("Killing", message)
-        self.signal(c, signal.SIGTERM)
+        self.send_signal(c, signal.SIGTERM)
         deadline = time.monotonic() + grace
         while c.proc and c.proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.1)
-        self.signal(c, signal.SIGKILL)
+        self.send_signal(c, signal.SIGKILL)
 
-    def signal(self, c: Container, sig: int) -> None:
+    def send_signal(self, c: Container, sig: int) -> None:
         if c.proc and c.proc.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(c.proc.pid, sig)
@@ -352,12 +347,12 @@ class PodWorker(threading.Thread):
         running = [c for c in self.init + self.main if c.proc and c.proc.poll() is None]
         for c in running:
             self.event("Killing", f"Stopping container {c.name}")
-            self.signal(c, signal.SIGTERM)
+            self.send_signal(c, signal.SIGTERM)
         deadline = time.monotonic() + grace
         while any(c.proc and c.proc.poll() is None for c in running) and time.monotonic() < deadline:
             time.sleep(0.1)
         for c in running:
-            self.signal(c, signal.SIGKILL)
+            self.send_signal(c, signal.SIGKILL)
             if c.proc:
                 c.proc.wait()
             self.reap(c)
@@ -389,9 +384,7 @@ class PodWorker(threading.Thread):
     # --- status
     def phase(self) -> str:
         init_done = all(c.done for c in self.init)
-        return podspec.phase(
-            self.restart_policy, [c.st for c in self.init], [c.st for c in self.main], init_done
-        )
+        return podspec.phase(self.restart_policy, [c.st for c in self.init], [c.st for c in self.main], init_done)
 
     def publish(self) -> None:
         if self.terminating():

@@ -32,9 +32,7 @@ def check(probe: Obj, pod_ip: str, container: Obj, exec_fn: ExecFn) -> tuple[boo
             port = resolve_port(h["port"], container)
             if (h.get("scheme") or "HTTP").upper() == "HTTPS":
                 ctx = ssl._create_unverified_context()  # the kubelet does not verify probe certificates
-                conn: http.client.HTTPConnection = http.client.HTTPSConnection(
-                    host, port, timeout=timeout, context=ctx
-                )
+                conn: http.client.HTTPConnection = http.client.HTTPSConnection(host, port, timeout=timeout, context=ctx)
             else:
                 conn = http.client.HTTPConnection(host, port, timeout=timeout)
             try:

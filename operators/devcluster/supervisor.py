@@ -19,10 +19,13 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import controlplane, upstream
+from kubernetes import client
+
+from . import controlplane, network, upstream
 from .controlplane import ProcSpec
 from .layout import Layout
 from .netns import NETNS_DIR
+from .nodes import api, nodes_ready, register_nodes
 from .state import load_layout
 
 
@@ -110,6 +113,8 @@ class Supervisor:
         self.children: list[Child] = []
         self.stopping = False
         self.api_ready_at = 0.0
+        self.routed: dict[str, tuple[list[str], list[str]]] = {}
+        self.api: client.ApiClient | None = None
 
     def write_status(self, phase: str, error: str = "") -> None:
         status = {
@@ -118,8 +123,7 @@ class Supervisor:
             "pid": os.getpid(),
             "api_ready_at": self.api_ready_at,
             "children": {
-                c.spec.name: {"pid": c.proc.pid if c.proc else None, "restarts": c.restarts}
-                for c in self.children
+                c.spec.name: {"pid": c.proc.pid if c.proc else None, "restarts": c.restarts} for c in self.children
             },
         }
         tmp = self.status_file.with_suffix(".tmp")
@@ -162,7 +166,6 @@ class Supervisor:
         return c
 
     def start(self) -> None:
-        from .nodes import nodes_ready, register_nodes
 
         bins = upstream.bin_dir()
         cp = controlplane.specs(self.layout, bins)
@@ -172,11 +175,27 @@ class Supervisor:
         self.api_ready_at = time.time()
         self.write_status("starting")
         register_nodes(self.layout)
+        self.api = api(self.layout)
         for spec in cp[2:]:
             self.launch(spec)
         for node in self.layout.node_names:
             self.launch(node_runtime_spec(self.layout, node))
-        self.wait_for("every node Ready with a podCIDR", lambda: nodes_ready(self.layout), 90)
+        self.wait_for("every node Ready with a podCIDR", lambda: self.route_nodes() and nodes_ready(self.layout), 90)
+
+    def route_nodes(self) -> bool:
+        """The devcluster's CNI part (kindnet's job): route each node's peers' podCIDRs via their addresses."""
+        core = client.CoreV1Api(self.api)
+        peers = {}
+        for n in core.list_node().items:
+            addrs = [a.address for a in n.status.addresses or [] if a.type == "InternalIP"]
+            if not addrs and n.metadata.name in self.layout.node_names:
+                addrs = self.layout.node_ips(self.layout.node_names.index(n.metadata.name))
+            peers[n.metadata.name] = (n.spec.pod_cidrs or [], addrs)
+        if peers != self.routed:
+            for node in self.layout.node_names:
+                network.route_pod_cidrs(self.layout, node, peers)
+            self.routed = peers
+        return True
 
     def stop_all(self) -> None:
         # node runtimes first (they stop their pods), then the control plane in reverse order
@@ -194,8 +213,15 @@ class Supervisor:
             self.write_status("failed", str(e).splitlines()[0] if str(e) else type(e).__name__)
             return 1
         self.write_status("ready")
+        last_route = 0.0
         while not self.stopping:
             self.restart_dead()
+            if time.monotonic() - last_route > 2:
+                last_route = time.monotonic()
+                try:
+                    self.route_nodes()
+                except Exception as e:  # noqa: BLE001 - the API may be restarting; try again soon
+                    print(f"route sync failed: {e!r}", flush=True)
             time.sleep(0.5)
         self.stop_all()
         self.write_status("stopped")
@@ -210,9 +236,7 @@ class Supervisor:
                     c.backoff = 1.0
                 continue
             if c.next_start == 0.0:
-                print(
-                    f"{c.spec.name} exited with code {code}: {last_error(c.spec.log)}; restarting", flush=True
-                )
+                print(f"{c.spec.name} exited with code {code}: {last_error(c.spec.log)}; restarting", flush=True)
                 c.next_start = now + c.backoff
                 c.backoff = min(c.backoff * 2, 30)
             elif now >= c.next_start:

@@ -24,12 +24,7 @@ def bin_dir() -> Path:
         return Path(env)
     v = versions()
     root = Path(os.environ.get("KNET_CACHE") or Path.home() / ".cache/knet")
-    return (
-        root
-        / "upstream"
-        / f"k8s-{v['KUBE_VERSION']}-etcd-{v['ETCD_VERSION']}-helm-{v['HELM_VERSION']}"
-        / "bin"
-    )
+    return root / "upstream" / f"k8s-{v['KUBE_VERSION']}-etcd-{v['ETCD_VERSION']}-helm-{v['HELM_VERSION']}" / "bin"
 
 
 def missing() -> list[str]:
