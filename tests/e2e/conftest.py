@@ -89,9 +89,7 @@ class Cluster:
         return next(line.split()[-1] for line in text.splitlines() if line.strip().startswith(f"{key}:"))
 
     def condition(self, obj: dict, ctype: str) -> str | None:
-        return next(
-            (c["status"] for c in obj.get("status", {}).get("conditions", []) if c["type"] == ctype), None
-        )
+        return next((c["status"] for c in obj.get("status", {}).get("conditions", []) if c["type"] == ctype), None)
 
 
 @pytest.fixture(scope="session")

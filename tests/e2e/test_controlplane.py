@@ -55,15 +55,9 @@ def test_controllers_create_replicaset_pods_and_endpointslices(cluster: Cluster,
     ips = sorted(p["status"]["podIP"] for p in pods)
 
     def slice_ips() -> list[str] | None:
-        slices = cluster.get("endpointslices", "-n", namespace, "-l", "kubernetes.io/service-name=web")[
-            "items"
-        ]
+        slices = cluster.get("endpointslices", "-n", namespace, "-l", "kubernetes.io/service-name=web")["items"]
         got = sorted(
-            a
-            for s in slices
-            for e in s.get("endpoints") or []
-            if e["conditions"].get("ready")
-            for a in e["addresses"]
+            a for s in slices for e in s.get("endpoints") or [] if e["conditions"].get("ready") for a in e["addresses"]
         )
         return got if got == ips else None
 

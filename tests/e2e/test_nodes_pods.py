@@ -50,11 +50,7 @@ spec:
 def ready_pods(cluster: Cluster, ns: str, selector: str, count: int) -> list[dict]:
     def check() -> list[dict] | None:
         pods = cluster.pods(ns, selector)
-        ok = [
-            p
-            for p in pods
-            if cluster.condition(p, "Ready") == "True" and not p["metadata"].get("deletionTimestamp")
-        ]
+        ok = [p for p in pods if cluster.condition(p, "Ready") == "True" and not p["metadata"].get("deletionTimestamp")]
         return ok if len(ok) == count else None
 
     return wait_for(check, f"{count} ready pods {selector} in {ns}", timeout=120)
@@ -62,11 +58,7 @@ def ready_pods(cluster: Cluster, ns: str, selector: str, count: int) -> list[dic
 
 def slice_endpoints(cluster: Cluster, ns: str, svc: str) -> dict[str, bool]:
     slices = cluster.get("endpointslices", "-n", ns, "-l", f"kubernetes.io/service-name={svc}")["items"]
-    return {
-        e["addresses"][0]: bool(e["conditions"].get("ready"))
-        for s in slices
-        for e in s.get("endpoints") or []
-    }
+    return {e["addresses"][0]: bool(e["conditions"].get("ready")) for s in slices for e in s.get("endpoints") or []}
 
 
 def test_nodes_are_registered_ready_with_pod_cidrs_and_roles(cluster: Cluster) -> None:
@@ -81,17 +73,13 @@ def test_nodes_are_registered_ready_with_pod_cidrs_and_roles(cluster: Cluster) -
         assert n["metadata"]["labels"]["kubernetes.io/hostname"] == n["metadata"]["name"]
         assert n["spec"]["podCIDRs"][0].startswith("10.244.")
         cidrs.add(n["spec"]["podCIDRs"][0])
-        assert any(
-            a["type"] == "InternalIP" and a["address"].startswith("172.30.") for a in n["status"]["addresses"]
-        )
+        assert any(a["type"] == "InternalIP" and a["address"].startswith("172.30.") for a in n["status"]["addresses"])
     assert len(cidrs) == 2
     leases = cluster.get("leases", "-n", "kube-node-lease")["items"]
     assert {lease["metadata"]["name"] for lease in leases} >= set(nodes)
 
 
-def test_pods_spread_talk_across_nodes_and_follow_readiness_and_deletion(
-    cluster: Cluster, namespace: str
-) -> None:
+def test_pods_spread_talk_across_nodes_and_follow_readiness_and_deletion(cluster: Cluster, namespace: str) -> None:
     cluster.apply(netexec(namespace))
     pods = ready_pods(cluster, namespace, "app=netexec", 4)
     by_node: dict[str, list[dict]] = {}
@@ -131,13 +119,9 @@ def test_pods_spread_talk_across_nodes_and_follow_readiness_and_deletion(
     # readiness probe failing flips the endpoint to not ready
     assert cluster.exec(f"{namespace}/{b['metadata']['name']}", "rm", "/tmp/ready").returncode == 0
     b_ip = b["status"]["podIP"]
-    wait_for(
-        lambda: slice_endpoints(cluster, namespace, "netexec").get(b_ip) is False, "endpoint not ready", 30
-    )
+    wait_for(lambda: slice_endpoints(cluster, namespace, "netexec").get(b_ip) is False, "endpoint not ready", 30)
     cluster.exec(f"{namespace}/{b['metadata']['name']}", "touch", "/tmp/ready")
-    wait_for(
-        lambda: slice_endpoints(cluster, namespace, "netexec").get(b_ip) is True, "endpoint ready again", 30
-    )
+    wait_for(lambda: slice_endpoints(cluster, namespace, "netexec").get(b_ip) is True, "endpoint ready again", 30)
 
     # deleting a pod removes it from the EndpointSlice and its namespace from the machine
     uid = b["metadata"]["uid"]
@@ -179,15 +163,11 @@ spec:
         assert p["status"]["podIP"] == node_ip == p["status"]["hostIP"]
         out = cluster.exec(f"{namespace}/{p['metadata']['name']}", "ip", "-o", "-4", "addr", "show", "eth0")
         assert f"inet {node_ip}/" in out.stdout, out.stdout + out.stderr
-        env = cluster.exec(
-            f"{namespace}/{p['metadata']['name']}", "sh", "-c", "echo $NODE_NAME $HOST_IP $POD_IP"
-        )
+        env = cluster.exec(f"{namespace}/{p['metadata']['name']}", "sh", "-c", "echo $NODE_NAME $HOST_IP $POD_IP")
         assert env.stdout.split() == [p["spec"]["nodeName"], node_ip, node_ip]
 
 
-def test_pod_has_resolv_conf_hostname_and_a_working_service_account_token(
-    cluster: Cluster, namespace: str
-) -> None:
+def test_pod_has_resolv_conf_hostname_and_a_working_service_account_token(cluster: Cluster, namespace: str) -> None:
     cluster.kubectl("create", "serviceaccount", "viewer", "-n", namespace)
     cluster.kubectl(
         "create",
@@ -289,27 +269,20 @@ spec:
     wait_for(lambda: waiting_reason("unknown-image") == "ErrImagePull", "ErrImagePull", 60)
     msg = status("unknown-image")["containerStatuses"][0]["state"]["waiting"]["message"]
     assert "agnhost" in msg and "nginx" in msg
-    events = cluster.get("events", "-n", namespace, "--field-selector", "involvedObject.name=unknown-image")[
-        "items"
-    ]
+    events = cluster.get("events", "-n", namespace, "--field-selector", "involvedObject.name=unknown-image")["items"]
     assert any(e["reason"] == "Failed" and e["type"] == "Warning" for e in events)
 
     def crashed(name: str, container: int = 0) -> dict | None:
         cs = (status(name).get("containerStatuses") or [{}] * (container + 1))[container]
         return (
             cs
-            if cs.get("restartCount", 0) >= 1
-            and cs["state"].get("waiting", {}).get("reason") == "CrashLoopBackOff"
+            if cs.get("restartCount", 0) >= 1 and cs["state"].get("waiting", {}).get("reason") == "CrashLoopBackOff"
             else None
         )
 
     cs = wait_for(lambda: crashed("exits-at-once"), "CrashLoopBackOff", 60)
-    assert (
-        cs["lastState"]["terminated"]["exitCode"] == 3 and cs["lastState"]["terminated"]["reason"] == "Error"
-    )
-    taken = wait_for(
-        lambda: crashed("port-taken", 0) or crashed("port-taken", 1), "one container crashing", 60
-    )
+    assert cs["lastState"]["terminated"]["exitCode"] == 3 and cs["lastState"]["terminated"]["reason"] == "Error"
+    taken = wait_for(lambda: crashed("port-taken", 0) or crashed("port-taken", 1), "one container crashing", 60)
     assert taken["lastState"]["terminated"]["exitCode"] != 0
     wait_for(lambda: status("runs-once")["phase"] == "Succeeded", "phase Succeeded", 60)
     assert status("runs-once")["containerStatuses"][0]["state"]["terminated"]["reason"] == "Completed"
@@ -319,9 +292,9 @@ spec:
     wait_for(
         lambda: any(
             e["reason"] == "Unhealthy"
-            for e in cluster.get(
-                "events", "-n", namespace, "--field-selector", "involvedObject.name=impossible-probe"
-            )["items"]
+            for e in cluster.get("events", "-n", namespace, "--field-selector", "involvedObject.name=impossible-probe")[
+                "items"
+            ]
         ),
         "an Unhealthy event",
         30,
