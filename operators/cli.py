@@ -9,14 +9,14 @@ from . import __version__
 
 
 def main(argv: list[str] | None = None) -> None:
-    from . import render_cli
+    from . import offline_cli
     from .devcluster import cli as devcluster_cli
 
     parser = argparse.ArgumentParser(prog="knet", description="Kubernetes networking as Kopf operators")
     parser.add_argument("--version", action="version", version=f"knet {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     devcluster_cli.register(sub)
-    render_cli.register(sub)
+    offline_cli.register(sub)
     args = parser.parse_args(argv)
     sys.exit(args.func(args) or 0)
 

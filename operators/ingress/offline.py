@@ -8,39 +8,26 @@ ports nginx would use (`Runtime.from_dict`).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
-from typing import Any, TypeVar
+from collections.abc import Mapping
+from typing import Any
 
 from operators.ingress.model import IngressConfig, IngressModel, build_model
 from operators.ingress.render import Runtime, render_config
 from operators.kube import ingresses as views
 from operators.kube import services as api
-from operators.kube.objects import Obj, of_kind
+from operators.kube.objects import Obj, of_kind, parse_all
 from operators.kube.services import Problem
-
-T = TypeVar("T")
-
-
-def _parse(objects: Iterable[Obj], parser: Callable[[Obj], tuple[T | None, list[Problem]]],
-           problems: list[Problem]) -> list[T]:
-    out: list[T] = []
-    for obj in objects:
-        view, found = parser(obj)
-        problems.extend(found)
-        if view is not None:
-            out.append(view)
-    return out
 
 
 def model_from_objects(objects: list[Obj], config: Mapping[str, Any] | None = None,
                        ) -> tuple[IngressModel, list[Problem]]:
     """Parse the objects and build the model; problems in object order, then the model's."""
     cfg, problems = IngressConfig.from_dict(config)
-    classes = _parse(of_kind(objects, "IngressClass", "networking.k8s.io/"), views.parse_ingress_class, problems)
-    ingresses = _parse(of_kind(objects, "Ingress", "networking.k8s.io/"), views.parse_ingress, problems)
-    services = _parse(of_kind(objects, "Service", "v1"), api.parse_service, problems)
-    slices = _parse(of_kind(objects, "EndpointSlice", "discovery.k8s.io/"), api.parse_endpoint_slice, problems)
-    secrets = _parse(of_kind(objects, "Secret", "v1"), views.parse_tls_secret, problems)
+    classes = parse_all(of_kind(objects, "IngressClass", "networking.k8s.io/"), views.parse_ingress_class, problems)
+    ingresses = parse_all(of_kind(objects, "Ingress", "networking.k8s.io/"), views.parse_ingress, problems)
+    services = parse_all(of_kind(objects, "Service", "v1"), api.parse_service, problems)
+    slices = parse_all(of_kind(objects, "EndpointSlice", "discovery.k8s.io/"), api.parse_endpoint_slice, problems)
+    secrets = parse_all(of_kind(objects, "Secret", "v1"), views.parse_tls_secret, problems)
     model, found = build_model(classes, ingresses, services, slices, secrets, cfg)
     return model, problems + found
 

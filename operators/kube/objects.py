@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 
 Obj = dict[str, Any]
+T = TypeVar("T")
+P = TypeVar("P")
 
 
 def _flatten(doc: Any) -> Iterator[Obj]:
@@ -44,3 +46,14 @@ def key(obj: Obj) -> str:
     md = obj.get("metadata") or {}
     ns = md.get("namespace")
     return f"{ns}/{md.get('name')}" if ns else str(md.get("name"))
+
+
+def parse_all(objects: Iterable[Obj], parser: Callable[[Obj], tuple[T | None, list[P]]], problems: list[P]) -> list[T]:
+    """Run a never-raising `parse_*` over objects: the views that parsed, their problems appended."""
+    views: list[T] = []
+    for obj in objects:
+        view, found = parser(obj)
+        problems.extend(found)
+        if view is not None:
+            views.append(view)
+    return views

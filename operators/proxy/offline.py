@@ -7,37 +7,24 @@ would program. Only Services (v1), EndpointSlices (discovery.k8s.io) and Nodes a
 from __future__ import annotations
 
 import shlex
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import replace
-from typing import Any, TypeVar
+from typing import Any
 
 from operators.kube import services as api
-from operators.kube.objects import Obj, of_kind
+from operators.kube.objects import Obj, of_kind, parse_all
 from operators.proxy import iptables, nftables
 from operators.proxy.model import MODES, ProxyConfig, ProxyModel, build_model
-
-T = TypeVar("T")
-
-
-def _parse(objects: Iterable[Obj], parser: Callable[[Obj], tuple[T | None, list[api.Problem]]],
-           problems: list[api.Problem]) -> list[T]:
-    views: list[T] = []
-    for obj in objects:
-        view, found = parser(obj)
-        problems.extend(found)
-        if view is not None:
-            views.append(view)
-    return views
 
 
 def model_from_objects(objects: list[Obj], node: str, config: Mapping[str, Any] | None = None,
                        ) -> tuple[ProxyModel, list[api.Problem]]:
     """Parse the objects and build the node's model; problems in object order, then the model's."""
     cfg, problems = ProxyConfig.from_dict(config)
-    svcs = _parse(of_kind(objects, "Service", "v1"), api.parse_service, problems)
-    slices = _parse(of_kind(objects, "EndpointSlice", "discovery.k8s.io/"), api.parse_endpoint_slice,
+    svcs = parse_all(of_kind(objects, "Service", "v1"), api.parse_service, problems)
+    slices = parse_all(of_kind(objects, "EndpointSlice", "discovery.k8s.io/"), api.parse_endpoint_slice,
                     problems)
-    nodes = _parse(of_kind(objects, "Node", "v1"), api.parse_node, problems)
+    nodes = parse_all(of_kind(objects, "Node", "v1"), api.parse_node, problems)
     model, found = build_model(svcs, slices, nodes, node, cfg)
     return model, problems + found
 

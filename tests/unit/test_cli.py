@@ -60,3 +60,49 @@ def test_explain_netpol_exit_code_follows_the_verdict(tmp_path: Path) -> None:
     assert denied.returncode == 1 and denied.stdout.startswith("DENIED") and "deny-b" in denied.stdout
     allowed = knet("explain", "netpol", "-f", str(objects), "--from", "x/b", "--to", "x/a")
     assert allowed.returncode == 0 and allowed.stdout.startswith("ALLOWED")
+
+
+def test_render_corefile_and_ingress_match_their_golden_files() -> None:
+    out = knet("render", "corefile", "-f", str(GOLDEN / "dns/cases/acl.yaml"))
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == (GOLDEN / "dns/expected/acl.Corefile").read_text()
+    out = knet("render", "ingress", "-f", str(GOLDEN / "ingress/cases/annotations-access.yaml"))
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == (GOLDEN / "ingress/expected/annotations-access.conf").read_text()
+
+
+SERVICE = """
+apiVersion: v1
+kind: Service
+metadata: {name: web, namespace: shop}
+spec: {clusterIP: 10.96.7.7, clusterIPs: [10.96.7.7], ports: [{name: http, port: 80, protocol: TCP}]}
+"""
+
+
+def test_dns_serves_objects_without_an_api_server(tmp_path: Path) -> None:
+    import socket
+    import time
+
+    from dnslib import DNSRecord
+
+    objects = tmp_path / "svc.yaml"
+    objects.write_text(SERVICE)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "operators.cli", "dns", "--objects", str(objects),
+                             "--listen", f"127.0.0.1:{port}"], stderr=subprocess.PIPE, text=True)
+    try:
+        q = DNSRecord.question("web.shop.svc.cluster.local", "A")
+        answer = None
+        deadline = time.monotonic() + 15
+        while answer is None and time.monotonic() < deadline:
+            try:
+                answer = DNSRecord.parse(q.send("127.0.0.1", port, timeout=0.5))
+            except OSError:
+                time.sleep(0.2)
+        assert answer is not None, "knet dns did not answer"
+        assert [str(r.rdata) for r in answer.rr] == ["10.96.7.7"]
+    finally:
+        proc.terminate()
+        proc.wait(10)
