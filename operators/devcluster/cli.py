@@ -47,10 +47,13 @@ def cmd_env(args: argparse.Namespace) -> int:
 
 
 def cmd_exec(args: argparse.Namespace) -> int:
-    from .podexec import exec_in_pod
+    from .podexec import exec_in_namespace, exec_in_pod
 
     cmd = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
-    return exec_in_pod(_layout(args.name), args.pod, cmd, container=args.container)
+    layout = _layout(args.name)
+    if args.pod == "external":
+        return exec_in_namespace(layout.external_ns, cmd)
+    return exec_in_pod(layout, args.pod, cmd, container=args.container)
 
 
 def cmd_logs(args: argparse.Namespace) -> int:
@@ -80,7 +83,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     add("env", cmd_env, 'print export lines for KUBECONFIG and PATH (eval "$(knet devcluster env)")')
     ex = add("exec", cmd_exec, "run a command in a pod (network namespace, resolv.conf, mounts, env)")
     ex.add_argument("-c", "--container")
-    ex.add_argument("pod", help="NAMESPACE/POD")
+    ex.add_argument("pod", help="NAMESPACE/POD, or `external` for the external client on the underlay")
     ex.add_argument("cmd", nargs=argparse.REMAINDER)
     lg = add("logs", cmd_logs, "print a pod container's log")
     lg.add_argument("-c", "--container")

@@ -39,6 +39,14 @@ def exec_in_pod(layout: Layout, pod: str, cmd: list[str], container: str | None 
     return subprocess.run(shim_argv(cmd), env={**os.environ, "KNET_SHIM": json.dumps(plan)}).returncode
 
 
+def exec_in_namespace(netns: str, cmd: list[str]) -> int:
+    """Run `cmd` in one of the cluster's own namespaces (the external client), with the machine's files."""
+    if not cmd:
+        raise DevclusterError("no command given")
+    plan = {"netns": netns, "hostname": netns, "mounts": [], "env": dict(os.environ), "workdir": os.getcwd()}
+    return subprocess.run(shim_argv(cmd), env={**os.environ, "KNET_SHIM": json.dumps(plan)}).returncode
+
+
 def pod_logs(layout: Layout, pod: str, container: str | None = None) -> str:
     d, data = find_record(layout, pod)
     name = container or data["containers"][0]

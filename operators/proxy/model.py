@@ -400,10 +400,7 @@ def build_model(
     nodeport_cidrs = [c for c in config.node_port_addresses if c != "primary"]
     if "primary" in config.node_port_addresses:
         nodeport_cidrs += [f"{ip}/{32 if family_of(ip) == 4 else 128}" for ip in b.node_ips]
-    if config.detect_local == "ClusterCIDR":
-        local_cidrs = config.cluster_cidrs
-    else:
-        local_cidrs = node.pod_cidrs if node else ()
+    local_cidrs = config.cluster_cidrs if config.detect_local == "ClusterCIDR" else node.pod_cidrs if node else ()
     model = ProxyModel(
         node=node_name,
         config=config,
