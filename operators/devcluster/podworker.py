@@ -27,6 +27,8 @@ if TYPE_CHECKING:
 
 Obj = dict[str, Any]
 BACKOFF_START, BACKOFF_MAX = 10.0, 300.0  # the kubelet's CrashLoopBackOff schedule
+# what every container runs from: the virtual environment and the package (possibly under /tmp)
+KEEP = sorted({sys.prefix, str(Path(__file__).resolve().parents[2])})
 
 
 def now_rfc3339() -> str:
@@ -188,6 +190,7 @@ class PodWorker(threading.Thread):
             "mounts": mounts,
             "env": env,
             "workdir": c.spec.get("workingDir") or "/",
+            "keep": KEEP,
         }
         return argv, plan
 

@@ -49,10 +49,18 @@ def enter(plan: dict) -> None:
     # a fresh sysfs shows the pod's own interfaces under /sys/class/net
     if _libc.umount2(b"/sys", MNT_DETACH) == 0:
         _mount("sysfs", "/sys", "sysfs", 0)
+    # paths the container needs from the machine (the venv, the package) that a mount such as the
+    # pod's private /tmp would hide: held open now, bound back at their place after the mounts
+    keep = {p: os.open(p, os.O_PATH) for p in plan.get("keep", []) if os.path.exists(p)}
     for src, dst, readonly in plan.get("mounts", []):
         _mount(src, dst, None, MS_BIND | MS_REC)
         if readonly:
             _mount(None, dst, None, MS_BIND | MS_REMOUNT | MS_RDONLY)
+    for path, fd in keep.items():
+        if not (os.path.exists(path) and os.path.samestat(os.stat(path), os.fstat(fd))):
+            os.makedirs(path, exist_ok=True)
+            _mount(f"/proc/self/fd/{fd}", path, None, MS_BIND | MS_REC)
+        os.close(fd)
     if host := plan.get("hostname"):
         _check(_libc.sethostname(host.encode(), len(host.encode())), "sethostname")
     os.chdir(plan.get("workdir") or "/")
