@@ -10,6 +10,7 @@ from . import __version__
 
 def main(argv: list[str] | None = None) -> None:
     from . import offline_cli
+    from .agent import cli as agent_cli
     from .devcluster import cli as devcluster_cli
 
     parser = argparse.ArgumentParser(prog="knet", description="Kubernetes networking as Kopf operators")
@@ -17,6 +18,7 @@ def main(argv: list[str] | None = None) -> None:
     sub = parser.add_subparsers(dest="command", required=True)
     devcluster_cli.register(sub)
     offline_cli.register(sub)
+    agent_cli.register(sub)
     args = parser.parse_args(argv)
     sys.exit(args.func(args) or 0)
 

@@ -1,0 +1,77 @@
+"""`knet agent`: the per-node agent (the Service proxy, nftables mode)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+from pathlib import Path
+
+import yaml
+
+from operators.agent.schedule import Periods
+
+
+def _fail(message: str) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return 2
+
+
+def cmd_agent(args: argparse.Namespace) -> int:
+    from operators.agent import operator
+    from operators.agent.login import LoginError
+    from operators.agent.servers import parse_addr
+    from operators.proxy.model import ProxyConfig
+
+    if not args.node_name:
+        return _fail("no node name: set NODE_NAME (downward API spec.nodeName) or pass --node-name")
+    periods = Periods(args.min_sync_period, args.max_sync_period, args.full_sync_period)
+    try:
+        data = yaml.safe_load(Path(args.config).read_text()) if args.config else None
+        parse_addr(args.metrics_addr)
+        parse_addr(args.health_addr)
+    except (OSError, yaml.YAMLError, ValueError) as e:
+        return _fail(str(e))
+    if periods.problems():
+        return _fail(periods.problems()[0])
+    config, problems = ProxyConfig.from_dict(data if isinstance(data, dict) else None)
+    if config.mode != "nftables":
+        return _fail(f"proxy mode {config.mode} is not implemented by the agent yet (only nftables)")
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("kopf").setLevel(logging.DEBUG if args.verbose else logging.WARNING)
+    options = operator.Options(
+        node=args.node_name, api_server=args.api_server, kubeconfig=args.kubeconfig,
+        metrics_addr=args.metrics_addr, health_addr=args.health_addr, periods=periods, config=config,
+        config_problems=tuple(problems))
+    try:
+        asyncio.run(operator.run(options))
+    except LoginError as e:
+        return _fail(str(e))
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("agent", help="the per-node agent: programs Service rules (nftables) from the API",
+                       description="Watch Services, EndpointSlices and this Node; keep `table inet knet-proxy` "
+                                   "in sync. Talks to the API server at KNET_API_SERVER with the pod's "
+                                   "service account, or with --kubeconfig.")
+    p.add_argument("--node-name", default=os.environ.get("NODE_NAME"), help="this node (default: $NODE_NAME)")
+    p.add_argument("--api-server", default=os.environ.get("KNET_API_SERVER"),
+                   help="the control-plane endpoint, https://HOST:PORT (default: $KNET_API_SERVER)")
+    p.add_argument("--kubeconfig", help="server and credentials from a kubeconfig instead of the service account")
+    p.add_argument("--config", help="YAML file with proxy settings (ClusterNetworkConfig proxy keys: "
+                                    "clusterCIDRs, serviceCIDRs, masqueradeAll, nodePortAddresses, ...)")
+    p.add_argument("--metrics-addr", default="0.0.0.0:10249", help="Prometheus /metrics (default %(default)s)")
+    p.add_argument("--health-addr", default="0.0.0.0:10256", help="/healthz, /livez, /readyz (default %(default)s)")
+    defaults = Periods()
+    p.add_argument("--min-sync-period", type=float, default=defaults.min, help="seconds between syncs at least "
+                   "(changes within it are programmed together; default %(default)s)")
+    p.add_argument("--max-sync-period", type=float, default=defaults.max, help="seconds between syncs at most, "
+                   "also how soon a removed table is restored (default %(default)s)")
+    p.add_argument("--full-sync-period", type=float, default=defaults.full, help="seconds between full resyncs "
+                   "(default %(default)s)")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging (Kopf's too)")
+    p.set_defaults(func=cmd_agent)

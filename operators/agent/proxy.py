@@ -1,0 +1,187 @@
+"""The Service proxy's sync loop: views -> model -> one `nft -f` transaction, then conntrack, health
+checks, Events and metrics.
+
+Thin on purpose: when to sync and how (`schedule`), which conntrack entries to delete (`conntrack`),
+which problems to report (`events.to_report`) and what to program (`operators.proxy`) are pure
+functions; this class only calls them in order and talks to the kernel and the API server.
+
+What it guarantees:
+- nothing is programmed before the watches listed every Service, EndpointSlice and our Node (a
+  half-listed cluster would reject traffic to Services whose slices were not seen yet);
+- a failed transaction changes nothing in the kernel (nft applies all or nothing), keeps the last
+  applied model as the reference, and makes the next sync a full one;
+- when the API server goes away the views stay as they were, and so do the rules;
+- a restart replaces the table in one transaction: established connections keep their conntrack
+  entries, so they survive.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime
+import logging
+import time
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from operators.agent import conntrack, dataplane, schedule
+from operators.agent.events import EventRecorder, to_report
+from operators.agent.metrics import OBJECT_KINDS, Metrics
+from operators.agent.schedule import Kind, Periods, SyncState
+from operators.agent.servers import HealthCheckPorts, Status
+from operators.agent.store import Entry, Snapshot
+from operators.kube.services import Problem
+from operators.proxy import nft_table, nftables
+from operators.proxy.model import ProxyConfig, ProxyModel, build_model
+
+log = logging.getLogger(__name__)
+EVENTS_PER_SYNC = 20  # the rest wait for the next sync: posting must not hold up programming for long
+HEALTH_TIMEOUT_PERIODS = 2  # /healthz fails when a due sync waits this many max periods (kube-proxy: 2)
+
+Index = Mapping[Any, Iterable[Entry[Any]]]  # a Kopf index: key -> store of entries
+
+
+class ProxyAgent:
+    def __init__(self, node: str, config: ProxyConfig, periods: Periods, metrics: Metrics,
+                 events: EventRecorder | None, config_problems: Iterable[Problem] = ()) -> None:
+        self.node = node
+        self.config = config
+        self.periods = periods
+        self.metrics = metrics
+        self.events = events
+        self.config_problems = tuple(config_problems)
+        self.state = SyncState()
+        self.applied: ProxyModel | None = None
+        self.applied_table: nft_table.Table | None = None
+        self.reported: frozenset[Problem] = frozenset()
+        self.indices: tuple[Index, Index, Index] | None = None
+        self.listed = asyncio.Event()  # set by the first watch event: every index is populated by then
+        self.wake = asyncio.Event()
+        self.triggers: list[float] = []  # EndpointSlice change times not programmed yet (epoch seconds)
+        self.last_success: datetime.datetime | None = None
+        self.node_known = False
+        self.health_ports = HealthCheckPorts(self.healthy)
+
+    # --- fed by the watches ---------------------------------------------------------------------
+
+    def attach(self, services: Index, slices: Index, nodes: Index) -> None:
+        """The Kopf indices holding the entries (all under the key None)."""
+        self.indices = (services, slices, nodes)
+
+    def changed(self, trigger: float | None = None) -> None:
+        """A watched object changed (Kopf calls handlers only once all indices are populated)."""
+        self.listed.set()
+        self.state = schedule.changed(self.state, time.monotonic())
+        if trigger is not None:
+            self.triggers.append(trigger)
+        self.wake.set()
+
+    # --- reported -------------------------------------------------------------------------------
+
+    def healthy(self) -> bool:
+        timeout = HEALTH_TIMEOUT_PERIODS * self.periods.max
+        return schedule.healthy(self.state, time.monotonic(), timeout)
+
+    def status(self) -> Status:
+        return Status(self.healthy(), self.state.synced, self.last_success, self.node_known)
+
+    # --- the loop -------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Sync whenever the schedule says so, forever; one failing sync never stops the loop."""
+        await self.listed.wait()
+        log.info("watches listed every object; starting to program the rules")
+        while True:
+            self.wake.clear()
+            delay = schedule.next_sync_at(self.state, self.periods) - time.monotonic()
+            if delay > 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.wake.wait(), delay)
+                continue
+            started = time.monotonic()
+            try:
+                await self.sync(started)
+            except Exception:
+                log.exception("sync failed unexpectedly")
+                self.metrics.errors.labels("sync").inc()
+                self.state = schedule.finished(self.state, started, Kind.FULL, ok=False)
+
+    def snapshot(self) -> Snapshot:
+        indices = self.indices or ({}, {}, {})
+        return Snapshot.collect(*((e for store in index.values() for e in store) for index in indices))
+
+    async def sync(self, now: float) -> None:
+        self.state = schedule.started(self.state, now)
+        triggers, self.triggers = self.triggers, []
+        snap = self.snapshot()
+        model, problems = build_model(snap.services, snap.slices, snap.nodes, self.node, self.config)
+        present = await dataplane.table_present()
+        if not present and self.applied is not None:
+            log.warning("table %s %s was removed by someone else; restoring it", nftables.FAMILY, nftables.TABLE)
+            self.metrics.errors.labels("table-missing").inc()
+        kind = schedule.kind_of_sync(self.state, now, self.periods, present, model != self.applied)
+        if kind is not Kind.NONE:
+            table = nftables.build_table(model)
+            old = self.applied_table
+            text = table.full() if kind is Kind.FULL or old is None else nft_table.diff(old, table)
+            ok, err = await dataplane.nft_apply(text) if text else (True, "")
+            if not ok:
+                log.error("nft %s transaction failed, the previous rules stay: %s", kind.value, err)
+                self.metrics.errors.labels("nft").inc()
+                self.triggers = triggers + self.triggers
+                self.state = schedule.finished(self.state, now, kind, ok=False)
+                return
+            self.metrics.sync_duration.labels(kind.value).observe(time.monotonic() - now)
+            self.applied_table = table
+        previous, self.applied = self.applied, model
+        self.state = schedule.finished(self.state, now, kind, ok=True)
+        self.last_success = datetime.datetime.now(datetime.UTC)
+        self.node_known = any(n.name == self.node for n in snap.nodes)
+        self.record(model, triggers, kind)
+        await self.flush_conntrack(previous, model)
+        if await self.health_ports.update(model.health_checks):
+            self.metrics.errors.labels("healthcheck").inc()
+        await self.report(snap, [*self.config_problems, *snap.problems, *problems])
+
+    def record(self, model: ProxyModel, triggers: list[float], kind: Kind) -> None:
+        m = self.metrics
+        m.last_sync.set(time.time())
+        m.services.set(len({(p.namespace, p.name) for p in model.ports}))
+        m.service_ports.set(len(model.ports))
+        m.endpoints.set(sum(len(p.reachable_endpoints) for p in model.ports))
+        wall = time.time()
+        for t in triggers:
+            m.programming_latency.observe(max(0.0, wall - t))
+        if kind is not Kind.NONE:
+            log.info("%s sync: %d service ports", kind.value, len(model.ports))
+
+    async def flush_conntrack(self, old: ProxyModel | None, new: ProxyModel) -> None:
+        for flush in conntrack.stale_flows(old, new):
+            ok, err = await dataplane.conntrack_delete(flush)
+            if not ok:
+                log.warning("%s failed: %s", " ".join(flush.argv()), err)
+                self.metrics.errors.labels("conntrack").inc()
+
+    async def report(self, snap: Snapshot, problems: list[Problem]) -> None:
+        """An Event (once) and a metric per problem; problems are logged either way."""
+        new, self.reported = to_report(self.reported, problems)
+        for kind in OBJECT_KINDS:
+            objects = {(p.namespace, p.name) for p in problems if p.kind == kind}
+            self.metrics.objects_with_problems.labels(kind).set(len(objects))
+        unposted: list[Problem] = []
+        for i, problem in enumerate(new):
+            if i >= EVENTS_PER_SYNC:
+                unposted.append(problem)
+                continue
+            log.warning("%s", problem)
+            ref = snap.refs.get((problem.kind, problem.namespace, problem.name))
+            if ref is not None and self.events is not None and not await self.events.post(problem, ref):
+                self.metrics.errors.labels("event").inc()
+                unposted.append(problem)  # retried at the next sync, counted once posted
+            elif problem.kind in OBJECT_KINDS:
+                self.metrics.problems.labels(problem.kind).inc()
+        self.reported -= frozenset(unposted)
+
+    async def stop(self) -> None:
+        await self.health_ports.stop()

@@ -1,0 +1,101 @@
+"""What the agent keeps of each watched object: its parsed view, its problems and a reference for Events.
+
+The watch handlers turn each API body into an `Entry` at once, so the agent holds compact frozen
+views rather than whole objects, and parsing (which never raises) happens once per change, not once
+per sync. `Snapshot.collect` gathers the entries for one sync.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from operators.kube import services as api
+from operators.kube.services import EndpointSlice, Node, Problem, Service
+
+V = TypeVar("V")
+TRIGGER_TIME = "endpoints.kubernetes.io/last-change-trigger-time"
+
+
+@dataclass(frozen=True)
+class ObjectRef:
+    """Enough of an object to post an Event about it (`involvedObject`)."""
+
+    api_version: str
+    kind: str
+    namespace: str
+    name: str
+    uid: str
+
+    def involved_object(self) -> dict[str, str]:
+        ref = {"apiVersion": self.api_version, "kind": self.kind, "name": self.name, "uid": self.uid}
+        return {**ref, "namespace": self.namespace} if self.namespace else ref
+
+
+@dataclass(frozen=True)
+class Entry(Generic[V]):
+    view: V | None  # None: the object is unusable as a whole (its problems say why)
+    problems: tuple[Problem, ...]
+    ref: ObjectRef
+
+
+def _ref(body: Mapping[str, Any], api_version: str, kind: str) -> ObjectRef:
+    md = body.get("metadata") or {}
+    return ObjectRef(str(body.get("apiVersion") or api_version), str(body.get("kind") or kind),
+                     str(md.get("namespace") or ""), str(md.get("name") or ""), str(md.get("uid") or ""))
+
+
+def _entry(body: Mapping[str, Any], parse: Callable[[object], tuple[Any, list[Problem]]], api_version: str,
+           kind: str) -> Entry[Any]:
+    view, problems = parse(body)
+    return Entry(view, tuple(problems), _ref(body, api_version, kind))
+
+
+def service_entry(body: Mapping[str, Any]) -> Entry[Service]:
+    return _entry(body, api.parse_service, "v1", "Service")
+
+
+def slice_entry(body: Mapping[str, Any]) -> Entry[EndpointSlice]:
+    return _entry(body, api.parse_endpoint_slice, "discovery.k8s.io/v1", "EndpointSlice")
+
+
+def node_entry(body: Mapping[str, Any]) -> Entry[Node]:
+    return _entry(body, api.parse_node, "v1", "Node")
+
+
+def trigger_time(body: Mapping[str, Any]) -> float | None:
+    """When the change behind this EndpointSlice happened (the controller's annotation), epoch seconds."""
+    value = ((body.get("metadata") or {}).get("annotations") or {}).get(TRIGGER_TIME)
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The views of one sync, the problems found while parsing them, and where to report problems."""
+
+    services: tuple[Service, ...]
+    slices: tuple[EndpointSlice, ...]
+    nodes: tuple[Node, ...]
+    problems: tuple[Problem, ...]
+    refs: Mapping[tuple[str, str, str], ObjectRef]  # (kind, namespace, name) -> ref
+
+    @classmethod
+    def collect(cls, services: Iterable[Entry[Service]], slices: Iterable[Entry[EndpointSlice]],
+                nodes: Iterable[Entry[Node]]) -> Snapshot:
+        views: dict[str, list[Any]] = {"services": [], "slices": [], "nodes": []}
+        problems: list[Problem] = []
+        refs: dict[tuple[str, str, str], ObjectRef] = {}
+        for what, entries in (("services", services), ("slices", slices), ("nodes", nodes)):
+            for e in entries:
+                if e.view is not None:
+                    views[what].append(e.view)
+                problems.extend(e.problems)
+                refs[(e.ref.kind, e.ref.namespace, e.ref.name)] = e.ref
+        return cls(tuple(views["services"]), tuple(views["slices"]), tuple(views["nodes"]), tuple(problems), refs)

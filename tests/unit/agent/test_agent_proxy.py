@@ -1,0 +1,204 @@
+"""The sync loop with a fake kernel and API: full, incremental or nothing; failures; conntrack; Events."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import pytest
+from agent_builders import NODE, NODE_NAME, endpoint_slice, service
+
+from operators.agent import dataplane
+from operators.agent.metrics import Metrics
+from operators.agent.proxy import ProxyAgent
+from operators.agent.schedule import Periods
+from operators.agent.store import ObjectRef, node_entry, service_entry, slice_entry
+from operators.kube.services import Problem
+from operators.proxy.model import ProxyConfig
+
+
+class Kernel:
+    """Stands in for nft and conntrack: records transactions, can fail them or lose the table."""
+
+    def __init__(self) -> None:
+        self.transactions: list[str] = []
+        self.flushes: list[list[str]] = []
+        self.fail = False
+        self.table = False
+
+    async def table_present(self) -> bool:
+        return self.table
+
+    async def nft_apply(self, text: str) -> tuple[bool, str]:
+        if self.fail:
+            return False, "Error: Could not process rule"
+        self.transactions.append(text)
+        self.table = True
+        return True, ""
+
+    async def conntrack_delete(self, flush: Any) -> tuple[bool, str]:
+        self.flushes.append(flush.argv())
+        return True, ""
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.posted: list[tuple[Problem, ObjectRef]] = []
+        self.fail = False
+
+    async def post(self, problem: Problem, ref: ObjectRef) -> bool:
+        if not self.fail:
+            self.posted.append((problem, ref))
+        return not self.fail
+
+
+@pytest.fixture
+def kernel(monkeypatch: pytest.MonkeyPatch) -> Kernel:
+    k = Kernel()
+    for name in ("table_present", "nft_apply", "conntrack_delete"):
+        monkeypatch.setattr(dataplane, name, getattr(k, name))
+    return k
+
+
+class Cluster:
+    """Kopf-like indices (every entry under the key None) that tests edit."""
+
+    def __init__(self, *objects: dict[str, Any]) -> None:
+        self.services = {None: [service_entry(o) for o in objects if o["kind"] == "Service"]}
+        self.slices = {None: [slice_entry(o) for o in objects if o["kind"] == "EndpointSlice"]}
+        self.nodes = {None: [node_entry(NODE)]}
+
+    def set_slices(self, *objects: dict[str, Any]) -> None:
+        self.slices[None] = [slice_entry(o) for o in objects]
+
+
+def make_agent(cluster: Cluster, recorder: Recorder | None = None) -> ProxyAgent:
+    agent = ProxyAgent(NODE_NAME, ProxyConfig(), Periods(min=0, max=10, full=3600), Metrics(), recorder)
+    agent.attach(cluster.services, cluster.slices, cluster.nodes)
+    return agent
+
+
+def metric(agent: ProxyAgent, name: str, **labels: str) -> float:
+    return agent.metrics.registry.get_sample_value(name, labels) or 0.0
+
+
+def test_syncs_are_full_then_incremental_or_nothing(kernel: Kernel) -> None:
+    cluster = Cluster(service(), endpoint_slice("dns", "10.244.2.5"))
+    agent = make_agent(cluster)
+
+    async def scenario() -> None:
+        await agent.sync(100)
+        assert agent.state.synced and len(kernel.transactions) == 1
+        assert kernel.transactions[0].startswith("add table inet knet-proxy\ndelete table inet knet-proxy\n")
+        await agent.sync(101)
+        assert len(kernel.transactions) == 1  # nothing changed: no transaction
+        cluster.set_slices(endpoint_slice("dns", "10.244.2.5", "10.244.2.6"))
+        await agent.sync(102)
+        assert len(kernel.transactions) == 2 and "delete table" not in kernel.transactions[1]
+        assert "10.244.2.6" in kernel.transactions[1]
+
+    asyncio.run(scenario())
+    assert metric(agent, "knet_proxy_sync_proxy_rules_duration_seconds_count", kind="full") == 1
+    assert metric(agent, "knet_proxy_sync_proxy_rules_duration_seconds_count", kind="incremental") == 1
+    assert metric(agent, "knet_proxy_services") == 1
+    assert metric(agent, "knet_proxy_endpoints") == 2
+
+
+def test_a_failed_transaction_keeps_the_last_model_and_the_next_sync_is_full(kernel: Kernel) -> None:
+    cluster = Cluster(service(), endpoint_slice("dns", "10.244.2.5"))
+    agent = make_agent(cluster)
+
+    async def scenario() -> None:
+        await agent.sync(100)
+        before = agent.applied
+        cluster.set_slices(endpoint_slice("dns", "10.244.2.6"))
+        kernel.fail = True
+        await agent.sync(101)
+        assert agent.applied is before and agent.state.failures == 1
+        assert kernel.flushes == []  # nothing changed in the kernel, so no conntrack cleanup either
+        kernel.fail = False
+        await agent.sync(102)
+        assert kernel.transactions[-1].startswith("add table")  # full after a failure
+        assert agent.state.failures == 0 and agent.applied is not before
+
+    asyncio.run(scenario())
+    assert metric(agent, "knet_proxy_errors_total", kind="nft") == 1
+
+
+def test_a_table_removed_by_someone_else_is_restored_in_full(kernel: Kernel) -> None:
+    agent = make_agent(Cluster(service()))
+
+    async def scenario() -> None:
+        await agent.sync(100)
+        kernel.table = False
+        await agent.sync(110)
+
+    asyncio.run(scenario())
+    assert len(kernel.transactions) == 2 and kernel.transactions[1].startswith("add table")
+    assert metric(agent, "knet_proxy_errors_total", kind="table-missing") == 1
+
+
+def test_stale_udp_entries_are_deleted_after_the_rules_changed(kernel: Kernel) -> None:
+    cluster = Cluster(service(), endpoint_slice("dns", "10.244.2.5", "10.244.2.6"))
+    agent = make_agent(cluster)
+
+    async def scenario() -> None:
+        await agent.sync(100)
+        cluster.set_slices(endpoint_slice("dns", "10.244.2.6"))
+        await agent.sync(101)
+
+    asyncio.run(scenario())
+    assert kernel.flushes == [["conntrack", "-D", "-f", "ipv4", "-p", "udp", "--orig-dst", "10.96.0.10",
+                               "--orig-port-dst", "53", "--reply-src", "10.244.2.5", "--reply-port-src", "53"]]
+
+
+def test_problems_get_one_event_each_and_failed_posts_are_retried(kernel: Kernel) -> None:
+    recorder = Recorder()
+    bad = service("bad", ports=[{"name": "p", "port": 53, "protocol": "ICMP"}])
+    agent = make_agent(Cluster(service(), bad), recorder)
+
+    async def scenario() -> None:
+        recorder.fail = True
+        await agent.sync(100)
+        recorder.fail = False
+        await agent.sync(101)
+        await agent.sync(102)
+
+    asyncio.run(scenario())
+    assert [(p.name, ref.uid) for p, ref in recorder.posted] == [("bad", "uid-bad")]
+    assert kernel.transactions  # the good Service was programmed regardless
+    assert metric(agent, "knet_proxy_object_problems_total", kind="Service") == 1
+    assert metric(agent, "knet_proxy_objects_with_problems", kind="Service") == 1
+    assert metric(agent, "knet_proxy_errors_total", kind="event") == 1
+
+
+def test_programming_latency_from_the_slice_trigger_time(kernel: Kernel) -> None:
+    agent = make_agent(Cluster(service()))
+
+    async def scenario() -> None:
+        agent.changed(time.time() - 0.5)
+        await agent.sync(100)
+
+    asyncio.run(scenario())
+    assert metric(agent, "knet_proxy_network_programming_duration_seconds_count") == 1
+    assert metric(agent, "knet_proxy_network_programming_duration_seconds_sum") >= 0.5
+
+
+def test_the_loop_waits_for_the_watches_to_list_everything(kernel: Kernel) -> None:
+    agent = make_agent(Cluster(service()))
+
+    async def scenario() -> None:
+        loop = asyncio.create_task(agent.run())
+        await asyncio.sleep(0.1)
+        assert kernel.transactions == [] and not agent.status().ready
+        agent.changed()
+        for _ in range(50):
+            await asyncio.sleep(0.02)
+            if agent.status().ready:
+                break
+        loop.cancel()
+        await agent.stop()
+
+    asyncio.run(scenario())
+    assert len(kernel.transactions) == 1 and agent.status().healthy and agent.status().node_eligible
