@@ -1,0 +1,340 @@
+"""The Helm chart, offline: `helm lint --strict`, `helm template` of every documented variant, what the
+rendered objects promise (agent, controller, DNS, ingress, least-privilege RBAC), the values schema
+rejecting bad values with the field named, and manifests/install.yaml being current."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from typing import Any
+
+import pytest
+from chart_helpers import (
+    CHART,
+    INSTALL,
+    NAMESPACE,
+    RENDER_SCRIPT,
+    ROOT,
+    VARIANTS,
+    docs,
+    find,
+    helm,
+    one,
+    template,
+    tool,
+    variant_args,
+)
+
+WORKLOADS = ("DaemonSet", "Deployment")
+
+
+def render(variant: str | None = None, *args: str) -> list[dict[str, Any]]:
+    return docs(template(*variant_args(variant), *args))
+
+
+def container(obj: dict[str, Any]) -> dict[str, Any]:
+    (c,) = obj["spec"]["template"]["spec"]["containers"]
+    return c
+
+
+def env(obj: dict[str, Any]) -> dict[str, Any]:
+    return {e["name"]: e.get("value", e.get("valueFrom")) for e in container(obj)["env"]}
+
+
+def labels_match(selector: dict[str, str], labels: dict[str, str]) -> bool:
+    return all(labels.get(k) == v for k, v in selector.items())
+
+
+@pytest.fixture(scope="module")
+def default() -> list[dict[str, Any]]:
+    return render()
+
+
+@pytest.mark.parametrize("variant", VARIANTS, ids=lambda v: v or "defaults")
+def test_lint_strict(variant: str | None) -> None:
+    proc = helm("lint", "--strict", str(CHART), *variant_args(variant), check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "[WARNING]" not in proc.stdout and "[ERROR]" not in proc.stdout, proc.stdout
+
+
+@pytest.mark.parametrize("variant", VARIANTS, ids=lambda v: v or "defaults")
+def test_template_variant(variant: str | None) -> None:
+    objs = render(variant)
+    assert objs, "nothing rendered"
+    names: set[tuple[str, str, str]] = set()
+    for obj in objs:
+        md = obj["metadata"]
+        key = (obj["kind"], md.get("namespace", ""), md["name"])
+        assert key not in names, f"{key} rendered twice"
+        names.add(key)
+        assert md["labels"]["app.kubernetes.io/part-of"] == "knet", key
+        assert md["labels"]["app.kubernetes.io/managed-by"] == "Helm", key
+        if obj["kind"] in ("Role", "RoleBinding") and md["name"].endswith("-coredns"):
+            assert md["namespace"] == "kube-system"
+        elif obj["kind"] not in ("ClusterRole", "ClusterRoleBinding", "IngressClass", "ClusterKopfPeering",
+                                 "ClusterNetworkConfig"):
+            assert md["namespace"] == NAMESPACE, key
+    accounts = {o["metadata"]["name"] for o in find(objs, "ServiceAccount")}
+    pods = {o["metadata"]["name"]: o for o in objs if o["kind"] in WORKLOADS}
+    for name, workload in pods.items():
+        spec = workload["spec"]
+        assert labels_match(spec["selector"]["matchLabels"], spec["template"]["metadata"]["labels"]), name
+        if accounts:
+            assert spec["template"]["spec"]["serviceAccountName"] in accounts, name
+        c = container(workload)
+        assert c["image"].rsplit("/", 1)[-1].startswith("knet:"), c["image"]
+        assert c["args"][0] in ("agent", "controller", "dns", "ingress")
+        for probe in ("livenessProbe", "readinessProbe"):
+            port = c[probe]["httpGet"]["port"]
+            assert port in {p["name"] for p in c["ports"]}, f"{name} {probe} port {port}"
+        e = env(workload)
+        assert e["KNET_API_SERVER"].startswith("https://")
+        assert e["KUBERNETES_SERVICE_HOST"] and e["KUBERNETES_SERVICE_PORT"].isdigit()
+    # every Service selects the pods of a rendered workload, through ports those pods name
+    for svc in find(objs, "Service"):
+        sel = svc["spec"]["selector"]
+        targets = [w for w in pods.values() if labels_match(sel, w["spec"]["template"]["metadata"]["labels"])]
+        assert targets, f"Service {svc['metadata']['name']} selects no workload"
+        port_names = {p["name"] for w in targets for p in container(w)["ports"]}
+        for port in svc["spec"]["ports"]:
+            assert port["targetPort"] in port_names, f"{svc['metadata']['name']}: {port['targetPort']}"
+
+
+def test_agent_daemonset(default: list[dict[str, Any]]) -> None:
+    ds = one(default, "DaemonSet", "knet-agent")
+    pod = ds["spec"]["template"]["spec"]
+    assert pod["hostNetwork"] is True
+    assert pod["priorityClassName"] == "system-node-critical"
+    assert pod["tolerations"] == [{"operator": "Exists"}], "the agent tolerates every taint"
+    c = container(ds)
+    e = env(ds)
+    assert e["NODE_NAME"] == {"fieldRef": {"fieldPath": "spec.nodeName"}}
+    assert e["KNET_API_SERVER"] == "https://knet-control-plane:6443"
+    sc = c["securityContext"]
+    assert sc["privileged"] is False and sc["allowPrivilegeEscalation"] is False
+    assert sc["capabilities"] == {"drop": ["ALL"], "add": ["NET_ADMIN", "NET_RAW"]}
+    ports = {p["name"]: p["containerPort"] for p in c["ports"]}
+    assert ports == {"healthz": 10256, "metrics": 10249}
+    for probe, path in (("startupProbe", "/healthz"), ("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")):
+        assert c[probe]["httpGet"] == {"path": path, "port": "healthz"}
+    mounts = {m["mountPath"]: m for m in c["volumeMounts"]}
+    assert mounts["/lib/modules"]["readOnly"] is True and "/run/xtables.lock" in mounts
+
+
+def test_control_plane_endpoint_is_split_for_in_cluster_clients() -> None:
+    for url, host, port in (("https://[fd00:172:30:1::10]:6443", "fd00:172:30:1::10", "6443"),
+                            ("https://172.30.2.10", "172.30.2.10", "443"),
+                            ("https://api.example.com:8443/", "api.example.com", "8443")):
+        ds = one(render(None, "--set", f"controlPlaneEndpoint={url}"), "DaemonSet")
+        e = env(ds)
+        assert (e["KNET_API_SERVER"], e["KUBERNETES_SERVICE_HOST"], e["KUBERNETES_SERVICE_PORT"]) == (url, host, port)
+
+
+def test_controller_peering(default: list[dict[str, Any]]) -> None:
+    deploy = one(default, "Deployment", "knet-controller")
+    assert deploy["spec"]["replicas"] == 2
+    e = env(deploy)
+    peering = one(default, "ClusterKopfPeering")
+    assert peering["apiVersion"] == "kopf.dev/v1"
+    assert e["KNET_PEERING"] == peering["metadata"]["name"] == "knet-controller"
+    assert e["KNET_INGRESS_SERVICE"] == f"{NAMESPACE}/knet-ingress"
+    assert e["KNET_COREDNS_CONFIGMAP"] == "kube-system/coredns"
+    c = container(deploy)
+    assert c["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+    assert {"startupProbe", "livenessProbe", "readinessProbe"} <= set(c)
+    standalone = render("standalone-values.yaml")
+    assert not find(standalone, "ClusterKopfPeering")
+    assert env(one(standalone, "Deployment", "knet-controller"))["KNET_PEERING"] == ""
+    assert not find(standalone, "ServiceAccount") and not find(standalone, "ClusterRole")
+
+
+def test_dns(default: list[dict[str, Any]]) -> None:
+    deploy = one(default, "Deployment", "knet-dns")
+    assert deploy["spec"]["replicas"] >= 2
+    pdb = one(default, "PodDisruptionBudget", "knet-dns")
+    assert labels_match(pdb["spec"]["selector"]["matchLabels"], deploy["spec"]["template"]["metadata"]["labels"])
+    svc = one(default, "Service", "knet-dns")
+    assert "clusterIP" not in svc["spec"] and "k8s-app" not in svc["metadata"]["labels"]
+    assert {(p["name"], p["port"], p["protocol"]) for p in svc["spec"]["ports"]} == {
+        ("dns", 53, "UDP"), ("dns-tcp", 53, "TCP"), ("metrics", 9153, "TCP")}
+    c = container(deploy)
+    assert c["livenessProbe"]["httpGet"] == {"path": "/health", "port": "health"}
+    assert c["readinessProbe"]["httpGet"] == {"path": "/ready", "port": "ready"}
+    ports = {p["name"]: p["containerPort"] for p in c["ports"]}
+    assert ports == {"dns": 53, "dns-tcp": 53, "health": 8080, "ready": 8181, "metrics": 9153}
+
+    compat = render("devcluster-values.yaml")
+    kube_dns = one(compat, "Service", "kube-dns")
+    assert kube_dns["metadata"]["labels"]["k8s-app"] == "kube-dns"
+    assert kube_dns["spec"]["clusterIP"] == "10.96.0.10"
+    assert not find(compat, "Service", "knet-dns")
+    renamed = render(None, "--set", "dns.service.name=cluster-dns")
+    assert one(renamed, "Service", "cluster-dns")
+
+
+def test_ingress(default: list[dict[str, Any]]) -> None:
+    cls = one(default, "IngressClass", "knet")
+    assert cls["spec"]["controller"] == "knet.io/ingress-nginx"
+    assert "annotations" not in cls["metadata"]
+    assert one(default, "Service", "knet-ingress")["spec"]["type"] == "LoadBalancer"
+    assert one(default, "Deployment", "knet-ingress")
+
+    ds_variant = render("ingress-daemonset-values.yaml")
+    cls = one(ds_variant, "IngressClass", "knet")
+    assert cls["metadata"]["annotations"] == {"ingressclass.kubernetes.io/is-default-class": "true"}
+    ds = one(ds_variant, "DaemonSet", "knet-ingress")
+    assert not find(ds_variant, "Deployment", "knet-ingress")
+    assert {p["name"]: p.get("hostPort") for p in container(ds)["ports"]}["http"] == 80
+    svc = one(ds_variant, "Service", "knet-ingress")
+    assert svc["spec"]["type"] == "NodePort" and svc["spec"]["externalTrafficPolicy"] == "Local"
+    assert {p["name"]: p["nodePort"] for p in svc["spec"]["ports"]} == {"http": 30080, "https": 30443}
+
+
+def test_components_switch_off() -> None:
+    objs = render("agent-only-values.yaml")
+    workloads = {(o["kind"], o["metadata"]["name"]) for o in objs if o["kind"] in WORKLOADS}
+    assert workloads == {("DaemonSet", "knet-agent")}
+    assert not find(objs, "IngressClass") and not find(objs, "PodDisruptionBudget")
+    assert {o["metadata"]["name"] for o in find(objs, "ClusterRole")} == {"knet-agent"}
+    cnc = one(objs, "ClusterNetworkConfig", "default")
+    assert cnc["spec"]["proxy"]["mode"] == "iptables"
+
+
+# What each component may change; everything else it may only read. Least privilege, written down.
+WRITES = {
+    "knet-agent": {"nodenetworkstatuses", "nodenetworkstatuses/status", "events"},
+    "knet-controller": {"ingresses/status", "services/status", "dnsconfigs", "loadbalancerippools",
+                        "clusternetworkconfigs", "dnsconfigs/status", "loadbalancerippools/status",
+                        "clusternetworkconfigs/status", "events", "clusterkopfpeerings"},
+    "knet-dns": {"events"},
+    "knet-ingress": {"events"},
+}
+READS = {
+    "knet-agent": {"services", "endpointslices", "nodes", "pods", "namespaces", "networkpolicies",
+                   "clusternetworkconfigs", "nodenetworkstatuses"},
+    "knet-controller": {"ingresses", "ingressclasses", "secrets", "services", "dnsconfigs", "loadbalancerippools",
+                        "clusternetworkconfigs", "nodenetworkstatuses", "clusterkopfpeerings"},
+    "knet-dns": {"services", "endpointslices", "pods", "namespaces", "dnsconfigs"},
+    "knet-ingress": {"ingresses", "ingressclasses", "services", "endpointslices", "secrets"},
+}
+READ_VERBS = {"get", "list", "watch"}
+
+
+def test_rbac_least_privilege(default: list[dict[str, Any]]) -> None:
+    for name, writes in WRITES.items():
+        role = one(default, "ClusterRole", name)
+        granted: dict[str, set[str]] = {}
+        for rule in role["rules"]:
+            assert "*" not in rule["verbs"] and "*" not in rule["resources"] and "*" not in rule["apiGroups"]
+            assert not {"escalate", "bind", "impersonate"} & set(rule["verbs"]), rule
+            for resource in rule["resources"]:
+                granted.setdefault(resource, set()).update(rule["verbs"])
+        written = {r for r, verbs in granted.items() if verbs - READ_VERBS}
+        assert written == writes, f"{name} may write {sorted(written)}"
+        missing = {r for r in READS[name] if not granted.get(r, set()) >= READ_VERBS and r != "events"}
+        assert not missing, f"{name} cannot read {sorted(missing)}"
+        if name in ("knet-agent", "knet-dns"):
+            assert "secrets" not in granted, f"{name} has no business with Secrets"
+        binding = one(default, "ClusterRoleBinding", name)
+        assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name}
+        assert binding["subjects"] == [{"kind": "ServiceAccount", "name": name, "namespace": NAMESPACE}]
+    # the controller's ConfigMaps: its own namespace, and CoreDNS's one ConfigMap by name
+    own = one(default, "Role", "knet-controller")
+    assert own["metadata"]["namespace"] == NAMESPACE and own["rules"][0]["resources"] == ["configmaps"]
+    coredns = one(default, "Role", "knet-controller-coredns")
+    assert coredns["rules"] == [{"apiGroups": [""], "resources": ["configmaps"], "resourceNames": ["coredns"],
+                                 "verbs": ["get", "list", "watch", "update", "patch"]}]
+    without = render("devcluster-values.yaml")
+    assert not find(without, "Role", "knet-controller-coredns")
+
+
+def test_service_monitors() -> None:
+    objs = render("monitoring-values.yaml")
+    monitors = find(objs, "ServiceMonitor")
+    assert {m["metadata"]["name"] for m in monitors} == {"knet-agent", "knet-controller", "knet-dns", "knet-ingress"}
+    services = find(objs, "Service")
+    for m in monitors:
+        assert m["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+        selected = [s for s in services if labels_match(m["spec"]["selector"]["matchLabels"], s["metadata"]["labels"])]
+        assert len(selected) == 1, f"ServiceMonitor {m['metadata']['name']} selects {len(selected)} Services"
+        assert "metrics" in {p["name"] for p in selected[0]["spec"]["ports"]}
+    assert not find(render(), "ServiceMonitor")
+
+
+# Wrong values and the field the error must name.
+BAD_VALUES = [
+    (["--set", "agent.enabled=maybe"], "/agent/enabled"),
+    (["--set", "dns.replicas=1"], "/dns/replicas"),
+    (["--set", "controller.replicas=two"], "/controller/replicas"),
+    (["--set", "ingress.kind=StatefulSet"], "/ingress/kind"),
+    (["--set", "ingress.service.type=ClusterIP"], "/ingress/service/type"),
+    (["--set", "ingress.service.nodePorts.http=80"], "/ingress/service/nodePorts/http"),
+    (["--set", "agent.metricsPort=70000"], "/agent/metricsPort"),
+    (["--set", "controlPlaneEndpoint=http://10.0.0.1:6443"], "/controlPlaneEndpoint"),
+    (["--set", "controlPlaneEndpoint="], "/controlPlaneEndpoint"),
+    (["--set", "image.pullPolicy=Sometimes"], "/image/pullPolicy"),
+    (["--set", "logLevel=verbose"], "/logLevel"),
+    (["--set", "agent.unknownKey=1"], "unknownKey"),
+    (["--set-json", 'agent.tolerations=[{"operator":"Exists","effect":"Sometimes"}]'], "/agent/tolerations/0/effect"),
+    (["--set-json", "dns.service.kubeDNSCompatible=\"yes\""], "/dns/service/kubeDNSCompatible"),
+    (["--set", "controller.peering.enabled=false"], "/controller/replicas"),
+    (["--set", "metrics.serviceMonitor.enabled=true,metrics.services=false"], "/metrics/services"),
+]
+
+
+@pytest.mark.parametrize(("args", "field"), BAD_VALUES, ids=[a[-1] for a, _ in BAD_VALUES])
+def test_schema_rejects(args: list[str], field: str) -> None:
+    proc = helm("template", "knet", str(CHART), "-n", NAMESPACE, *args, check=False)
+    assert proc.returncode != 0, f"{args} was accepted"
+    assert "schema" in proc.stderr and field in proc.stderr, proc.stderr
+
+
+def test_required_endpoint_without_the_schema() -> None:
+    proc = helm("template", "knet", str(CHART), "--skip-schema-validation", "--set", "controlPlaneEndpoint=",
+                check=False)
+    assert proc.returncode != 0 and "controlPlaneEndpoint is required" in proc.stderr
+
+
+def test_values_are_documented() -> None:
+    """Every value the chart defines has a comment in values.yaml, and the schema knows every key.
+
+    A chart-defined value is one the schema spells out in `properties`; keys inside Kubernetes-typed values
+    (resources, tolerations, security contexts) are documented by the value that holds them.
+    """
+    schema = json.loads((CHART / "values.schema.json").read_text())
+    lines = (CHART / "values.yaml").read_text().splitlines()
+    stack: list[tuple[int, str]] = []
+    checked = 0
+    for i, line in enumerate(lines):
+        m = re.match(r"^( *)([A-Za-z][A-Za-z0-9]*):", line)
+        if not m:
+            continue
+        indent = len(m.group(1))
+        stack = [(d, k) for d, k in stack if d < indent] + [(indent, m.group(2))]
+        node: dict[str, Any] | None = schema
+        for _, key in stack:
+            node = (node or {}).get("properties", {}).get(key)
+        if node is None or "properties" in node:
+            continue  # not the chart's own key, or a section documented by its children
+        above = lines[i - 1].strip()
+        assert above.startswith("#"), f"values.yaml:{i + 1}: {'.'.join(k for _, k in stack)} has no comment"
+        checked += 1
+    assert checked > 60
+    assert schema["additionalProperties"] is False
+    for section in ("agent", "controller", "dns", "ingress", "image", "metrics", "rbac"):
+        assert schema["properties"][section]["additionalProperties"] is False, section
+
+
+def test_install_yaml_is_current() -> None:
+    tool("helm")
+    proc = subprocess.run([str(RENDER_SCRIPT), "--print"], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == INSTALL.read_text(), (
+        "manifests/install.yaml is out of date with charts/knet: run hack/render-install.sh"
+    )
+    objs = docs(proc.stdout)
+    assert objs[0] == {"apiVersion": "v1", "kind": "Namespace",
+                       "metadata": {"name": NAMESPACE, "labels": {"app.kubernetes.io/part-of": "knet"}}}
+    assert len(find(objs, "CustomResourceDefinition")) == 5
+    assert docs(template(crds=True)) == objs[1:]
