@@ -84,7 +84,9 @@ class NodeRuntime:
         capacity = {"cpu": "8", "memory": "16Gi", "pods": "110", "ephemeral-storage": "100Gi"}
         return {
             "conditions": cond,
-            "addresses": [{"type": "InternalIP", "address": a} for a in self.node_ips]
+            # addresses merge by type, which would fold the two InternalIPs of a dual-stack node: replace
+            "addresses": [{"$patch": "replace"}]
+            + [{"type": "InternalIP", "address": a} for a in self.node_ips]
             + [{"type": "Hostname", "address": self.node}],
             "capacity": capacity,
             "allocatable": capacity,
