@@ -51,16 +51,14 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
 from dnslib import QTYPE
 
 from operators.dns.names import normalize_name, parse_server, reverse_zones_for, server_text
-from operators.kube.services import Problem
-
-T = TypeVar("T")
+from operators.kube.parse import Problem, Reader, cidr_text
 
 GROUP = "knet.io"
 VERSION = "v1alpha1"
@@ -158,80 +156,9 @@ class DNSConfig:
         return self.zones[0]
 
 
-class _Reader:
-    """Reads spec fields with defaults, collecting problems instead of raising."""
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-        self.problems: list[Problem] = []
-
-    def problem(self, message: str) -> None:
-        self.problems.append(Problem(KIND, "", self.name, message))
-
-    def mapping(self, value: object, what: str) -> dict[str, Any]:
-        if isinstance(value, Mapping):
-            return dict(value)
-        if value is not None:
-            self.problem(f"{what} is not a mapping; ignored")
-        return {}
-
-    def items(self, value: object, what: str) -> list[Any]:
-        if isinstance(value, list):
-            return value
-        if value is not None:
-            self.problem(f"{what} is not a list; ignored")
-        return []
-
-    def boolean(self, value: object, default: bool, what: str) -> bool:
-        if value is None:
-            return default
-        if isinstance(value, bool):
-            return value
-        self.problem(f"{what} {value!r} is not a boolean; using {default}")
-        return default
-
-    def number(self, value: object, default: T, low: float, high: float, what: str,
-               kind: type = int) -> T:
-        if value is None:
-            return default
-        ok_type = isinstance(value, int | float) if kind is float else isinstance(value, int)
-        if ok_type and not isinstance(value, bool) and low <= value <= high:
-            return kind(value)
-        self.problem(f"{what} {value!r} is not a number in {low}-{high}; using {default}")
-        return default
-
-    def choice(self, value: object, allowed: tuple[str, ...], default: str, what: str) -> str:
-        if value is None:
-            return default
-        if value in allowed:
-            return str(value)
-        self.problem(f"{what} {value!r} is not one of {', '.join(allowed)}; using {default}")
-        return default
-
-    def each(self, values: list[Any], convert: Callable[[Any], T | None], what: str) -> tuple[T, ...]:
-        """Converted entries; the ones that do not convert are reported and dropped."""
-        out: list[T] = []
-        for value in values:
-            item = convert(value)
-            if item is None:
-                self.problem(f"{what}: {value!r} is not valid; ignored")
-            elif item not in out:
-                out.append(item)
-        return tuple(out)
-
-
 def _server(value: object) -> Server | None:
     parsed = parse_server(value)
     return Server(*parsed) if parsed else None
-
-
-def _cidr(value: object) -> str | None:
-    if not isinstance(value, str) or "%" in value:
-        return None
-    try:
-        return str(ipaddress.ip_network(value.strip(), strict=False))
-    except ValueError:
-        return None
 
 
 def _qtype(value: object) -> str | None:
@@ -251,22 +178,22 @@ def _ip(value: object) -> str | None:
     return str(ip)
 
 
-def _zones(r: _Reader, spec: dict[str, Any], cluster_domain: str) -> tuple[str, ...]:
+def _zones(r: Reader, spec: dict[str, Any], cluster_domain: str) -> tuple[str, ...]:
     domain = normalize_name(spec.get("clusterDomain", cluster_domain))
     if domain is None:
         r.problem(f"clusterDomain {spec.get('clusterDomain')!r} is not a valid domain; "
                   f"using {cluster_domain}")
         domain = normalize_name(cluster_domain) or DEFAULT_DOMAIN
-    extra = r.each(r.items(spec.get("additionalZones"), "additionalZones"), normalize_name, "additionalZones")
+    extra = r.each(r.array(spec.get("additionalZones"), "additionalZones"), normalize_name, "additionalZones")
     return (domain, *(z for z in extra if z != domain))
 
 
-def _reverse(r: _Reader, spec: dict[str, Any]) -> tuple[str, ...]:
+def _reverse(r: Reader, spec: dict[str, Any]) -> tuple[str, ...]:
     raw = spec.get("reverseZones")
     if raw is None:
         return DNSConfig.reverse_zones
     zones: list[str] = []
-    for value in r.items(raw, "reverseZones"):
+    for value in r.array(raw, "reverseZones"):
         found = reverse_zones_for(value) if isinstance(value, str) else None
         if found is None:
             r.problem(f"reverseZones: {value!r} is neither a zone under in-addr.arpa/ip6.arpa nor a CIDR "
@@ -275,23 +202,23 @@ def _reverse(r: _Reader, spec: dict[str, Any]) -> tuple[str, ...]:
     return tuple(zones)
 
 
-def _upstream(r: _Reader, raw: object) -> Upstream:
+def _upstream(r: Reader, raw: object) -> Upstream:
     spec = r.mapping(raw, "upstream")
     _unknown(r, spec, {"servers", "policy", "maxConcurrent", "timeoutSeconds"}, "upstream")
     return Upstream(
-        servers=r.each(r.items(spec.get("servers"), "upstream.servers"), _server, "upstream.servers"),
+        servers=r.each(r.array(spec.get("servers"), "upstream.servers"), _server, "upstream.servers"),
         policy=r.choice(spec.get("policy"), POLICIES, "random", "upstream.policy"),
         max_concurrent=r.number(spec.get("maxConcurrent"), 1000, 1, 100000, "upstream.maxConcurrent"),
         timeout=r.number(spec.get("timeoutSeconds"), 2.0, 0.1, 30, "upstream.timeoutSeconds", float),
     )
 
 
-def _stubs(r: _Reader, raw: object, zones: tuple[str, ...]) -> tuple[StubDomain, ...]:
+def _stubs(r: Reader, raw: object, zones: tuple[str, ...]) -> tuple[StubDomain, ...]:
     stubs: dict[str, StubDomain] = {}
-    for i, item in enumerate(r.items(raw, "stubDomains")):
+    for i, item in enumerate(r.array(raw, "stubDomains")):
         entry = r.mapping(item, f"stubDomains[{i}]")
         domain = normalize_name(entry.get("domain"))
-        servers = r.each(r.items(entry.get("servers"), f"stubDomains[{i}].servers"), _server,
+        servers = r.each(r.array(entry.get("servers"), f"stubDomains[{i}].servers"), _server,
                          f"stubDomains[{i}].servers")
         if domain is None or domain in zones or domain in stubs:
             r.problem(f"stubDomains[{i}]: domain {entry.get('domain')!r} is invalid, a cluster zone or a "
@@ -303,7 +230,7 @@ def _stubs(r: _Reader, raw: object, zones: tuple[str, ...]) -> tuple[StubDomain,
     return tuple(stubs.values())
 
 
-def _cache(r: _Reader, raw: object) -> Cache:
+def _cache(r: Reader, raw: object) -> Cache:
     spec = r.mapping(raw, "cache")
     _unknown(r, spec, {"enabled", "size", "successTTL", "denialTTL"}, "cache")
     return Cache(
@@ -314,17 +241,17 @@ def _cache(r: _Reader, raw: object) -> Cache:
     )
 
 
-def _acl(r: _Reader, raw: object) -> tuple[AclRule, ...]:
+def _acl(r: Reader, raw: object) -> tuple[AclRule, ...]:
     rules: list[AclRule] = []
-    for i, item in enumerate(r.items(raw, "acl")):
+    for i, item in enumerate(r.array(raw, "acl")):
         what = f"acl[{i}]"
         entry = r.mapping(item, what)
         _unknown(r, entry, {"action", "sources", "zones", "types"}, what)
         action = entry.get("action")
-        sources = r.each(r.items(entry.get("sources"), f"{what}.sources"), _cidr, f"{what}.sources")
-        zones = r.each(r.items(entry.get("zones", ["."]), f"{what}.zones"),
+        sources = r.each(r.array(entry.get("sources"), f"{what}.sources"), cidr_text, f"{what}.sources")
+        zones = r.each(r.array(entry.get("zones", ["."]), f"{what}.zones"),
                        lambda z: normalize_name(z, allow_root=True), f"{what}.zones")
-        types = r.each(r.items(entry.get("types"), f"{what}.types"), _qtype, f"{what}.types")
+        types = r.each(r.array(entry.get("types"), f"{what}.types"), _qtype, f"{what}.types")
         if action not in ACL_ACTIONS or not sources or not zones:
             r.problem(f"{what}: needs action (allow or deny), sources and zones; rule ignored")
             continue
@@ -332,12 +259,12 @@ def _acl(r: _Reader, raw: object) -> tuple[AclRule, ...]:
     return tuple(rules)
 
 
-def _hosts(r: _Reader, raw: object) -> tuple[HostEntry, ...]:
+def _hosts(r: Reader, raw: object) -> tuple[HostEntry, ...]:
     entries: list[HostEntry] = []
-    for i, item in enumerate(r.items(raw, "hosts")):
+    for i, item in enumerate(r.array(raw, "hosts")):
         entry = r.mapping(item, f"hosts[{i}]")
         ip = _ip(entry.get("ip"))
-        names = r.each(r.items(entry.get("hostnames"), f"hosts[{i}].hostnames"), normalize_name,
+        names = r.each(r.array(entry.get("hostnames"), f"hosts[{i}].hostnames"), normalize_name,
                        f"hosts[{i}].hostnames")
         if ip is None or not names:
             r.problem(f"hosts[{i}]: needs a valid ip and at least one valid hostname; entry ignored")
@@ -364,9 +291,9 @@ def regex_problem(pattern: str, replacement: str) -> str | None:
     return None
 
 
-def _rewrites(r: _Reader, raw: object) -> tuple[Rewrite, ...]:
+def _rewrites(r: Reader, raw: object) -> tuple[Rewrite, ...]:
     rules: list[Rewrite] = []
-    for i, item in enumerate(r.items(raw, "rewrites")):
+    for i, item in enumerate(r.array(raw, "rewrites")):
         entry = r.mapping(item, f"rewrites[{i}]")
         match, source, target = entry.get("match", "exact"), entry.get("from"), entry.get("to")
         if match not in MATCHES or not isinstance(source, str) or not isinstance(target, str):
@@ -387,7 +314,7 @@ def _rewrites(r: _Reader, raw: object) -> tuple[Rewrite, ...]:
     return tuple(rules)
 
 
-def _unknown(r: _Reader, spec: Mapping[str, Any], known: set[str], where: str) -> None:
+def _unknown(r: Reader, spec: Mapping[str, Any], known: set[str], where: str) -> None:
     for key in sorted(set(spec) - known, key=str):
         r.problem(f"{where}: unknown field {key!r} ignored")
 
@@ -397,7 +324,7 @@ def parse_dns_config(obj: Mapping[str, Any] | None, cluster_domain: str = DEFAUL
     """The DNSConfig model of a whole object (metadata + spec; None: all defaults) and its problems."""
     md = obj.get("metadata") if isinstance(obj, Mapping) else None
     name = md.get("name") if isinstance(md, Mapping) and isinstance(md.get("name"), str) else "default"
-    r = _Reader(name)
+    r = Reader(KIND, name)
     spec = r.mapping(obj.get("spec") if isinstance(obj, Mapping) else None, "spec")
     _unknown(r, spec, _SPEC_FIELDS, "spec")
     zones = _zones(r, spec, cluster_domain)

@@ -21,8 +21,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from operators.kube.ingresses import is_dns_subdomain
-from operators.kube.services import parse_cidr
+from operators.kube.parse import is_dns_subdomain, parse_cidr
 
 PREFIX = "nginx.ingress.kubernetes.io/"
 BACKEND_PROTOCOLS = ("HTTP", "HTTPS", "GRPC", "GRPCS")

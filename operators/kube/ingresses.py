@@ -13,7 +13,6 @@ import base64
 import binascii
 import datetime as dt
 import ipaddress
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -22,21 +21,12 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import NameOID
 
-from operators.kube.services import Problem, field, is_dns_label
+from operators.kube.parse import Problem, Reader, field, is_dns_label, is_dns_subdomain, is_port
 
 CONTROLLER = "knet.io/ingress-nginx"
 DEFAULT_CLASS_ANNOTATION = "ingressclass.kubernetes.io/is-default-class"
 LEGACY_CLASS_ANNOTATION = "kubernetes.io/ingress.class"
 PATH_TYPES = ("Exact", "Prefix", "ImplementationSpecific")
-
-_LABEL = r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?"
-_DNS_SUBDOMAIN = re.compile(rf"^(?=.{{1,253}}$){_LABEL}(\.{_LABEL})*$")
-
-
-def is_dns_subdomain(value: object) -> bool:
-    """RFC 1123 subdomain: what Secret names and (non-wildcard) Ingress hosts must be."""
-    return isinstance(value, str) and bool(_DNS_SUBDOMAIN.match(value))
-
 
 def is_host(value: object) -> bool:
     """An Ingress host: a DNS subdomain, or `*.` and one, never an IP address (as the API requires)."""
@@ -56,49 +46,6 @@ def host_matches(pattern: str, host: str) -> bool:
         head, _, rest = host.partition(".")
         return bool(head) and head != "*" and rest == pattern[2:]
     return pattern == host
-
-
-class _Parse:
-    """Collects problems for one object while its parts are read."""
-
-    def __init__(self, kind: str, obj: object, namespaced: bool = True) -> None:
-        md = field(obj, "metadata", {})
-        self.kind = kind
-        self.name = field(md, "name", "")
-        self.namespace = field(md, "namespace", "default") if namespaced else ""
-        raw = field(md, "annotations", {})
-        self.annotations: dict[str, str] = {k: v for k, v in raw.items() if isinstance(k, str) and isinstance(
-            v, str)} if isinstance(raw, Mapping) else {}
-        self.created = _timestamp(field(md, "creationTimestamp"))
-        self.problems: list[Problem] = []
-
-    def problem(self, message: str) -> None:
-        name = self.name if isinstance(self.name, str) else repr(self.name)
-        ns = self.namespace if isinstance(self.namespace, str) else repr(self.namespace)
-        self.problems.append(Problem(self.kind, ns, name, message))
-
-    def named(self, namespaced: bool = True) -> bool:
-        if not is_dns_subdomain(self.name):
-            self.problem("name is not a valid DNS subdomain; object skipped")
-        elif namespaced and not is_dns_label(self.namespace):
-            self.problem("namespace is not a valid DNS label; object skipped")
-        else:
-            return True
-        return False
-
-    def mapping(self, obj: object, key: str) -> dict[str, Any]:
-        value = field(obj, key, {})
-        if isinstance(value, Mapping):
-            return dict(value)
-        self.problem(f"{key} is not a mapping")
-        return {}
-
-    def list(self, obj: object, key: str) -> list[Any]:
-        value = field(obj, key, [])
-        if isinstance(value, list):
-            return value
-        self.problem(f"{key} is not a list")
-        return []
 
 
 def _timestamp(value: object) -> str:
@@ -127,14 +74,15 @@ class IngressClass:
 
 def parse_ingress_class(obj: object) -> tuple[IngressClass | None, list[Problem]]:
     """The IngressClass view; `is_default` follows the `is-default-class` annotation ("true" only)."""
-    p = _Parse("IngressClass", obj, namespaced=False)
-    if not p.named(namespaced=False):
+    p = Reader.of("IngressClass", obj, namespaced=False)
+    annotations = p.metadata_map(obj, "annotations")
+    if not p.named(is_dns_subdomain, "DNS subdomain"):
         return None, p.problems
-    controller = field(p.mapping(obj, "spec"), "controller", "")
+    controller = field(p.mapping_at(obj, "spec"), "controller", "")
     if not isinstance(controller, str) or not controller:
         p.problem("spec.controller is missing; class skipped")
         return None, p.problems
-    return IngressClass(p.name, controller, p.annotations.get(DEFAULT_CLASS_ANNOTATION) == "true"), p.problems
+    return IngressClass(p.name, controller, annotations.get(DEFAULT_CLASS_ANNOTATION) == "true"), p.problems
 
 
 # --- Ingress -------------------------------------------------------------------------------------
@@ -192,7 +140,7 @@ class Ingress:
         return self.created or "9999", self.namespace, self.name
 
 
-def _backend(p: _Parse, raw: object, what: str) -> BackendRef | None:
+def _backend(p: Reader, raw: object, what: str) -> BackendRef | None:
     if field(raw, "resource") is not None:
         p.problem(f"{what}: resource backends are not supported; skipped")
         return None
@@ -203,7 +151,7 @@ def _backend(p: _Parse, raw: object, what: str) -> BackendRef | None:
         return None
     port = field(svc, "port", {})
     number, port_name = field(port, "number"), field(port, "name")
-    if isinstance(number, int) and not isinstance(number, bool) and 1 <= number <= 65535:
+    if is_port(number):
         return BackendRef(name, number)
     if number is None and is_dns_label(port_name):
         return BackendRef(name, port_name)
@@ -211,9 +159,9 @@ def _backend(p: _Parse, raw: object, what: str) -> BackendRef | None:
     return None
 
 
-def _paths(p: _Parse, raw_rule: object, what: str) -> tuple[HTTPPath, ...]:
+def _paths(p: Reader, raw_rule: object, what: str) -> tuple[HTTPPath, ...]:
     out: list[HTTPPath] = []
-    for i, raw in enumerate(p.list(field(raw_rule, "http", {}), "paths")):
+    for i, raw in enumerate(p.array_at(field(raw_rule, "http"), "paths")):
         path, path_type = field(raw, "path", ""), field(raw, "pathType")
         where = f"{what} path {path!r}" if isinstance(path, str) and path else f"{what} path #{i}"
         if path_type not in PATH_TYPES:
@@ -228,9 +176,9 @@ def _paths(p: _Parse, raw_rule: object, what: str) -> tuple[HTTPPath, ...]:
     return tuple(out)
 
 
-def _rules(p: _Parse, spec: dict[str, Any]) -> tuple[Rule, ...]:
+def _rules(p: Reader, spec: dict[str, Any]) -> tuple[Rule, ...]:
     rules: list[Rule] = []
-    for raw in p.list(spec, "rules"):
+    for raw in p.array_at(spec, "rules"):
         host = field(raw, "host", "")
         if host != "" and not is_host(host):
             p.problem(f"host {host!r} is not a DNS name or a one-label wildcard; rule skipped")
@@ -241,14 +189,14 @@ def _rules(p: _Parse, spec: dict[str, Any]) -> tuple[Rule, ...]:
     return tuple(rules)
 
 
-def _tls(p: _Parse, spec: dict[str, Any]) -> tuple[TLS, ...]:
+def _tls(p: Reader, spec: dict[str, Any]) -> tuple[TLS, ...]:
     out: list[TLS] = []
-    for raw in p.list(spec, "tls"):
+    for raw in p.array_at(spec, "tls"):
         secret = field(raw, "secretName", "")
         if not is_dns_subdomain(secret):
             p.problem(f"tls secretName {secret!r} is not a valid Secret name; entry skipped")
             continue
-        hosts = [h for h in p.list(raw, "hosts")]
+        hosts = p.array_at(raw, "hosts")
         bad = [h for h in hosts if not is_host(h)]
         if bad:
             p.problem(f"tls hosts {bad!r} are not DNS names or one-label wildcards; ignored")
@@ -258,14 +206,15 @@ def _tls(p: _Parse, spec: dict[str, Any]) -> tuple[TLS, ...]:
 
 def parse_ingress(obj: object) -> tuple[Ingress | None, list[Problem]]:
     """The Ingress view; bad rules, paths, backends and TLS entries are dropped with a problem each."""
-    p = _Parse("Ingress", obj)
-    if not p.named():
+    p = Reader.of("Ingress", obj)
+    annotations = p.metadata_map(obj, "annotations")
+    if not p.named(is_dns_subdomain, "DNS subdomain"):
         return None, p.problems
-    spec = p.mapping(obj, "spec")
+    spec = p.mapping_at(obj, "spec")
     class_name = field(spec, "ingressClassName", "")
     from_annotation = False
-    if not class_name and LEGACY_CLASS_ANNOTATION in p.annotations:
-        class_name, from_annotation = p.annotations[LEGACY_CLASS_ANNOTATION], True
+    if not class_name and LEGACY_CLASS_ANNOTATION in annotations:
+        class_name, from_annotation = annotations[LEGACY_CLASS_ANNOTATION], True
     if not isinstance(class_name, str):
         p.problem(f"ingressClassName {class_name!r} is not a string; ignored")
         class_name = ""
@@ -278,8 +227,8 @@ def parse_ingress(obj: object) -> tuple[Ingress | None, list[Problem]]:
         rules=_rules(p, spec),
         default_backend=_backend(p, default, "defaultBackend") if default is not None else None,
         tls=_tls(p, spec),
-        annotations=tuple(sorted(p.annotations.items())),
-        created=p.created,
+        annotations=tuple(sorted(annotations.items())),
+        created=_timestamp(field(field(obj, "metadata"), "creationTimestamp")),
     ), p.problems
 
 
@@ -306,7 +255,7 @@ class TLSSecret:
         return host in self.dns_names or any(host_matches(name, host) for name in self.dns_names)
 
 
-def _secret_bytes(p: _Parse, obj: object, item: str) -> bytes | None:
+def _secret_bytes(p: Reader, obj: object, item: str) -> bytes | None:
     data, plain = field(obj, "data", {}), field(obj, "stringData", {})
     if isinstance(plain, Mapping) and isinstance(plain.get(item), str):
         return plain[item].encode()
@@ -331,9 +280,9 @@ def _names(cert: x509.Certificate) -> tuple[str, ...]:
 
 def parse_tls_secret(obj: object) -> tuple[TLSSecret | None, list[Problem]]:
     """A TLS Secret's view; (None, []) for Secrets that hold no certificate, as most Secrets do."""
-    p = _Parse("Secret", obj)
+    p = Reader.of("Secret", obj)
     is_tls = field(obj, "type") == "kubernetes.io/tls"
-    if not p.named():
+    if not p.named(is_dns_subdomain, "DNS subdomain"):
         return None, p.problems if is_tls else []
     cert_raw, key_raw = _secret_bytes(p, obj, "tls.crt"), _secret_bytes(p, obj, "tls.key")
     if cert_raw is None and key_raw is None and not is_tls:

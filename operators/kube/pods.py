@@ -1,17 +1,20 @@
-"""Frozen views of Pods and Namespaces: only what networking needs, parsed from API dicts (camelCase).
+"""Frozen views of Pods and Namespaces: only what networking needs, parsed from API dicts.
 
-Parsing never raises: malformed fields are dropped with a problem, so one odd object cannot stop a sync.
+Parsing never raises (`operators.kube.parse`): malformed fields are dropped with a problem, so one odd
+object cannot stop a sync. NetworkPolicy reports problems as text (`parse_pod`), DNS as `Problem`s
+for Events (`read_pod`).
 """
 
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from operators.kube.parse import PROTOCOLS, Problem, Reader, field, is_port
 from operators.kube.selectors import Labels, valid_label_key, valid_label_value
 
-PROTOCOLS = ("TCP", "UDP", "SCTP")
 NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
 TERMINAL_PHASES = ("Succeeded", "Failed")
 
@@ -35,6 +38,8 @@ class Pod:
     host_network: bool
     phase: str
     ports: tuple[ContainerPort, ...]
+    hostname: str  # spec.hostname, a DNS label, or ""
+    subdomain: str  # spec.subdomain, a DNS label, or ""
 
     @property
     def key(self) -> str:
@@ -59,61 +64,65 @@ class Namespace:
     labels: Labels
 
 
-def _labels(md: dict[str, Any], where: str, problems: list[str]) -> dict[str, str]:
-    raw = md.get("labels") or {}
-    if not isinstance(raw, dict):
-        problems.append(f"{where}: metadata.labels is not an object")
-        return {}
+def _labels(p: Reader, md: object) -> dict[str, str]:
+    raw = p.mapping(field(md, "labels"), "metadata.labels")
     good = {k: v for k, v in raw.items() if valid_label_key(k) and valid_label_value(v)}
     if len(good) != len(raw):
-        problems.append(f"{where}: ignored invalid labels {sorted(set(map(str, raw)) - set(good))}")
+        p.problem(f"ignored invalid labels {sorted(set(map(str, raw)) - set(good))}")
     return good
 
 
-def _ips(obj: dict[str, Any], where: str, problems: list[str]) -> tuple[str, ...]:
-    status = obj.get("status") or {}
-    raw = [e.get("ip") for e in status.get("podIPs") or [] if isinstance(e, dict)]
-    if not raw and status.get("podIP"):
-        raw = [status["podIP"]]
+def _ips(p: Reader, status: dict[str, Any]) -> tuple[str, ...]:
+    raw = [field(e, "ip") for e in p.array_at(status, "podIPs") if isinstance(e, Mapping)]
+    if not raw and (single := field(status, "podIP")):
+        raw = [single]
     out: list[str] = []
     for ip in raw:
         try:
             out.append(str(ipaddress.ip_address(ip)))
         except ValueError:
-            problems.append(f"{where}: ignored invalid pod IP {ip!r}")
+            p.problem(f"ignored invalid pod IP {ip!r}")
     return tuple(dict.fromkeys(out))
 
 
-def _ports(spec: dict[str, Any], where: str, problems: list[str]) -> tuple[ContainerPort, ...]:
+def _ports(p: Reader, spec: dict[str, Any]) -> tuple[ContainerPort, ...]:
     out: set[ContainerPort] = set()
-    for c in spec.get("containers") or []:
-        for p in (c.get("ports") or []) if isinstance(c, dict) else []:
-            number, proto = p.get("containerPort"), p.get("protocol") or "TCP"
-            if not (isinstance(number, int) and 0 < number < 65536 and proto in PROTOCOLS):
-                problems.append(f"{where}: ignored invalid container port {p!r}")
+    for container in p.array_at(spec, "containers"):
+        for port in p.array_at(container, "ports"):
+            number, proto = field(port, "containerPort"), field(port, "protocol") or "TCP"
+            if not (is_port(number) and proto in PROTOCOLS):
+                p.problem(f"ignored invalid container port {port!r}")
                 continue
-            name = p.get("name")
+            name = field(port, "name")
             out.add(ContainerPort(name if isinstance(name, str) else "", number, proto))
-    return tuple(sorted(out, key=lambda p: (p.name, p.protocol, p.port)))
+    return tuple(sorted(out, key=lambda c: (c.name, c.protocol, c.port)))
 
 
-def parse_pod(obj: dict[str, Any]) -> tuple[Pod, list[str]]:
-    """A Pod view from an API dict, with problems for the parts that had to be dropped."""
-    md = obj.get("metadata") or {}
-    spec = obj.get("spec") or {}
-    where = f"Pod {md.get('namespace')}/{md.get('name')}"
-    problems: list[str] = []
+def read_pod(obj: object) -> tuple[Pod, list[Problem]]:
+    """A Pod view from an API dict, with a `Problem` for each part that had to be dropped."""
+    md = field(obj, "metadata")
+    ns, name = str(field(md, "namespace") or "default"), str(field(md, "name") or "")
+    p = Reader("Pod", name, ns)
+    spec, status = p.mapping_at(obj, "spec"), p.mapping_at(obj, "status")
     pod = Pod(
-        namespace=str(md.get("namespace") or "default"),
-        name=str(md.get("name") or ""),
-        labels=Labels(_labels(md, where, problems)),
-        ips=_ips(obj, where, problems),
-        node_name=str(spec.get("nodeName") or ""),
-        host_network=bool(spec.get("hostNetwork")),
-        phase=str((obj.get("status") or {}).get("phase") or "Pending"),
-        ports=_ports(spec, where, problems),
+        namespace=ns,
+        name=name,
+        labels=Labels(_labels(p, md)),
+        ips=_ips(p, status),
+        node_name=str(field(spec, "nodeName") or ""),
+        host_network=bool(field(spec, "hostNetwork")),
+        phase=str(field(status, "phase") or "Pending"),
+        ports=_ports(p, spec),
+        hostname=p.dns_label(field(spec, "hostname"), "hostname"),
+        subdomain=p.dns_label(field(spec, "subdomain"), "subdomain"),
     )
-    return pod, problems
+    return pod, p.problems
+
+
+def parse_pod(obj: object) -> tuple[Pod, list[str]]:
+    """A Pod view from an API dict, with problems (as text) for the parts that had to be dropped."""
+    pod, problems = read_pod(obj)
+    return pod, [str(problem) for problem in problems]
 
 
 def namespace(name: str, labels: dict[str, str] | None = None) -> Namespace:
@@ -121,9 +130,9 @@ def namespace(name: str, labels: dict[str, str] | None = None) -> Namespace:
     return Namespace(name, Labels({**(labels or {}), NAMESPACE_NAME_LABEL: name}))
 
 
-def parse_namespace(obj: dict[str, Any]) -> tuple[Namespace, list[str]]:
+def parse_namespace(obj: object) -> tuple[Namespace, list[str]]:
     """A Namespace view from an API dict."""
-    md = obj.get("metadata") or {}
-    problems: list[str] = []
-    name = str(md.get("name") or "")
-    return namespace(name, _labels(md, f"Namespace {name}", problems)), problems
+    md = field(obj, "metadata")
+    name = str(field(md, "name") or "")
+    p = Reader("Namespace", name)
+    return namespace(name, _labels(p, md)), [str(problem) for problem in p.problems]

@@ -1,10 +1,10 @@
 """Typed, frozen views of Services, EndpointSlices and Nodes, parsed from plain API dicts.
 
 The proxy model must never see a malformed object, and one bad object must never stop the
-others from being programmed. So parsing here:
+others from being programmed. So parsing here (with `operators.kube.parse`):
 
 - accepts camelCase API JSON (Kopf bodies, YAML files) and the snake_case dicts of the
-  kubernetes client's `to_dict()` (where `clusterIPs` becomes `cluster_i_ps`);
+  kubernetes client's `to_dict()`;
 - never raises: it returns the view (or None when the object is unusable as a whole) and a list
   of `Problem`s naming the object at fault, so the caller can emit an Event and skip just the bad
   part (a port, an address, an endpoint);
@@ -14,15 +14,12 @@ others from being programmed. So parsing here:
 
 from __future__ import annotations
 
-import ipaddress
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+from operators.kube.parse import Problem, Reader, field, is_dns_label, is_port
 
-PROTOCOLS = ("TCP", "UDP", "SCTP")
 SERVICE_TYPES = ("ClusterIP", "NodePort", "LoadBalancer", "ExternalName")
 TRAFFIC_POLICIES = ("Cluster", "Local")
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
@@ -30,53 +27,8 @@ PROXY_NAME_LABEL = "service.kubernetes.io/service-proxy-name"
 DEFAULT_AFFINITY_SECONDS = 10800  # the API server's default for sessionAffinityConfig.clientIP
 MAX_AFFINITY_SECONDS = 86400
 
-_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
-_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
-_WORD_START = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")  # clusterIPs -> cluster_ips (kubernetes client >= 30)
-_LEGACY_WORD = re.compile(r"(.)([A-Z][a-z]+)")  # with _LEGACY_CAP: clusterIPs -> cluster_i_ps (older clients)
-_LEGACY_CAP = re.compile(r"([a-z0-9])([A-Z])")
-
-
-@dataclass(frozen=True)
-class Problem:
-    """Something wrong with one object, worth an Event on it; the rest of the object may still be used."""
-
-    kind: str
-    namespace: str
-    name: str
-    message: str
-
-    def __str__(self) -> str:
-        ref = f"{self.namespace}/{self.name}" if self.namespace else self.name
-        return f"{self.kind} {ref}: {self.message}"
-
-
-def is_dns_label(value: object) -> bool:
-    """RFC 1123 label: what namespaces, Service names and port names must be."""
-    return isinstance(value, str) and bool(_DNS_LABEL.match(value))
-
-
-def parse_ip(value: object) -> IPAddress | None:
-    """A normalised unicast address, or None (no zone ids, no unspecified/loopback/multicast)."""
-    if not isinstance(value, str):
-        return None
-    try:
-        ip = ipaddress.ip_address(value)
-    except ValueError:
-        return None
-    if getattr(ip, "scope_id", None) or ip.is_unspecified or ip.is_loopback or ip.is_multicast:
-        return None
-    return ip
-
-
-def parse_cidr(value: object) -> ipaddress.IPv4Network | ipaddress.IPv6Network | None:
-    """A normalised network (host bits cleared), or None."""
-    if not isinstance(value, str) or "%" in value:
-        return None
-    try:
-        return ipaddress.ip_network(value.strip(), strict=False)
-    except ValueError:
-        return None
+# Names of EndpointSlices and Nodes: only characters that are safe in chain names and comments.
+_OBJECT_NAME = re.compile(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?")
 
 
 def family_of(ip: str) -> int:
@@ -84,103 +36,8 @@ def family_of(ip: str) -> int:
     return 6 if ":" in ip else 4
 
 
-def field(obj: object, key: str, default: Any = None) -> Any:
-    """`obj[key]` in camelCase API JSON, or its snake_case twin from the python client's `to_dict()`."""
-    if not isinstance(obj, Mapping):
-        return default
-    legacy = _LEGACY_CAP.sub(r"\1_\2", _LEGACY_WORD.sub(r"\1_\2", key)).lower()
-    for k in (key, _WORD_START.sub("_", key).lower(), legacy):
-        value = obj.get(k)
-        if value is not None:
-            return value
-    return default
-
-
-class _Parse:
-    """Collects problems for one object while its parts are read."""
-
-    def __init__(self, kind: str, obj: object) -> None:
-        md = field(obj, "metadata", {})
-        self.kind = kind
-        self.name = field(md, "name", "")
-        self.namespace = field(md, "namespace", "default") if kind != "Node" else ""
-        self.problems: list[Problem] = []
-        self.labels: dict[str, str] = {
-            k: v for k, v in self._dict(field(md, "labels", {}), "labels").items() if isinstance(v, str)
-        }
-
-    def problem(self, message: str) -> None:
-        name = self.name if isinstance(self.name, str) else repr(self.name)
-        ns = self.namespace if isinstance(self.namespace, str) else repr(self.namespace)
-        self.problems.append(Problem(self.kind, ns, name, message))
-
-    def _dict(self, value: object, what: str) -> dict[str, Any]:
-        if isinstance(value, Mapping):
-            return dict(value)
-        if value not in (None, {}):
-            self.problem(f"{what} is not a mapping")
-        return {}
-
-    def dict(self, obj: object, key: str) -> dict[str, Any]:
-        return self._dict(field(obj, key), key)
-
-    def list(self, obj: object, key: str) -> list[Any]:
-        value = field(obj, key, [])
-        if isinstance(value, list):
-            return value
-        self.problem(f"{key} is not a list")
-        return []
-
-    def port(self, value: object, what: str, allow_zero: bool = False) -> int | None:
-        is_int = isinstance(value, int) and not isinstance(value, bool)
-        if is_int and (1 <= value <= 65535 or (allow_zero and value == 0)):  # type: ignore[operator]
-            return value  # type: ignore[return-value]
-        self.problem(f"{what} {value!r} is not a port number (1-65535)")
-        return None
-
-    def protocol(self, value: object, what: str) -> str | None:
-        if value in PROTOCOLS:
-            return str(value)
-        self.problem(f"{what}: protocol {value!r} is not one of {', '.join(PROTOCOLS)}")
-        return None
-
-    def ips(self, values: list[Any], what: str) -> tuple[str, ...]:
-        out: list[str] = []
-        for value in values:
-            ip = parse_ip(value)
-            if ip is None:
-                self.problem(f"{what}: {value!r} is not a valid unicast IP address")
-            elif str(ip) not in out:
-                out.append(str(ip))
-        return tuple(out)
-
-    def cidrs(self, values: list[Any], what: str) -> tuple[str, ...]:
-        out: list[str] = []
-        for value in values:
-            net = parse_cidr(value)
-            if net is None:
-                self.problem(f"{what}: {value!r} is not a valid CIDR")
-            elif str(net) not in out:
-                out.append(str(net))
-        return tuple(out)
-
-    def choice(self, value: object, allowed: tuple[str, ...], default: str, what: str) -> str:
-        if value is None:
-            return default
-        if value in allowed:
-            return str(value)
-        self.problem(f"{what} {value!r} is not one of {', '.join(allowed)}; using {default}")
-        return default
-
-    def named(self, name_ok: bool) -> bool:
-        """Whether namespace/name are safe to use at all (they end up in chain names and comments)."""
-        if not name_ok:
-            self.problem("name is not a valid DNS label; object skipped")
-        elif self.kind != "Node" and not is_dns_label(self.namespace):
-            self.problem("namespace is not a valid DNS label; object skipped")
-        else:
-            return True
-        return False
+def _is_object_name(value: object) -> bool:
+    return isinstance(value, str) and _OBJECT_NAME.fullmatch(value) is not None
 
 
 # --- Service -------------------------------------------------------------------------------------
@@ -212,6 +69,7 @@ class Service:
     external_traffic_policy: str
     internal_traffic_policy: str
     health_check_node_port: int  # 0: none
+    external_host: str  # spec.externalName of an ExternalName Service, as given (DNS validates it), else ""
     labels: tuple[tuple[str, str], ...]  # sorted
 
     @property
@@ -230,9 +88,9 @@ class Service:
         return self.type == "ExternalName"
 
 
-def _service_ports(p: _Parse, spec: dict[str, Any]) -> tuple[ServicePort, ...]:
+def _service_ports(p: Reader, spec: dict[str, Any]) -> tuple[ServicePort, ...]:
     ports: list[ServicePort] = []
-    raw_ports = p.list(spec, "ports")
+    raw_ports = p.array_at(spec, "ports")
     for i, raw in enumerate(raw_ports):
         name = field(raw, "name", "")
         what = f"port {name or i}"
@@ -248,10 +106,7 @@ def _service_ports(p: _Parse, spec: dict[str, Any]) -> tuple[ServicePort, ...]:
         target = field(raw, "targetPort", number)
         if isinstance(target, str) and target.isdigit():
             target = int(target)
-        if isinstance(target, str):
-            target_ok = is_dns_label(target)
-        else:
-            target_ok = isinstance(target, int) and not isinstance(target, bool) and 1 <= target <= 65535
+        target_ok = is_dns_label(target) if isinstance(target, str) else is_port(target)
         if not target_ok and target is not None:  # None: defaults to `port`, already reported
             p.problem(f"{what}: targetPort {target!r} is neither a port number nor a port name")
         if protocol is None or number is None or node_port is None or not target_ok:
@@ -260,8 +115,8 @@ def _service_ports(p: _Parse, spec: dict[str, Any]) -> tuple[ServicePort, ...]:
     return tuple(ports)
 
 
-def _cluster_ips(p: _Parse, spec: dict[str, Any]) -> tuple[str, ...]:
-    raw = p.list(spec, "clusterIPs") or ([spec_ip] if (spec_ip := field(spec, "clusterIP")) else [])
+def _cluster_ips(p: Reader, spec: dict[str, Any]) -> tuple[str, ...]:
+    raw = p.array_at(spec, "clusterIPs") or ([spec_ip] if (spec_ip := field(spec, "clusterIP")) else [])
     if raw and raw[0] == "None":
         return ("None",)
     ips = p.ips(raw, "clusterIPs")
@@ -271,24 +126,30 @@ def _cluster_ips(p: _Parse, spec: dict[str, Any]) -> tuple[str, ...]:
     return ips
 
 
-def _lb_ingress(p: _Parse, obj: object) -> tuple[str, ...]:
-    lb = p.dict(p.dict(obj, "status"), "loadBalancer")
-    raw = [field(i, "ip") for i in p.list(lb, "ingress") if field(i, "ip") and field(i, "ipMode") != "Proxy"]
+def _lb_ingress(p: Reader, obj: object) -> tuple[str, ...]:
+    lb = p.mapping_at(p.mapping_at(obj, "status"), "loadBalancer")
+    raw = [field(i, "ip") for i in p.array_at(lb, "ingress") if field(i, "ip") and field(i, "ipMode") != "Proxy"]
     return p.ips(raw, "status.loadBalancer.ingress")
+
+
+def _external_host(spec: dict[str, Any]) -> str:
+    host = field(spec, "externalName", "")
+    return host if isinstance(host, str) else ""
 
 
 def parse_service(obj: object) -> tuple[Service | None, list[Problem]]:
     """The Service view and its problems; None when the object cannot be used at all."""
-    p = _Parse("Service", obj)
-    if not p.named(is_dns_label(p.name)):
+    p = Reader.of("Service", obj)
+    labels = p.metadata_map(obj, "labels")
+    if not p.named(is_dns_label, "DNS label"):
         return None, p.problems
-    spec = p.dict(obj, "spec")
+    spec = p.mapping_at(obj, "spec")
     svc_type = field(spec, "type", "ClusterIP")
     if svc_type not in SERVICE_TYPES:
         p.problem(f"type {svc_type!r} is not one of {', '.join(SERVICE_TYPES)}; Service skipped")
         return None, p.problems
     cluster_ips = _cluster_ips(p, spec)
-    families = tuple(f for f in p.list(spec, "ipFamilies") if isinstance(f, str))
+    families = tuple(f for f in p.array_at(spec, "ipFamilies") if isinstance(f, str))
     actual = tuple(f"IPv{family_of(ip)}" for ip in cluster_ips if ip != "None")
     if families and actual and families[: len(actual)] != actual:
         p.problem(f"ipFamilies {list(families)} do not match clusterIPs {list(cluster_ips)}; "
@@ -300,7 +161,7 @@ def parse_service(obj: object) -> tuple[Service | None, list[Problem]]:
         p.problem(f"sessionAffinityConfig timeoutSeconds {timeout!r} is not in 1-{MAX_AFFINITY_SECONDS}; "
                   f"using {DEFAULT_AFFINITY_SECONDS}")
         timeout = DEFAULT_AFFINITY_SECONDS
-    raw_ranges = p.list(spec, "loadBalancerSourceRanges")
+    raw_ranges = p.array_at(spec, "loadBalancerSourceRanges")
     hc_port = p.port(field(spec, "healthCheckNodePort", 0), "healthCheckNodePort", allow_zero=True)
     svc = Service(
         namespace=p.namespace,
@@ -309,7 +170,7 @@ def parse_service(obj: object) -> tuple[Service | None, list[Problem]]:
         cluster_ips=cluster_ips,
         ip_families=families or actual,
         ports=_service_ports(p, spec),
-        external_ips=p.ips(p.list(spec, "externalIPs"), "externalIPs"),
+        external_ips=p.ips(p.array_at(spec, "externalIPs"), "externalIPs"),
         load_balancer_ips=_lb_ingress(p, obj),
         load_balancer_source_ranges=p.cidrs(raw_ranges, "loadBalancerSourceRanges"),
         lb_firewall=bool(raw_ranges),
@@ -320,7 +181,8 @@ def parse_service(obj: object) -> tuple[Service | None, list[Problem]]:
         internal_traffic_policy=p.choice(field(spec, "internalTrafficPolicy"), TRAFFIC_POLICIES, "Cluster",
                                          "internalTrafficPolicy"),
         health_check_node_port=hc_port or 0,
-        labels=tuple(sorted(p.labels.items())),
+        external_host=_external_host(spec) if svc_type == "ExternalName" else "",
+        labels=tuple(sorted(labels.items())),
     )
     return svc, p.problems
 
@@ -343,6 +205,8 @@ class Endpoint:
     terminating: bool
     node_name: str
     zone: str
+    hostname: str  # a DNS label, or "" (DNS then names the endpoint after its address)
+    target_pod: str  # the name of the Pod in targetRef, or ""
 
 
 @dataclass(frozen=True)
@@ -359,9 +223,9 @@ class EndpointSlice:
         return {"IPv4": 4, "IPv6": 6}.get(self.address_type)
 
 
-def _slice_ports(p: _Parse, obj: object) -> tuple[EndpointPort, ...]:
+def _slice_ports(p: Reader, obj: object) -> tuple[EndpointPort, ...]:
     ports: list[EndpointPort] = []
-    for i, raw in enumerate(p.list(obj, "ports")):
+    for i, raw in enumerate(p.array_at(obj, "ports")):
         name = field(raw, "name", "")
         what = f"port {name or i}"
         if name != "" and not is_dns_label(name):
@@ -381,10 +245,10 @@ def _flag(conditions: object, key: str, default: bool) -> bool:
     return value if isinstance(value, bool) else default
 
 
-def _endpoints(p: _Parse, obj: object, family: int | None) -> tuple[Endpoint, ...]:
+def _endpoints(p: Reader, obj: object, family: int | None) -> tuple[Endpoint, ...]:
     endpoints: list[Endpoint] = []
-    for raw in p.list(obj, "endpoints"):
-        addresses = p.ips(p.list(raw, "addresses"), "endpoint addresses") if family else ()
+    for raw in p.array_at(obj, "endpoints"):
+        addresses = p.ips(p.array_at(raw, "addresses"), "endpoint addresses") if family else ()
         wrong = [a for a in addresses if family_of(a) != family]
         if wrong:
             p.problem(f"endpoint addresses {wrong} are not of addressType IPv{family}; skipped")
@@ -394,6 +258,8 @@ def _endpoints(p: _Parse, obj: object, family: int | None) -> tuple[Endpoint, ..
         cond = field(raw, "conditions", {})
         ready = _flag(cond, "ready", True)  # unknown readiness means ready (API contract)
         node = field(raw, "nodeName", "")
+        ref = field(raw, "targetRef")
+        pod = field(ref, "name", "") if field(ref, "kind") == "Pod" else ""
         endpoints.append(Endpoint(
             addresses=addresses,
             ready=ready,
@@ -401,20 +267,23 @@ def _endpoints(p: _Parse, obj: object, family: int | None) -> tuple[Endpoint, ..
             terminating=_flag(cond, "terminating", False),
             node_name=node if isinstance(node, str) else "",
             zone=zone if isinstance(zone := field(raw, "zone", ""), str) else "",
+            hostname=p.dns_label(field(raw, "hostname"), "endpoint hostname"),
+            target_pod=pod if isinstance(pod, str) else "",
         ))
     return tuple(endpoints)
 
 
 def parse_endpoint_slice(obj: object) -> tuple[EndpointSlice | None, list[Problem]]:
     """The EndpointSlice view and its problems; FQDN slices parse but carry no endpoints."""
-    p = _Parse("EndpointSlice", obj)
-    if not p.named(isinstance(p.name, str) and bool(_DNS_SUBDOMAIN.match(p.name))):
+    p = Reader.of("EndpointSlice", obj)
+    labels = p.metadata_map(obj, "labels")
+    if not p.named(_is_object_name, "DNS subdomain"):
         return None, p.problems
     address_type = field(obj, "addressType", "")
     if address_type not in ("IPv4", "IPv6", "FQDN"):
         p.problem(f"addressType {address_type!r} is not IPv4, IPv6 or FQDN; slice skipped")
         return None, p.problems
-    service = p.labels.get(SERVICE_NAME_LABEL, "")
+    service = labels.get(SERVICE_NAME_LABEL, "")
     family = {"IPv4": 4, "IPv6": 6}.get(address_type)
     return EndpointSlice(
         namespace=p.namespace,
@@ -439,14 +308,14 @@ class Node:
 
 def parse_node(obj: object) -> tuple[Node | None, list[Problem]]:
     """The Node view (addresses and podCIDRs) and its problems."""
-    p = _Parse("Node", obj)
-    if not p.named(isinstance(p.name, str) and bool(_DNS_SUBDOMAIN.match(p.name))):
+    p = Reader.of("Node", obj, namespaced=False)
+    if not p.named(_is_object_name, "DNS subdomain"):
         return None, p.problems
-    status, spec = p.dict(obj, "status"), p.dict(obj, "spec")
-    addresses = p.list(status, "addresses")
+    status, spec = p.mapping_at(obj, "status"), p.mapping_at(obj, "spec")
+    addresses = p.array_at(status, "addresses")
 
     def of_type(kind: str) -> tuple[str, ...]:
         return p.ips([field(a, "address") for a in addresses if field(a, "type") == kind], f"{kind} address")
 
-    cidrs = p.list(spec, "podCIDRs") or ([c] if (c := field(spec, "podCIDR")) else [])
+    cidrs = p.array_at(spec, "podCIDRs") or ([c] if (c := field(spec, "podCIDR")) else [])
     return Node(p.name, of_type("InternalIP"), of_type("ExternalIP"), p.cidrs(cidrs, "podCIDRs")), p.problems

@@ -30,8 +30,9 @@ import ipaddress
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from operators.kube.parse import is_dns_subdomain
 from operators.netpol.model import CompiledRule, NamedTarget, NodeModel, PodChain, PortRange
-from operators.netpol.policy import INGRESS, Network, valid_dns_subdomain
+from operators.netpol.policy import INGRESS, Network
 
 TABLE = "knet-netpol"
 FAMILIES = ((4, "ip", "ipv4_addr"), (6, "ip6", "ipv6_addr"))
@@ -243,7 +244,7 @@ def render_nftables(
 ) -> str:
     """The full ruleset text for `nft -f`: it replaces the table atomically, or creates it on a clean node."""
     opts = opts or RenderOptions()
-    node = model.node if valid_dns_subdomain(model.node) else "(invalid node name)"
+    node = model.node if is_dns_subdomain(model.node) else "(invalid node name)"
     out = [
         f"# knet NetworkPolicy rules for node {node}; generated, do not edit.",
         f"add table inet {TABLE}",

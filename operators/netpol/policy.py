@@ -7,31 +7,20 @@ still isolates the pods it selects; only a policy whose own podSelector is unusa
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 import re
 from dataclasses import dataclass
 from typing import Any
 
-from operators.kube.pods import PROTOCOLS
+from operators.kube.parse import PROTOCOLS, Network, is_dns_label, is_dns_subdomain, is_port, parse_cidr
 from operators.kube.selectors import Selector, parse_selector
 
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 INGRESS, EGRESS = "ingress", "egress"
-_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 _IANA_SVC_NAME = re.compile(r"^[a-z0-9]([a-z0-9]|-(?!-))*$")
 
 
 def short_hash(*parts: str) -> str:
     """A 12-hex-digit name fragment: user strings never reach the ruleset, only their hashes."""
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:12]
-
-
-def valid_dns_label(s: object) -> bool:
-    return isinstance(s, str) and bool(_DNS_LABEL.match(s))
-
-
-def valid_dns_subdomain(s: object) -> bool:
-    return isinstance(s, str) and len(s) <= 253 and all(valid_dns_label(p) for p in s.split("."))
 
 
 def valid_port_name(s: object) -> bool:
@@ -62,7 +51,7 @@ class PolicyRef:
 
     @property
     def safe(self) -> bool:
-        return valid_dns_label(self.namespace) and valid_dns_subdomain(self.name)
+        return is_dns_label(self.namespace) and is_dns_subdomain(self.name)
 
     @property
     def label(self) -> str:
@@ -113,13 +102,8 @@ class Policy:
 
 
 def parse_network(s: Any) -> Network | None:
-    """A CIDR as the API accepts it (host bits are masked, as Go's ParseCIDR does)."""
-    if not isinstance(s, str) or "/" not in s:
-        return None
-    try:
-        return ipaddress.ip_network(s.strip(), strict=False)
-    except ValueError:
-        return None
+    """A CIDR as the API accepts it: with a prefix length (a bare address is not one)."""
+    return parse_cidr(s) if isinstance(s, str) and "/" in s else None
 
 
 def _ip_block(obj: Any, where: str, problems: list[str]) -> IPBlock | None:
@@ -173,9 +157,7 @@ def _port(obj: Any, where: str, problems: list[str]) -> PolicyPort | None:
     if proto not in PROTOCOLS:
         problems.append(f"{where}.protocol: unsupported protocol {proto!r}")
         return None
-    if isinstance(port, bool) or not (
-        port is None or (isinstance(port, int) and 0 < port < 65536) or valid_port_name(port)
-    ):
+    if not (port is None or is_port(port) or valid_port_name(port)):
         problems.append(f"{where}.port: invalid port {port!r}")
         return None
     if end is not None:

@@ -41,6 +41,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from operators.kube import services as api
+from operators.kube.parse import parse_cidr
 from operators.kube.services import EndpointSlice, Node, Problem, Service, ServicePort, family_of
 
 MODES = ("nftables", "iptables")
@@ -84,7 +85,7 @@ class ProxyConfig:
                 return fallback
             out: list[str] = []
             for item in value:
-                net = api.parse_cidr(item)
+                net = parse_cidr(item)
                 if allow_primary and item == "primary":
                     out.append("primary")
                 elif net is None:
