@@ -21,7 +21,13 @@ def _layout(name: str):  # type: ignore[no-untyped-def]
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    layout = cluster.up(args.name, nodes=args.nodes, dual_stack=args.ip_family == "dual", timeout=args.timeout)
+    layout = cluster.up(
+        args.name,
+        nodes=args.nodes,
+        dual_stack=args.ip_family == "dual",
+        timeout=args.timeout,
+        knet_image=args.knet_image,
+    )
     print(f"KUBECONFIG={layout.kubeconfig}")
     return 0
 
@@ -77,6 +83,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     up.add_argument("--nodes", type=int, default=2)
     up.add_argument("--ip-family", choices=("ipv4", "dual"), default="ipv4")
     up.add_argument("--timeout", type=float, default=180)
+    up.add_argument("--knet-image", default="knet", help="repository name whose pods run knet's own command")
     down = add("down", cmd_down, "stop a cluster and remove everything it made")
     down.add_argument("--keep-logs", action="store_true")
     add("status", cmd_status, "show the state of a cluster")

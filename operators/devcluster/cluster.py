@@ -54,7 +54,7 @@ def alive(pid: int | None) -> bool:
     return True
 
 
-def up(name: str, nodes: int = 2, dual_stack: bool = False, timeout: float = 180) -> Layout:
+def up(name: str, nodes: int = 2, dual_stack: bool = False, timeout: float = 180, knet_image: str = "knet") -> Layout:
     """Start cluster `name` (or find it running) and return its layout once every node is Ready."""
     preflight()
     t0 = time.time()
@@ -64,7 +64,7 @@ def up(name: str, nodes: int = 2, dual_stack: bool = False, timeout: float = 180
         if st.get("phase") in ("ready", "starting") and alive(st.get("pid")):
             return wait_ready(layout, t0, timeout)
     except FileNotFoundError:
-        layout = new_layout(name, nodes, dual_stack)
+        layout = new_layout(name, nodes, dual_stack, knet_image)
     try:
         save_layout(layout)
         layout.logs.mkdir(parents=True, exist_ok=True)

@@ -47,6 +47,7 @@ class Layout:
     index: int
     nodes: int = 2
     dual_stack: bool = False
+    knet_image: str = "knet"  # the repository name (last path component) that runs knet's own command
 
     # --- files
     @property

@@ -48,7 +48,7 @@ class NodeRuntime:
         self.dir = layout.node_dir(node)
         self.pods_dir = self.dir / "pods"
         self.created_paths = layout.dir / "created-paths"
-        self.knet_image = "knet"
+        self.knet_image = layout.knet_image
         self.node_resolv = ""  # the node has no upstream resolver: the devcluster has no way out
         self.workers: dict[str, PodWorker] = {}
         self.lock = threading.Lock()

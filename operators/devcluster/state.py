@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 from .layout import Layout, state_root
@@ -9,13 +10,7 @@ from .layout import Layout, state_root
 
 def save_layout(layout: Layout) -> None:
     layout.dir.mkdir(parents=True, exist_ok=True)
-    data = {
-        "name": layout.name,
-        "index": layout.index,
-        "nodes": layout.nodes,
-        "dual_stack": layout.dual_stack,
-    }
-    (layout.dir / "cluster.json").write_text(json.dumps(data, indent=1))
+    (layout.dir / "cluster.json").write_text(json.dumps(dataclasses.asdict(layout), indent=1))
 
 
 def load_layout(name: str) -> Layout:
@@ -37,8 +32,8 @@ def used_indexes() -> set[int]:
     return out
 
 
-def new_layout(name: str, nodes: int, dual_stack: bool) -> Layout:
+def new_layout(name: str, nodes: int, dual_stack: bool, knet_image: str = "knet") -> Layout:
     """A layout for a new cluster, on the lowest underlay index no other cluster uses."""
     used = used_indexes()
     index = next(i for i in range(256) if i not in used)
-    return Layout(name=name, index=index, nodes=nodes, dual_stack=dual_stack)
+    return Layout(name=name, index=index, nodes=nodes, dual_stack=dual_stack, knet_image=knet_image)

@@ -167,6 +167,9 @@ def test_netexec_answers_http_and_udp_like_agnhost(netexec: tuple[int, int]) -> 
         s.settimeout(3)
         s.sendto(b"echo pong", ("127.0.0.1", udp))
         assert s.recv(100) == b"pong"
+    tcp_ok, _ = check({"tcpSocket": {"port": http}}, "127.0.0.1", {}, lambda c, t: None)
+    tcp_bad, msg = check({"tcpSocket": {"port": free_port()}}, "127.0.0.1", {}, lambda c, t: None)
+    assert tcp_ok and not tcp_bad and "probe failed" in msg
     ok, _ = check(
         {"httpGet": {"path": "/healthz", "port": "http"}},
         "127.0.0.1",
