@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the pinned upstream binaries (etcd, kube-apiserver, kube-controller-manager,
-# kube-scheduler, kubectl, helm) from their Go modules into a versioned cache directory
+# kube-scheduler, kubectl, kube-proxy, helm, coredns) from their Go modules into a versioned cache directory
 # outside the repo, then verifies each one's --version. Idempotent: a complete cache is reused.
 # Prints the cache's bin directory as its last line.
 set -euo pipefail
@@ -9,17 +9,18 @@ here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../operators/devcluster/versions.env"
 
 cache_root=${KNET_CACHE:-$HOME/.cache/knet}
-bin="$cache_root/upstream/k8s-$KUBE_VERSION-etcd-$ETCD_VERSION-helm-$HELM_VERSION/bin"
-names=(etcd kube-apiserver kube-controller-manager kube-scheduler kubectl helm)
+bin="$cache_root/upstream/k8s-$KUBE_VERSION-etcd-$ETCD_VERSION-helm-$HELM_VERSION-coredns-$COREDNS_VERSION/bin"
+names=(etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kube-proxy helm coredns)
 
 verify() {
   local v
   v=$("$bin/etcd" --version | head -1);                  [[ $v == *"${ETCD_VERSION#v}"* ]] || { echo "etcd reports '$v'" >&2; return 1; }
-  for b in kube-apiserver kube-controller-manager kube-scheduler; do
+  for b in kube-apiserver kube-controller-manager kube-scheduler kube-proxy; do
     v=$("$bin/$b" --version);                             [[ $v == *"$KUBE_VERSION"* ]] || { echo "$b reports '$v'" >&2; return 1; }
   done
   v=$("$bin/kubectl" version --client 2>/dev/null | head -1); [[ $v == *"$KUBE_VERSION"* ]] || { echo "kubectl reports '$v'" >&2; return 1; }
   v=$("$bin/helm" version --short);                      [[ $v == "$HELM_VERSION"* ]] || { echo "helm reports '$v'" >&2; return 1; }
+  v=$("$bin/coredns" -version | head -1);                [[ $v == *"${COREDNS_VERSION#v}"* ]] || { echo "coredns reports '$v'" >&2; return 1; }
 }
 
 complete=1
@@ -36,14 +37,18 @@ start=$(date +%s)
 work="$cache_root/build"
 mkdir -p "$work" "$bin"
 
+# A wrapper module is prepared once per content: its `.ready` holds what it was prepared for.
+stale() { [[ "$(cat "$1/.ready" 2>/dev/null)" != "$2" ]]; }
+
 kube_minor=${KUBE_VERSION#v1.}   # 37.2 -> staging modules are v0.37.2
 staging_version="v0.$kube_minor"
 
 # --- Kubernetes: a wrapper module requiring k8s.io/kubernetes, with every staging module
 # (required as v0.0.0 by kubernetes' own go.mod) replaced by its published v0.X.Y.
 kw="$work/kubernetes-$KUBE_VERSION"
+kube_cmds="kube-apiserver kube-controller-manager kube-scheduler kubectl kube-proxy"
 mkdir -p "$kw"
-if [[ ! -f "$kw/.ready" ]]; then
+if stale "$kw" "$kube_cmds"; then
   (cd "$kw"
    info=$(go mod download -json "k8s.io/kubernetes@$KUBE_VERSION") || { echo "error: cannot fetch k8s.io/kubernetes@$KUBE_VERSION: $info" >&2; exit 1; }
    modfile=$(sed -n 's/.*"GoMod": "\(.*\)".*/\1/p' <<<"$info")
@@ -58,21 +63,12 @@ if [[ ! -f "$kw/.ready" ]]; then
      grep -oE '^\s*k8s\.io/[a-z0-9-]+ v0\.0\.0$' "$modfile" | awk -v v="$staging_version" '{print "\t" $1 " => " $1 " " v}'
      echo ")"
    } > go.mod
-   cat > tools.go <<'GO'
-//go:build tools
-
-package tools
-
-import (
-	_ "k8s.io/kubernetes/cmd/kube-apiserver"
-	_ "k8s.io/kubernetes/cmd/kube-controller-manager"
-	_ "k8s.io/kubernetes/cmd/kube-scheduler"
-	_ "k8s.io/kubernetes/cmd/kubectl"
-)
-GO
+   { printf '//go:build tools\n\npackage tools\n\nimport (\n'
+     for c in $kube_cmds; do printf '\t_ "k8s.io/kubernetes/cmd/%s"\n' "$c"; done
+     printf ')\n'; } > tools.go
    go mod tidy -e >/dev/null 2>&1 || true
    go mod tidy
-   touch .ready)
+   echo "$kube_cmds" > .ready)
 fi
 major=1; minor=${kube_minor%%.*}
 kld=""
@@ -80,16 +76,15 @@ for pkg in k8s.io/client-go/pkg/version k8s.io/component-base/version; do
   kld+=" -X '$pkg.gitVersion=$KUBE_VERSION' -X '$pkg.gitMajor=$major' -X '$pkg.gitMinor=$minor'"
   kld+=" -X '$pkg.gitTreeState=clean' -X '$pkg.buildDate=1970-01-01T00:00:00Z'"
 done
-echo "building kubernetes $KUBE_VERSION (kube-apiserver, kube-controller-manager, kube-scheduler, kubectl)..." >&2
-(cd "$kw" && go build -trimpath -ldflags "-s -w $kld" -o "$bin/" \
-   k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
-   k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl)
+echo "building kubernetes $KUBE_VERSION ($kube_cmds)..." >&2
+# shellcheck disable=SC2046 # one package path per command
+(cd "$kw" && go build -trimpath -ldflags "-s -w $kld" -o "$bin/" $(printf 'k8s.io/kubernetes/cmd/%s ' $kube_cmds))
 
 # --- etcd: its server module replaces its sibling modules with relative paths, which a
 # dependency's go.mod cannot do, so the wrapper pins them to the same release instead.
 ew="$work/etcd-$ETCD_VERSION"
 mkdir -p "$ew"
-if [[ ! -f "$ew/.ready" ]]; then
+if stale "$ew" "$ETCD_VERSION"; then
   (cd "$ew"
    cat > go.mod <<MOD
 module knet.local/upstream-etcd
@@ -114,7 +109,7 @@ import _ "go.etcd.io/etcd/server/v3"
 GO
    go mod tidy -e >/dev/null 2>&1 || true
    go mod tidy
-   touch .ready)
+   echo "$ETCD_VERSION" > .ready)
 fi
 echo "building etcd $ETCD_VERSION..." >&2
 (cd "$ew" && go build -trimpath -ldflags "-s -w" -o "$bin/etcd" go.etcd.io/etcd/server/v3)
@@ -123,18 +118,32 @@ echo "building etcd $ETCD_VERSION..." >&2
 hw="$work/helm-$HELM_VERSION"
 mkdir -p "$hw"
 helm_major=${HELM_VERSION%%.*}
-if [[ ! -f "$hw/.ready" ]]; then
+if stale "$hw" "$HELM_VERSION"; then
   (cd "$hw"
    printf 'module knet.local/upstream-helm\n\ngo 1.26.0\n\nrequire helm.sh/helm/%s %s\n' "$helm_major" "$HELM_VERSION" > go.mod
    printf '//go:build tools\n\npackage tools\n\nimport _ "helm.sh/helm/%s/cmd/helm"\n' "$helm_major" > tools.go
    go mod tidy -e >/dev/null 2>&1 || true
    go mod tidy
-   touch .ready)
+   echo "$HELM_VERSION" > .ready)
 fi
 echo "building helm $HELM_VERSION..." >&2
 (cd "$hw" && go build -trimpath \
    -ldflags "-s -w -X helm.sh/helm/$helm_major/internal/version.version=$HELM_VERSION -X helm.sh/helm/$helm_major/internal/version.gitTreeState=clean" \
    -o "$bin/helm" "helm.sh/helm/$helm_major/cmd/helm")
+
+# --- CoreDNS (the anchor knet's DNS is measured and differential-tested against)
+cw="$work/coredns-$COREDNS_VERSION"
+mkdir -p "$cw"
+if stale "$cw" "$COREDNS_VERSION"; then
+  (cd "$cw"
+   printf 'module knet.local/upstream-coredns\n\ngo 1.26.0\n\nrequire github.com/coredns/coredns %s\n' "$COREDNS_VERSION" > go.mod
+   printf '//go:build tools\n\npackage tools\n\nimport _ "github.com/coredns/coredns"\n' > tools.go
+   go mod tidy -e >/dev/null 2>&1 || true
+   go mod tidy
+   echo "$COREDNS_VERSION" > .ready)
+fi
+echo "building coredns $COREDNS_VERSION..." >&2
+(cd "$cw" && go build -trimpath -ldflags "-s -w" -o "$bin/coredns" github.com/coredns/coredns)
 
 verify
 echo "upstream binaries built in $(( $(date +%s) - start ))s into $bin" >&2

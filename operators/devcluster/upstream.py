@@ -5,7 +5,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-NAMES = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl", "helm")
+NAMES = (
+    "etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl", "kube-proxy", "helm", "coredns",
+)
 
 
 def versions() -> dict[str, str]:
@@ -24,7 +26,8 @@ def bin_dir() -> Path:
         return Path(env)
     v = versions()
     root = Path(os.environ.get("KNET_CACHE") or Path.home() / ".cache/knet")
-    return root / "upstream" / f"k8s-{v['KUBE_VERSION']}-etcd-{v['ETCD_VERSION']}-helm-{v['HELM_VERSION']}" / "bin"
+    name = f"k8s-{v['KUBE_VERSION']}-etcd-{v['ETCD_VERSION']}-helm-{v['HELM_VERSION']}-coredns-{v['COREDNS_VERSION']}"
+    return root / "upstream" / name / "bin"
 
 
 def missing() -> list[str]:
