@@ -10,8 +10,12 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
-. operators/devcluster/versions.env
-bin="${KNET_UPSTREAM_BIN:-${KNET_CACHE:-$HOME/.cache/knet}/upstream/k8s-$KUBE_VERSION-etcd-$ETCD_VERSION-helm-$HELM_VERSION/bin}"
+if [[ -z ${HELM:-} ]]; then
+  py=.venv/bin/python
+  [[ -x $py ]] || py=python3
+  # the cache directory as the package names it (operators/devcluster/upstream.py, KNET_UPSTREAM_BIN too)
+  bin=$(PYTHONPATH="$root" "$py" -c 'from operators.devcluster.upstream import bin_dir; print(bin_dir())')
+fi
 helm=${HELM:-$bin/helm}
 [[ -x $helm ]] || { echo "no helm at $helm: run hack/build-upstream.sh (or set HELM)" >&2; exit 1; }
 

@@ -101,6 +101,16 @@ def test_template_variant(variant: str | None) -> None:
             assert port["targetPort"] in port_names, f"{svc['metadata']['name']}: {port['targetPort']}"
 
 
+@pytest.mark.parametrize("variant", VARIANTS, ids=lambda v: v or "defaults")
+def test_notes_render(variant: str | None) -> None:
+    """NOTES.txt renders for every variant (a client-side dry-run never contacts a cluster)."""
+    proc = helm("install", "knet", str(CHART), "--namespace", NAMESPACE, "--dry-run=client",
+                "--kubeconfig", "/nonexistent", *variant_args(variant))
+    notes = proc.stdout.split("NOTES:", 1)[1]
+    assert "knet 0.1.0 is installed in namespace knet-system" in notes
+    assert "kubectl get nodenetworkstatuses" in notes
+
+
 def test_agent_daemonset(default: list[dict[str, Any]]) -> None:
     ds = one(default, "DaemonSet", "knet-agent")
     pod = ds["spec"]["template"]["spec"]
