@@ -14,9 +14,12 @@ import threading
 import time
 import urllib.parse
 import urllib.request
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 IPPROTO_SCTP = 132
+# answer(request_text, client_address) -> the reply, or None for no reply
+Answer = Callable[[str, tuple], str | None]
 
 
 def hostname() -> str:
@@ -45,7 +48,7 @@ def _client(addr: tuple) -> str:
     return f"[{host}]:{addr[1]}" if ":" in host else f"{host}:{addr[1]}"
 
 
-def serve_udp(port: int, answer) -> None:  # type: ignore[no-untyped-def]
+def serve_udp(port: int, answer: Answer) -> None:
     """A UDP responder: answer(request_text, client) -> reply text."""
     sock = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
     sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
@@ -61,7 +64,7 @@ def serve_udp(port: int, answer) -> None:  # type: ignore[no-untyped-def]
     threading.Thread(target=loop, daemon=True).start()
 
 
-def serve_stream(port: int, proto: int, answer) -> None:  # type: ignore[no-untyped-def]
+def serve_stream(port: int, proto: int, answer: Answer) -> None:
     """A TCP or SCTP responder that reads one line and writes answer(line, client)."""
     try:
         sock = socket.socket(socket.AF_INET6, socket.SOCK_STREAM, proto)

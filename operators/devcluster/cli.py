@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 
 from . import cluster
 from .cluster import DevclusterError
+from .layout import Layout
 from .netns import CommandError
 from .state import load_layout
 
+Command = Callable[[argparse.Namespace], int]
 
-def _layout(name: str):  # type: ignore[no-untyped-def]
+
+def _layout(name: str) -> Layout:
     try:
         return load_layout(name)
     except FileNotFoundError:
@@ -73,7 +77,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("devcluster", help="the local cluster: real control plane, nodes as network namespaces")
     dsub = p.add_subparsers(dest="devcluster_command", required=True)
 
-    def add(name: str, func, help: str) -> argparse.ArgumentParser:  # type: ignore[no-untyped-def]
+    def add(name: str, func: Command, help: str) -> argparse.ArgumentParser:
         sp = dsub.add_parser(name, help=help)
         sp.add_argument("--name", default="knet", help="cluster name (default: knet)")
         sp.set_defaults(func=_guard(func))
@@ -97,7 +101,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     lg.add_argument("pod", help="NAMESPACE/POD")
 
 
-def _guard(func):  # type: ignore[no-untyped-def]
+def _guard(func: Command) -> Command:
     def run(args: argparse.Namespace) -> int:
         try:
             return func(args)

@@ -10,6 +10,7 @@ import time
 
 from . import cluster, upstream
 from .cluster import DevclusterError
+from .layout import Layout
 
 NAME = "knet"
 APP = """
@@ -45,7 +46,7 @@ spec:
 """
 
 
-def kubectl(layout, *args: str, input: str | None = None) -> str:  # type: ignore[no-untyped-def]
+def kubectl(layout: Layout, *args: str, input: str | None = None) -> str:
     return subprocess.run(
         [str(upstream.bin_dir() / "kubectl"), f"--kubeconfig={layout.kubeconfig}", *args],
         capture_output=True,

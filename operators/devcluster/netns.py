@@ -1,4 +1,4 @@
-"""Network namespaces through iproute2 (the `ip` command), and entering one from Python.
+"""Network namespaces through iproute2 (the `ip` command) and util-linux (`nsenter`).
 
 iproute2 rather than pyroute2 here: the devcluster is a test bench whose every step a
 person should be able to replay by hand, and `ip` commands in logs show exactly that.
@@ -7,14 +7,12 @@ person should be able to replay by hand, and `ip` commands in logs show exactly 
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import os
 import signal
 import subprocess
 import time
 from pathlib import Path
 
-CLONE_NEWNET = 0x40000000
 NETNS_DIR = Path("/run/netns")
 
 
@@ -86,14 +84,3 @@ def delete(ns: str) -> None:
     if exists(ns):
         kill_all(ns)
         run("ip", "netns", "delete", ns, check=False)
-
-
-def enter(ns: str) -> None:
-    """Move the calling thread (before it starts others: the whole process) into `ns`."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    fd = os.open(NETNS_DIR / ns, os.O_RDONLY)
-    try:
-        if libc.setns(fd, CLONE_NEWNET) != 0:
-            raise OSError(ctypes.get_errno(), f"setns into {ns} failed")
-    finally:
-        os.close(fd)

@@ -10,6 +10,7 @@ import base64
 import datetime as dt
 import platform
 import shutil
+import signal
 import sys
 import threading
 import time
@@ -300,7 +301,6 @@ def main() -> None:
     p.add_argument("--node", required=True)
     a = p.parse_args()
     rt = NodeRuntime(load_layout(a.cluster), a.node)
-    import signal
 
     def stop(*_: object) -> None:
         with rt.lock:

@@ -81,7 +81,7 @@ class PodWorker(threading.Thread):
         self.published: Obj = {}
         self.conditions: list[Obj] = []
         self.volumes: Volumes | None = None
-        self.events_sent: set[str] = set()
+        self.events_sent: set[tuple[str, str]] = set()
 
     # --- called by the runtime's watch thread
     def update(self, pod: Obj) -> None:
@@ -119,7 +119,7 @@ class PodWorker(threading.Thread):
         if once:
             if (reason, message) in self.events_sent:
                 return
-            self.events_sent.add((reason, message))  # type: ignore[arg-type]
+            self.events_sent.add((reason, message))
         self.rt.event(self.pod, reason, message, kind)
 
     # --- sandbox and volumes

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -145,7 +146,7 @@ class Supervisor:
                 return c
         return None
 
-    def wait_for(self, what: str, cond, timeout: float) -> None:  # type: ignore[no-untyped-def]
+    def wait_for(self, what: str, cond: Callable[[], bool], timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.stopping:

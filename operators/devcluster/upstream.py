@@ -6,7 +6,14 @@ import os
 from pathlib import Path
 
 NAMES = (
-    "etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl", "kube-proxy", "helm", "coredns",
+    "etcd",
+    "kube-apiserver",
+    "kube-controller-manager",
+    "kube-scheduler",
+    "kubectl",
+    "kube-proxy",
+    "helm",
+    "coredns",
 )
 
 
