@@ -1,9 +1,8 @@
-"""`knet render ...`, `knet dns --objects` and `knet explain ...`: the pure cores, offline on YAML files."""
+"""`knet render ...` and `knet explain ...`: the pure cores, offline on YAML files (`knet dns --objects` too)."""
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import sys
 
 from .kube.objects import load_objects
@@ -40,18 +39,6 @@ def cmd_render_corefile(args: argparse.Namespace) -> int:
     return _print(*offline.render_corefile(load_objects(args.filename)))
 
 
-def cmd_dns(args: argparse.Namespace) -> int:
-    import asyncio
-    import logging
-
-    from .dns import offline
-
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(offline.serve(load_objects(args.objects), args.listen, http=args.http))
-    return 0
-
-
 def cmd_explain_netpol(args: argparse.Namespace) -> int:
     from .netpol.explain import explain
     from .netpol.offline import format_verdict
@@ -86,12 +73,6 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = rsub.add_parser("corefile", help="the CoreDNS Corefile rendered from a DNSConfig")
     p.add_argument("-f", "--filename", action="append", required=True)
     p.set_defaults(func=cmd_render_corefile)
-
-    p = sub.add_parser("dns", help="knet's DNS server, answering from objects in YAML files (no API server)")
-    p.add_argument("--objects", action="append", required=True, help="YAML file of Services, EndpointSlices, ...")
-    p.add_argument("--listen", default="127.0.0.1:53", help="ADDR:PORT for UDP and TCP")
-    p.add_argument("--http", help="ADDR:PORT for /health, /ready and /metrics")
-    p.set_defaults(func=cmd_dns)
 
     explain = sub.add_parser("explain", help="explain a decision")
     esub = explain.add_subparsers(dest="explain_command", required=True)

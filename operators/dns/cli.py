@@ -1,0 +1,72 @@
+"""`knet dns`: knet's DNS server, from YAML files (`--objects`, offline) or watching the API server."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import sys
+
+from operators.dns.config import DEFAULT_DOMAIN
+
+OFFLINE_LISTEN = "127.0.0.1:53"  # a debugging tool: loopback unless told otherwise
+CLUSTER_LISTEN = "0.0.0.0:53"
+CLUSTER_HTTP = "0.0.0.0:8080"
+
+
+def cmd_dns(args: argparse.Namespace) -> int:
+    from operators.agent.login import LoginError
+    from operators.dns.server import parse_listen
+
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("kopf").setLevel(logging.DEBUG if args.verbose else logging.WARNING)
+    try:
+        for addr in (args.listen, args.http):
+            if addr:
+                parse_listen(addr)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    if args.objects:
+        from operators.dns import offline
+        from operators.kube.objects import load_objects
+
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(offline.serve(load_objects(args.objects), args.listen or OFFLINE_LISTEN, http=args.http))
+        return 0
+    from operators.dns import watch
+
+    options = watch.Options(listen=args.listen or CLUSTER_LISTEN, http=args.http or CLUSTER_HTTP,
+                            api_server=args.api_server, kubeconfig=args.kubeconfig,
+                            cluster_domain=args.cluster_domain, nameservers=tuple(args.nameserver))
+    try:
+        asyncio.run(watch.run(options))
+    except LoginError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("dns", help="knet's cluster DNS server (watching the API, or --objects from YAML files)",
+                       description="Answer the cluster zones (Kubernetes DNS schema 1.1.0) and forward the rest. "
+                                   "With --objects, from the Services, EndpointSlices, Pods and DNSConfig in those "
+                                   "files, no API server; otherwise watch the API server at KNET_API_SERVER with "
+                                   "the pod's service account, or the one in --kubeconfig.")
+    p.add_argument("--objects", action="append", help="YAML file of Services, EndpointSlices, ... (offline mode)")
+    p.add_argument("--listen", help=f"ADDR:PORT for UDP and TCP (default {CLUSTER_LISTEN}, "
+                                    f"{OFFLINE_LISTEN} with --objects)")
+    p.add_argument("--http", help=f"ADDR:PORT for /health, /ready and /metrics (default {CLUSTER_HTTP}, "
+                                  "none with --objects)")
+    p.add_argument("--api-server", default=os.environ.get("KNET_API_SERVER"),
+                   help="the control-plane endpoint, https://HOST:PORT (default: $KNET_API_SERVER)")
+    p.add_argument("--kubeconfig", help="server and credentials from a kubeconfig instead of the service account")
+    p.add_argument("--cluster-domain", default=DEFAULT_DOMAIN,
+                   help="the cluster zone when no DNSConfig says otherwise (default %(default)s)")
+    p.add_argument("--nameserver", action="append", default=[], metavar="IP",
+                   help="address(es) answered for ns.dns.<zone>: the DNS Service's cluster IPs")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging (Kopf's too)")
+    p.set_defaults(func=cmd_dns)

@@ -1,0 +1,59 @@
+"""The cluster-mode shell: what Kopf's handlers do to the store and server, and which watches exist."""
+
+from __future__ import annotations
+
+import kopf
+import kubernetes
+import pytest
+from dns_builders import ask, service
+
+from operators.dns import cli, watch
+from operators.dns.config import DNSConfig
+from operators.dns.records import RecordStore
+from operators.dns.server import DNSServer
+
+
+def feed() -> watch.Feed:
+    return watch.Feed(DNSServer(RecordStore(DNSConfig()), resolvers=[]))
+
+
+def test_objects_come_and_go_incrementally() -> None:
+    f = feed()
+    f.apply(kopf.Body(service("web", "shop", ("10.96.3.4",))))
+    assert ask(f.store, "web.shop.svc.cluster.local")[:2] == ("NOERROR", ["10.96.3.4"])
+    f.apply(kopf.Body(service("web", "shop", ("10.96.3.4",))), deleted=True)
+    assert ask(f.store, "web.shop.svc.cluster.local")[0] == "NXDOMAIN"
+
+
+def test_ready_only_after_the_first_event() -> None:
+    f = feed()
+    assert not f.store.synced
+    f.synced()
+    assert f.store.synced
+
+
+def test_dnsconfig_reconfigures_and_its_deletion_restores_defaults() -> None:
+    f = feed()
+    f.dnsconfig(kopf.Body({"apiVersion": "knet.io/v1alpha1", "kind": "DNSConfig", "metadata": {"name": "default"},
+                           "spec": {"clusterDomain": "corp.example"}}))
+    assert f.server.config.zones[0] == "corp.example"
+    f.dnsconfig(None)
+    assert f.server.config.zones == ("cluster.local",)
+
+
+def test_registry_watches_the_five_resources_without_writing_to_them() -> None:
+    registry = watch.build_registry(feed(), kubernetes.client.Configuration())
+    plurals = {h.selector.any_name for h in registry._indexing.get_all_handlers()}
+    assert plurals == {"namespaces", "services", "endpointslices", "pods", "dnsconfigs"}
+    assert {h.selector.any_name for h in registry._watching.get_all_handlers()} == plurals
+    assert not registry._changing.get_all_handlers()  # no on.create/update: Kopf adds no finalizers
+
+
+def test_cli_rejects_a_bad_listen_address(capsys: pytest.CaptureFixture[str]) -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    cli.register(parser.add_subparsers())
+    args = parser.parse_args(["dns", "--listen", "nowhere"])
+    assert args.func(args) == 2
+    assert "error" in capsys.readouterr().err
