@@ -8,42 +8,11 @@ import subprocess
 import sys
 import time
 
-from . import cluster, upstream
+from . import cluster, testapps, upstream
 from .cluster import DevclusterError
 from .layout import Layout
 
 NAME = "knet"
-APP = """
-apiVersion: v1
-kind: Namespace
-metadata: {name: demo}
----
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: web, namespace: demo}
-spec:
-  replicas: 4
-  selector: {matchLabels: {app: web}}
-  template:
-    metadata: {labels: {app: web}}
-    spec:
-      topologySpreadConstraints:
-      - {maxSkew: 1, topologyKey: kubernetes.io/hostname, whenUnsatisfiable: DoNotSchedule,
-         labelSelector: {matchLabels: {app: web}}}
-      containers:
-      - name: web
-        image: registry.k8s.io/e2e-test-images/agnhost:2.53
-        args: [netexec, --http-port=8080]
-        ports: [{name: http, containerPort: 8080}]
-        readinessProbe: {httpGet: {path: /healthz, port: http}, periodSeconds: 2}
----
-apiVersion: v1
-kind: Service
-metadata: {name: web, namespace: demo}
-spec:
-  selector: {app: web}
-  ports: [{name: http, port: 80, targetPort: http}]
-"""
 
 
 def kubectl(layout: Layout, *args: str, input: str | None = None) -> str:
@@ -79,7 +48,9 @@ def main() -> int:
                 f"node {n['metadata']['name']} Ready, address {ip}, podCIDR {n['spec'].get('podCIDR')}",
             )
         )
-    kubectl(layout, "apply", "-f", "-", input=APP)
+    probe = {"httpGet": {"path": "/healthz", "port": "http"}, "periodSeconds": 2}
+    namespace = "apiVersion: v1\nkind: Namespace\nmetadata: {name: demo}\n---\n"
+    kubectl(layout, "apply", "-f", "-", input=namespace + testapps.netexec("demo", "web", 4, readiness=probe))
     deadline = time.monotonic() + 120
     pods: list[dict] = []
     while time.monotonic() < deadline:

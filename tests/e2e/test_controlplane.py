@@ -8,29 +8,7 @@ import urllib.request
 
 from conftest import Cluster, wait_for
 
-DEPLOYMENT = """
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: web, namespace: NS}
-spec:
-  replicas: 2
-  selector: {matchLabels: {app: web}}
-  template:
-    metadata: {labels: {app: web}}
-    spec:
-      containers:
-      - name: web
-        image: registry.k8s.io/e2e-test-images/agnhost:2.53
-        args: [netexec, --http-port=8080]
-        ports: [{name: http, containerPort: 8080}]
----
-apiVersion: v1
-kind: Service
-metadata: {name: web, namespace: NS}
-spec:
-  selector: {app: web}
-  ports: [{name: http, port: 80, targetPort: http}]
-"""
+from operators.devcluster import testapps
 
 
 def test_startup_time_is_within_budget(cluster: Cluster) -> None:
@@ -40,7 +18,7 @@ def test_startup_time_is_within_budget(cluster: Cluster) -> None:
 
 
 def test_controllers_create_replicaset_pods_and_endpointslices(cluster: Cluster, namespace: str) -> None:
-    cluster.apply(DEPLOYMENT.replace("NS", namespace))
+    cluster.apply(testapps.netexec(namespace))
     rs = wait_for(lambda: cluster.get("replicasets", "-n", namespace)["items"], "a ReplicaSet")
     assert rs[0]["metadata"]["ownerReferences"][0]["name"] == "web"
     pods = wait_for(

@@ -7,6 +7,8 @@ from collections.abc import Iterator
 import pytest
 from conftest import Cluster, knet, wait_for
 
+from operators.devcluster import testapps
+
 NAME = "e2e-dual"
 
 
@@ -25,22 +27,7 @@ def test_nodes_and_pods_have_both_families_and_ipv6_crosses_nodes(dual: Cluster)
         assert len(addrs) == 2 and ":" in addrs[1], addrs
     dual.kubectl("create", "namespace", "ds")
     wait_for(lambda: dual.kubectl("get", "sa", "default", "-n", "ds", check=False).startswith("NAME"), "sa", 30)
-    dual.apply("""
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: web, namespace: ds}
-spec:
-  replicas: 2
-  selector: {matchLabels: {app: web}}
-  template:
-    metadata: {labels: {app: web}}
-    spec:
-      topologySpreadConstraints:
-      - {maxSkew: 1, topologyKey: kubernetes.io/hostname, whenUnsatisfiable: DoNotSchedule,
-         labelSelector: {matchLabels: {app: web}}}
-      containers:
-      - {name: web, image: registry.k8s.io/e2e-test-images/agnhost:2.53, args: [netexec, --http-port=8080]}
-""")
+    dual.apply(testapps.netexec("ds", service=False))
 
     def running() -> list[dict] | None:
         pods = [p for p in dual.pods("ds", "app=web") if p["status"].get("phase") == "Running"]

@@ -7,44 +7,14 @@ import subprocess
 
 from conftest import Cluster, wait_for
 
-AGNHOST = "registry.k8s.io/e2e-test-images/agnhost:2.53"
+from operators.devcluster import testapps
+from operators.devcluster.testapps import AGNHOST
 
 
 def netexec(ns: str, replicas: int = 4) -> str:
-    return f"""
-apiVersion: apps/v1
-kind: Deployment
-metadata: {{name: netexec, namespace: {ns}}}
-spec:
-  replicas: {replicas}
-  selector: {{matchLabels: {{app: netexec}}}}
-  template:
-    metadata: {{labels: {{app: netexec}}}}
-    spec:
-      topologySpreadConstraints:
-      - {{maxSkew: 1, topologyKey: kubernetes.io/hostname, whenUnsatisfiable: DoNotSchedule,
-          labelSelector: {{matchLabels: {{app: netexec}}}}}}
-      containers:
-      - name: netexec
-        image: {AGNHOST}
-        args: [netexec, --http-port=8080, --udp-port=8081]
-        ports: [{{name: http, containerPort: 8080}}]
-        readinessProbe:
-          exec: {{command: [cat, /tmp/ready]}}
-          periodSeconds: 1
-          failureThreshold: 1
-      initContainers:
-      - name: mark-ready
-        image: {AGNHOST}
-        command: [sh, -c, "touch /tmp/ready"]
----
-apiVersion: v1
-kind: Service
-metadata: {{name: netexec, namespace: {ns}}}
-spec:
-  selector: {{app: netexec}}
-  ports: [{{name: http, port: 80, targetPort: http}}]
-"""
+    """netexec pods that are ready while /tmp/ready exists (an init container makes it)."""
+    ready = {"exec": {"command": ["cat", "/tmp/ready"]}, "periodSeconds": 1, "failureThreshold": 1}
+    return testapps.netexec(ns, "netexec", replicas, readiness=ready, init_command="touch /tmp/ready")
 
 
 def ready_pods(cluster: Cluster, ns: str, selector: str, count: int) -> list[dict]:
