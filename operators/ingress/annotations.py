@@ -129,7 +129,7 @@ def _int(lo: int, hi: int) -> Callable[[str], int]:
 
 def _match(pattern: re.Pattern[str], what: str) -> Callable[[str], str]:
     def parse(value: str) -> str:
-        if not pattern.match(value):
+        if not pattern.fullmatch(value):
             raise _Invalid(f"is not {what}")
         return value
     return parse
@@ -140,20 +140,20 @@ def _host_ok(m: re.Match[str] | None) -> bool:
 
 
 def _url(value: str) -> str:
-    if not _host_ok(_URL.match(value)):
+    if not _host_ok(_URL.fullmatch(value)):
         raise _Invalid("is not an http(s) URL of plain characters")
     return value
 
 
 def _seconds(value: str) -> int:
-    m = _SECONDS.match(value.strip())
+    m = _SECONDS.fullmatch(value.strip())
     if not m or not 1 <= int(m[1]) <= 86400:
         raise _Invalid("is not a number of seconds in 1-86400")
     return int(m[1])
 
 
 def _size(value: str) -> str:
-    if not _SIZE.match(value.strip()):
+    if not _SIZE.fullmatch(value.strip()):
         raise _Invalid("is not a size such as 8m, 512k or 0 (unlimited)")
     return value.strip()
 
@@ -203,7 +203,7 @@ def _origins(value: str) -> tuple[str, ...]:
     items = _list(value)
     if items == ["*"]:
         return ("*",)
-    if not items or not all(_host_ok(_ORIGIN.match(o)) for o in items):
+    if not items or not all(_host_ok(_ORIGIN.fullmatch(o)) for o in items):
         raise _Invalid("must be '*' or comma-separated origins such as https://example.com or https://*.example.com")
     return tuple(dict.fromkeys(items))
 
@@ -213,7 +213,7 @@ def _tokens(pattern: re.Pattern[str], what: str, star: bool = False) -> Callable
         items = _list(value)
         if star and items == ["*"]:
             return ("*",)
-        if not items or not all(pattern.match(i) for i in items):
+        if not items or not all(pattern.fullmatch(i) for i in items):
             raise _Invalid(f"must be a comma-separated list of {what}")
         return tuple(dict.fromkeys(items))
     return parse
@@ -246,7 +246,7 @@ _SIMPLE: dict[str, tuple[str, Callable[[str], Any]]] = {
     "upstream-hash-by": ("upstream_hash_by", _hash_by),
     "permanent-redirect": ("permanent_redirect", _url),
     "temporal-redirect": ("temporal_redirect", _url),
-    "upstream-vhost": ("upstream_vhost", lambda v: v if _host_ok(_VHOST.match(v)) else _fail("is not host[:port]")),
+    "upstream-vhost": ("upstream_vhost", lambda v: v if _host_ok(_VHOST.fullmatch(v)) else _fail("is not host[:port]")),
     "custom-http-errors": ("custom_http_errors", _error_codes),
 }
 _ACCESS = ("whitelist-source-range", "allowlist-source-range", "denylist-source-range")

@@ -199,7 +199,7 @@ def ingress_is_ours(ing: Ingress, classes: Iterable[IngressClass], config: Ingre
 
 
 def _regex_ok(path: str) -> bool:
-    if not _REGEX_PATH.match(path) or "(?" in path.replace("(?:", ""):
+    if not _REGEX_PATH.fullmatch(path) or "(?" in path.replace("(?:", ""):
         return False
     try:
         re.compile(path)
@@ -307,7 +307,7 @@ class _Builder:
         a = self.settings[ing.key]
         if p.path_type == "ImplementationSpecific" and (a.use_regex or a.rewrite_target):
             return [("~*", "^" + p.path)] if _regex_ok(p.path) else None
-        if not _PLAIN_PATH.match(p.path):
+        if not _PLAIN_PATH.fullmatch(p.path):
             return None
         if p.path_type == "Exact":
             return [("=", p.path)]

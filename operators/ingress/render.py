@@ -68,7 +68,7 @@ class Runtime:
         paths = [self.prefix, self.certificate_dir, self.default_certificate, self.pid_file, self.temp_dir,
                  self.modules_dir, self.control_socket]
         paths += [p for p in (self.error_log, self.access_log) if p not in ("stderr", "off")]
-        bad = [p for p in paths if not isinstance(p, str) or not _SAFE_PATH.match(p)]
+        bad = [p for p in paths if not isinstance(p, str) or not _SAFE_PATH.fullmatch(p)]
         ports = [self.http_port, self.https_port, self.status_port]
         if bad or not all(isinstance(p, int) and 1 <= p <= 65535 for p in ports) or len(set(ports)) < 3:
             raise ValueError(f"unsafe runtime paths {bad} or ports {ports}")
