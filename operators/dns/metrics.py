@@ -18,6 +18,7 @@ from prometheus_client import (
     Counter,
     Gauge,
     Histogram,
+    ProcessCollector,
     generate_latest,
 )
 
@@ -56,6 +57,7 @@ class Metrics:
         self.forward_errors = Counter("knet_dns_forward_errors", "Failed upstream exchanges, by reason",
                                       ["upstream", "reason"], registry=r)
         self.objects = Gauge("knet_dns_objects", "Objects in the record store", ["kind"], registry=r)
+        ProcessCollector(registry=r)  # process_resident_memory_bytes & co., as CoreDNS exports them
 
 
 class HealthServer:
