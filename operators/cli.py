@@ -13,6 +13,7 @@ def main(argv: list[str] | None = None) -> None:
     from .agent import cli as agent_cli
     from .devcluster import cli as devcluster_cli
     from .dns import cli as dns_cli
+    from .ingress import cli as ingress_cli
 
     parser = argparse.ArgumentParser(prog="knet", description="Kubernetes networking as Kopf operators")
     parser.add_argument("--version", action="version", version=f"knet {__version__}")
@@ -21,6 +22,7 @@ def main(argv: list[str] | None = None) -> None:
     offline_cli.register(sub)
     agent_cli.register(sub)
     dns_cli.register(sub)
+    ingress_cli.register(sub)
     args = parser.parse_args(argv)
     sys.exit(args.func(args) or 0)
 

@@ -1,0 +1,161 @@
+"""`knet ingress` as a Kopf operator: watches feeding the nginx sync loop.
+
+Only `@kopf.index` and `@kopf.on.event` handlers, so Kopf never patches the watched objects (no
+finalizers, no annotations); the status of our Ingresses is written by `status.py`, not by Kopf.
+The indices hold parsed views (parsing never raises, and happens once per change); the event
+handlers only wake the sync loop. Kopf runs no event handler before every index finished its
+initial listing, which is how the loop knows its first config is built from complete views.
+Kopf's settings are the agent's: standalone, no scanning, no Events from logs, retries forever.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import copy
+import datetime
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import kopf
+import kubernetes
+
+from operators.agent import login
+from operators.agent.operator import configure
+from operators.agent.servers import Status, StatusServers
+from operators.agent.store import Entry, ObjectRef
+from operators.ingress.controller import IngressController, Periods, prepare_prefix
+from operators.ingress.events import EventRecorder
+from operators.ingress.metrics import Metrics
+from operators.ingress.model import IngressConfig
+from operators.ingress.nginx import Nginx
+from operators.ingress.render import Runtime
+from operators.ingress.status import StatusWriter, lb_addresses
+from operators.kube import ingresses as views
+from operators.kube import services as api
+from operators.kube.services import SERVICE_NAME_LABEL
+
+log = logging.getLogger(__name__)
+TLS = {"field": "type", "value": "kubernetes.io/tls"}
+
+
+@dataclass(frozen=True)
+class Options:
+    api_server: str | None
+    kubeconfig: str | None
+    metrics_addr: str
+    health_addr: str
+    runtime: Runtime
+    config: IngressConfig
+    publish: tuple[str, ...]
+    service: str
+    host: str
+    periods: Periods
+    nginx: str = "nginx"
+
+
+def entry(body: Mapping[str, Any], parse: Callable[[object], tuple[Any, list[Any]]], api_version: str,
+          kind: str) -> dict[tuple[str, str], Entry[Any]]:
+    """An index value: the parsed view keyed by (namespace, name)."""
+    md = body.get("metadata") or {}
+    ns, name = str(md.get("namespace") or ""), str(md.get("name") or "")
+    view, problems = parse(body)
+    return {(ns, name): Entry(view, tuple(problems), ObjectRef(api_version, kind, ns, name, str(md.get("uid") or "")))}
+
+
+def build_registry(controller: IngressController, credentials: kubernetes.client.Configuration
+                   ) -> kopf.OperatorRegistry:
+    registry = kopf.OperatorRegistry()
+    net, disc = "networking.k8s.io", "discovery.k8s.io"
+    with_service = {SERVICE_NAME_LABEL: kopf.PRESENT}
+
+    @kopf.on.startup(registry=registry)
+    async def startup(settings: kopf.OperatorSettings, **kwargs: Any) -> None:
+        configure(settings)
+        controller.attach(**{k: kwargs[k] for k in ("classes", "ingresses", "ingress_lb", "services", "service_lb",
+                                                     "slices", "secrets")})
+
+    @kopf.on.login(registry=registry)
+    def authenticate(**_: Any) -> kopf.ConnectionInfo:
+        return login.connection_info(credentials)
+
+    @kopf.index(net, "v1", "ingressclasses", id="classes", registry=registry)
+    async def classes(body: kopf.Body, **_: Any) -> dict[tuple[str, str], Entry[Any]]:
+        return entry(body, views.parse_ingress_class, f"{net}/v1", "IngressClass")
+
+    @kopf.index(net, "v1", "ingresses", id="ingresses", registry=registry)
+    async def ingresses(body: kopf.Body, **_: Any) -> dict[tuple[str, str], Entry[Any]]:
+        return entry(body, views.parse_ingress, f"{net}/v1", "Ingress")
+
+    @kopf.index(net, "v1", "ingresses", id="ingress_lb", registry=registry)
+    async def ingress_lb(body: kopf.Body, namespace: str, name: str, **_: Any) -> dict[tuple[str, str], Any]:
+        return {(namespace, name): (lb_addresses(body), copy.deepcopy(dict(body)))}
+
+    @kopf.index("v1", "services", id="services", registry=registry)
+    async def services(body: kopf.Body, **_: Any) -> dict[tuple[str, str], Entry[Any]]:
+        return entry(body, api.parse_service, "v1", "Service")
+
+    @kopf.index("v1", "services", id="service_lb", registry=registry)
+    async def service_lb(body: kopf.Body, namespace: str, name: str, **_: Any) -> dict[tuple[str, str], Any]:
+        return {(namespace, name): lb_addresses(body)}
+
+    @kopf.index(disc, "v1", "endpointslices", id="slices", labels=with_service, registry=registry)
+    async def slices(body: kopf.Body, **_: Any) -> dict[tuple[str, str], Entry[Any]]:
+        return entry(body, api.parse_endpoint_slice, f"{disc}/v1", "EndpointSlice")
+
+    @kopf.index("v1", "secrets", id="secrets", registry=registry, **TLS)
+    async def secrets(body: kopf.Body, **_: Any) -> dict[tuple[str, str], Entry[Any]]:
+        return entry(body, views.parse_tls_secret, "v1", "Secret")
+
+    for group, plural, extra in ((net, "ingressclasses", {}), (net, "ingresses", {}), ("", "services", {}),
+                                 (disc, "endpointslices", {"labels": with_service}), ("", "secrets", TLS)):
+        kopf.on.event(*([group] if group else []), "v1", plural, registry=registry, id=f"{plural}_changed",
+                      **extra)(_waker(controller))
+    return registry
+
+
+def _waker(controller: IngressController) -> Callable[..., Any]:
+    async def wake(**_: Any) -> None:
+        controller.changed()
+    return wake
+
+
+async def run(options: Options) -> None:
+    """Serve metrics and health, supervise nginx, run the sync loop and the watches until a signal stops Kopf."""
+    credentials = login.configuration(options.api_server, options.kubeconfig)
+    metrics = Metrics()
+    prepare_prefix(options.runtime)
+    nginx = Nginx(options.runtime, options.nginx)
+    controller = IngressController(options.config, options.runtime, nginx, metrics,
+                                   EventRecorder(credentials, options.host),
+                                   StatusWriter(credentials, metrics, options.publish, options.service),
+                                   options.periods)
+    health = {"ok": False}
+
+    def status() -> Status:
+        last = datetime.datetime.fromtimestamp(controller.last_sync, datetime.UTC) if controller.last_sync else None
+        return Status(healthy=health["ok"] or not controller.synced, ready=controller.synced and health["ok"],
+                      last_updated=last, node_eligible=True)
+
+    async def probe() -> None:
+        while True:
+            health["ok"] = await nginx.healthy()
+            await asyncio.sleep(1)
+
+    servers = StatusServers(metrics.registry, status)
+    await servers.start(options.metrics_addr, options.health_addr)
+    tasks = [asyncio.create_task(controller.run(), name="ingress sync loop"),
+             asyncio.create_task(nginx.supervise(controller.restarted), name="nginx supervisor"),
+             asyncio.create_task(probe(), name="nginx probe")]
+    log.info("knet ingress (controller %s), API server %s", options.config.controller, credentials.host)
+    try:
+        await kopf.operator(registry=build_registry(controller, credentials), standalone=True, clusterwide=True)
+    finally:
+        for task in tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await nginx.stop()
+        await servers.stop()

@@ -1,0 +1,82 @@
+"""Ingress `status.loadBalancer`: the one write the controller makes, on the Ingresses it serves.
+
+The addresses are the controller Service's LoadBalancer addresses when `KNET_INGRESS_SERVICE` names a
+Service that has some, else the addresses nginx is published on (the node's, for a hostNetwork pod).
+The status subresource is replaced with the whole object as last seen by the watch (with its
+resourceVersion: a conflict is retried at the next sync), because the Ingress status strategy keeps
+the stored spec but takes metadata from the request, so a partial object would wipe labels and
+annotations. The controller needs `update` on `ingresses/status` and nothing else; an Ingress whose
+status already says the same is not written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import kubernetes
+
+from operators.ingress.metrics import Metrics
+
+log = logging.getLogger(__name__)
+
+
+def lb_addresses(body: Mapping[str, Any]) -> tuple[str, ...]:
+    """The IPs (or host names) in an object's `status.loadBalancer.ingress`, in order."""
+    items = ((body.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []
+    return tuple(str(i.get("ip") or i.get("hostname")) for i in items if isinstance(i, Mapping)
+                 and (i.get("ip") or i.get("hostname")))
+
+
+def status_body(seen: Mapping[str, Any], addresses: Iterable[str]) -> dict[str, Any]:
+    """The Ingress as seen, with our addresses as its status (managedFields left to the server)."""
+    ingress = []
+    for a in addresses:
+        try:
+            ingress.append({"ip": str(ipaddress.ip_address(a))})
+        except ValueError:
+            ingress.append({"hostname": a})
+    metadata = {k: v for k, v in (seen.get("metadata") or {}).items() if k != "managedFields"}
+    return {**seen, "apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": metadata,
+            "status": {"loadBalancer": {"ingress": ingress}}}
+
+
+class StatusWriter:
+    def __init__(self, configuration: kubernetes.client.Configuration | None, metrics: Metrics,
+                 publish: tuple[str, ...], service: str = "") -> None:
+        self.api = kubernetes.client.NetworkingV1Api(kubernetes.client.ApiClient(configuration)) \
+            if configuration else None
+        self.metrics = metrics
+        self.publish = publish
+        self.service = service  # namespace/name of the controller's Service, "" for none
+
+    def addresses(self, indexes: Mapping[str, Any]) -> tuple[str, ...]:
+        if self.service:
+            ns, _, name = self.service.partition("/")
+            lb = (indexes.get("service_lb") or {}).get((ns, name), ())
+            for found in lb:
+                if found:
+                    return tuple(found)
+        return self.publish
+
+    async def update(self, ours: Iterable[str], refs: Mapping[Any, Any], indexes: Mapping[str, Any]) -> None:
+        """Write the addresses into every served Ingress whose status differs."""
+        want = self.addresses(indexes)
+        if self.api is None or not want:
+            return
+        current = indexes.get("ingress_lb") or {}
+        for key in ours:
+            ns, name = key.split("/", 1)
+            have, seen = next(iter(current.get((ns, name), ())), ((), None))
+            if seen is None or tuple(have) == want:
+                continue
+            try:
+                await asyncio.to_thread(self.api.replace_namespaced_ingress_status, name, ns,
+                                        status_body(seen, want), _request_timeout=10)
+                log.info("Ingress %s: status.loadBalancer = %s", key, ", ".join(want))
+            except Exception as e:  # noqa: BLE001 - retried at the next sync
+                log.warning("could not update the status of Ingress %s: %s", key, e)
+                self.metrics.errors.labels("status").inc()
