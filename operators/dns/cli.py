@@ -16,6 +16,19 @@ CLUSTER_LISTEN = "0.0.0.0:53"
 CLUSTER_HTTP = "0.0.0.0:8080"
 
 
+def nameservers(given: list[str], listen: str) -> tuple[str, ...]:
+    """Addresses for ns.dns.<zone>: as given, else the address we listen on, else $POD_IP (CoreDNS answers
+    its own address there)."""
+    from operators.dns.server import parse_listen
+
+    host = parse_listen(listen)[0]
+    if given:
+        return tuple(given)
+    if host not in ("0.0.0.0", "::", ""):
+        return (host,)
+    return (os.environ["POD_IP"],) if os.environ.get("POD_IP") else ()
+
+
 def cmd_dns(args: argparse.Namespace) -> int:
     from operators.agent.login import LoginError
     from operators.dns.server import parse_listen
@@ -39,9 +52,10 @@ def cmd_dns(args: argparse.Namespace) -> int:
         return 0
     from operators.dns import watch
 
-    options = watch.Options(listen=args.listen or CLUSTER_LISTEN, http=args.http or CLUSTER_HTTP,
+    listen = args.listen or CLUSTER_LISTEN
+    options = watch.Options(listen=listen, http=args.http or CLUSTER_HTTP,
                             api_server=args.api_server, kubeconfig=args.kubeconfig,
-                            cluster_domain=args.cluster_domain, nameservers=tuple(args.nameserver))
+                            cluster_domain=args.cluster_domain, nameservers=nameservers(args.nameserver, listen))
     try:
         asyncio.run(watch.run(options))
     except LoginError as e:
@@ -67,6 +81,6 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--cluster-domain", default=DEFAULT_DOMAIN,
                    help="the cluster zone when no DNSConfig says otherwise (default %(default)s)")
     p.add_argument("--nameserver", action="append", default=[], metavar="IP",
-                   help="address(es) answered for ns.dns.<zone>: the DNS Service's cluster IPs")
+                   help="address(es) answered for ns.dns.<zone> (default: the --listen address, else $POD_IP)")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging (Kopf's too)")
     p.set_defaults(func=cmd_dns)

@@ -57,3 +57,12 @@ def test_cli_rejects_a_bad_listen_address(capsys: pytest.CaptureFixture[str]) ->
     args = parser.parse_args(["dns", "--listen", "nowhere"])
     assert args.func(args) == 2
     assert "error" in capsys.readouterr().err
+
+
+def test_ns_dns_names_our_own_address(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("POD_IP", "10.244.1.7")
+    assert cli.nameservers(["10.96.0.10"], "0.0.0.0:53") == ("10.96.0.10",)
+    assert cli.nameservers([], "172.30.1.11:53") == ("172.30.1.11",)
+    assert cli.nameservers([], "0.0.0.0:53") == ("10.244.1.7",)
+    monkeypatch.delenv("POD_IP")
+    assert cli.nameservers([], "0.0.0.0:53") == ()
