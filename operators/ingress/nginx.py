@@ -2,7 +2,9 @@
 
 nginx runs in the foreground (`daemon off` in the rendered config) as the controller's child, so the
 controller sees it exit; it is asked to die with the controller (PR_SET_PDEATHSIG), so a killed
-controller never leaves a master holding the listening ports. Endpoints go to the control socket that
+controller never leaves a master holding the listening ports. It runs in its own process group: when
+the master dies, its orphaned workers (which still hold the listening sockets) are killed with it
+before a new master starts. Endpoints go to the control socket that
 the dynamic-endpoints config serves (`render.py`), which a reload does not lose (the shared dict
 survives it), but they are pushed again after every start and reload all the same.
 """
@@ -13,6 +15,7 @@ import asyncio
 import contextlib
 import ctypes
 import logging
+import os
 import signal
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -49,8 +52,10 @@ class Nginx:
 
     async def start(self, timeout: float = 15) -> None:
         """Start the master and wait until its status server answers; NginxError if it does not."""
+        Path(self.rt.control_socket).unlink(missing_ok=True)  # left by a killed master: nginx would not bind
         self.proc = await asyncio.create_subprocess_exec(
-            self.binary, "-c", str(self.conf), "-p", self.rt.prefix + "/", preexec_fn=_die_with_parent)
+            self.binary, "-c", str(self.conf), "-p", self.rt.prefix + "/", preexec_fn=_die_with_parent,
+            start_new_session=True)
         log.info("nginx started (pid %d)", self.proc.pid)
         deadline = asyncio.get_running_loop().time() + timeout
         while asyncio.get_running_loop().time() < deadline:
@@ -105,6 +110,8 @@ class Nginx:
             if self.stopping:
                 continue
             log.error("nginx exited with status %s; restarting in %.0fs", code, delay)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)  # the orphaned workers
             await asyncio.sleep(delay)
             try:
                 await self.start()

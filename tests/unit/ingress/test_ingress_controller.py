@@ -1,0 +1,208 @@
+"""The controller's sync decisions with a stand-in nginx: reload only when nginx.conf changes, push endpoints
+otherwise, keep the running config when `nginx -t` refuses a new one, post each problem once, write status
+with the whole object."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from operators.agent.store import ObjectRef
+from operators.ingress import controller as ctl
+from operators.ingress.controller import IngressController, Periods
+from operators.ingress.metrics import Metrics
+from operators.ingress.model import IngressConfig
+from operators.ingress.nginx import Nginx
+from operators.ingress.operator import entry
+from operators.ingress.render import Runtime
+from operators.ingress.status import StatusWriter, lb_addresses, status_body
+from operators.kube import ingresses as views
+from operators.kube import services as api
+
+NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
+LUA = Path("/usr/lib/nginx/modules/ngx_http_lua_module.so")
+pytestmark = pytest.mark.skipif(not Path(NGINX).exists() or not LUA.exists(), reason="needs nginx with its Lua module")
+
+
+class FakeNginx(Nginx):
+    """Records what the controller asks of nginx instead of running it."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        super().__init__(runtime, NGINX)
+        self.calls: list[str] = []
+        self.pushed: list[str] = []
+        self.up = False
+
+    @property
+    def running(self) -> bool:
+        return self.up
+
+    async def start(self, timeout: float = 15) -> None:
+        self.up = True
+        self.calls.append("start")
+
+    def reload(self) -> None:
+        self.calls.append("reload")
+
+    async def healthy(self) -> bool:
+        return self.up
+
+    async def push_endpoints(self, body: str, attempts: int = 20) -> str:
+        self.pushed.append(body)
+        return "ok"
+
+
+class FakeEvents:
+    def __init__(self) -> None:
+        self.posted: list[tuple[str, str, str]] = []
+
+    async def post(self, ref: ObjectRef, reason: str, message: str) -> bool:
+        self.posted.append((ref.name, reason, message))
+        return True
+
+
+class FakeStatus(StatusWriter):
+    def __init__(self, metrics: Metrics) -> None:
+        super().__init__(None, metrics, ("172.30.9.11",))
+
+    async def update(self, ours: Any, refs: Any, indexes: Any) -> None:
+        self.last = tuple(ours)
+
+
+def _index(*pairs: dict) -> dict:
+    """A Kopf index's shape: key -> list of values."""
+    out: dict = {}
+    for pair in pairs:
+        for key, value in pair.items():
+            out[key] = [value]
+    return out
+
+
+def _ingress(name: str, host: str, annotations: dict[str, str] | None = None) -> dict:
+    return {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+            "metadata": {"namespace": "a", "name": name, "uid": f"u-{name}", "annotations": annotations or {},
+                         "creationTimestamp": "2026-01-01T00:00:00Z"},
+            "spec": {"ingressClassName": "knet", "rules": [{"host": host, "http": {"paths": [
+                {"path": "/", "pathType": "Prefix",
+                 "backend": {"service": {"name": "web", "port": {"number": 80}}}}]}}]}}
+
+
+def _slice(*ips: str) -> dict:
+    return {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice", "addressType": "IPv4",
+            "metadata": {"namespace": "a", "name": "web-1", "labels": {api.SERVICE_NAME_LABEL: "web"}},
+            "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}],
+            "endpoints": [{"addresses": [ip], "conditions": {"ready": True}} for ip in ips]}
+
+
+SERVICE = {"apiVersion": "v1", "kind": "Service", "metadata": {"namespace": "a", "name": "web"},
+           "spec": {"clusterIP": "10.96.0.5", "ports": [{"name": "http", "port": 80, "targetPort": 8080}]}}
+CLASS = {"apiVersion": "networking.k8s.io/v1", "kind": "IngressClass", "metadata": {"name": "knet"},
+         "spec": {"controller": "knet.io/ingress-nginx"}}
+
+
+class World:
+    def __init__(self, tmp: Path) -> None:
+        p = str(tmp)
+        self.rt = Runtime(prefix=p, certificate_dir=f"{p}/certs", default_certificate=f"{p}/certs/default.pem",
+                          pid_file=f"{p}/nginx.pid", temp_dir=f"{p}/tmp", error_log=f"{p}/error.log",
+                          access_log="off", http_port=18080, https_port=18443, status_port=18254, ipv6=False,
+                          dynamic_endpoints=True, control_socket=f"{p}/control.sock")
+        ctl.prepare_prefix(self.rt)
+        self.metrics = Metrics()
+        self.nginx = FakeNginx(self.rt)
+        self.events = FakeEvents()
+        self.controller = IngressController(IngressConfig(), self.rt, self.nginx, self.metrics,
+                                            self.events, FakeStatus(self.metrics), Periods(0, 1))  # type: ignore[arg-type]
+        self.ingresses = [_ingress("one", "one.test")]
+        self.slices = [_slice("10.244.1.2")]
+
+    def sync(self) -> None:
+        idx = {
+            "classes": _index(entry(CLASS, views.parse_ingress_class, "networking.k8s.io/v1", "IngressClass")),
+            "ingresses": _index(*(entry(i, views.parse_ingress, "networking.k8s.io/v1", "Ingress")
+                                  for i in self.ingresses)),
+            "services": _index(entry(SERVICE, api.parse_service, "v1", "Service")),
+            "slices": _index(*(entry(s, api.parse_endpoint_slice, "discovery.k8s.io/v1", "EndpointSlice")
+                               for s in self.slices)),
+            "secrets": {},
+        }
+        self.controller.attach(**idx)
+        asyncio.run(self.controller.sync())
+
+    def reloads(self, result: str = "success") -> float:
+        return self.metrics.reloads.labels(result)._value.get()
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> World:
+    return World(tmp_path)
+
+
+def test_first_sync_starts_nginx_and_pushes_endpoints(world: World) -> None:
+    world.sync()
+    assert world.nginx.calls == ["start"]
+    assert world.nginx.pushed == ["a_web_80 10.244.1.2 8080\n"]
+    assert world.controller.synced and (Path(world.rt.prefix) / "nginx.conf").exists()
+
+
+def test_endpoint_change_is_a_push_not_a_reload(world: World) -> None:
+    world.sync()
+    world.slices = [_slice("10.244.1.2", "10.244.2.3")]
+    world.sync()
+    world.sync()  # nothing changed: nothing to do
+    assert world.nginx.calls == ["start"]
+    assert len(world.nginx.pushed) == 2 and "10.244.2.3 8080" in world.nginx.pushed[1]
+    assert world.reloads() == 0
+
+
+def test_ingress_change_is_one_reload_then_endpoints(world: World) -> None:
+    world.sync()
+    world.ingresses.append(_ingress("two", "two.test"))
+    world.sync()
+    world.sync()
+    assert world.nginx.calls == ["start", "reload"]
+    assert world.reloads() == 1 and len(world.nginx.pushed) == 2
+    assert "two.test" in (Path(world.rt.prefix) / "nginx.conf").read_text()
+
+
+def test_refused_config_keeps_the_running_one_and_reports(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    world.sync()
+    before = (Path(world.rt.prefix) / "nginx.conf").read_text()
+    monkeypatch.setattr(ctl.files, "check_config", lambda *a: "nginx: [emerg] something is wrong")
+    world.ingresses.append(_ingress("bad", "bad.test"))
+    world.sync()
+    world.sync()  # the same refused text is not tried (or reported) again
+    assert (Path(world.rt.prefix) / "nginx.conf").read_text() == before
+    assert world.nginx.calls == ["start"]
+    assert world.reloads("failure") == 1 and world.reloads() == 0
+    assert [(n, r) for n, r, _ in world.events.posted] == [("bad", "ConfigRejected")]
+
+
+def test_problems_are_posted_once(world: World) -> None:
+    world.ingresses.append(_ingress("nosvc", "x.test"))
+    world.ingresses[-1]["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]["name"] = "missing"
+    world.sync()
+    world.sync()
+    posted = [(n, r) for n, r, _ in world.events.posted]
+    assert posted == [("nosvc", "IngressProblem")]
+
+
+def test_status_body_keeps_the_object() -> None:
+    seen = _ingress("one", "one.test", {"nginx.ingress.kubernetes.io/ssl-redirect": "false"})
+    seen["metadata"]["managedFields"] = [{"manager": "kubectl"}]
+    seen["metadata"]["resourceVersion"] = "42"
+    body = status_body(seen, ["172.30.9.11", "lb.example.com"])
+    assert body["metadata"]["annotations"] == seen["metadata"]["annotations"]
+    assert body["metadata"]["resourceVersion"] == "42" and "managedFields" not in body["metadata"]
+    assert body["status"] == {"loadBalancer": {"ingress": [{"ip": "172.30.9.11"}, {"hostname": "lb.example.com"}]}}
+    assert lb_addresses(body) == ("172.30.9.11", "lb.example.com")
+
+
+def test_status_prefers_the_service_load_balancer() -> None:
+    writer = StatusWriter(None, Metrics(), ("172.30.9.11",), "knet-system/ingress")
+    assert writer.addresses({}) == ("172.30.9.11",)
+    assert writer.addresses({"service_lb": {("knet-system", "ingress"): [("172.30.9.130",)]}}) == ("172.30.9.130",)
