@@ -33,6 +33,7 @@ from operators.dns.forward import ADVERTISED_UDP, Forwarder, ForwardError, syste
 from operators.dns.metrics import HealthServer, Metrics, rcode_label, type_label
 from operators.dns.policy import Policy
 from operators.dns.records import RecordStore, label
+from operators.dns.udp import UDPListener
 
 log = logging.getLogger("knet.dns")
 query_log = logging.getLogger("knet.dns.query")
@@ -67,23 +68,6 @@ def _opts(request: DNSRecord) -> list[RR]:
     return [rr for rr in request.ar if rr.rtype == QTYPE.OPT]
 
 
-class _UDP(asyncio.DatagramProtocol):
-    def __init__(self, server: DNSServer) -> None:
-        self.server = server
-        self.transport: asyncio.DatagramTransport | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
-
-    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
-        self.server.spawn(self._answer(data, addr))
-
-    async def _answer(self, data: bytes, addr: tuple[str, int]) -> None:
-        wire = await self.server.handle(data, addr, "udp")
-        if wire is not None and self.transport is not None and not self.transport.is_closing():
-            self.transport.sendto(wire, addr)
-
-
 class DNSServer:
     """Serves the cluster zones from `store` and forwards everything else, as `config` says."""
 
@@ -94,7 +78,7 @@ class DNSServer:
         self._fallback = tuple(resolvers) if resolvers is not None else system_resolvers()
         self.health = HealthServer(self.metrics, lambda: self.store.synced, self._scrape)
         self._tasks: set[asyncio.Task[None]] = set()
-        self._udp: asyncio.DatagramTransport | None = None
+        self._udp: UDPListener | None = None
         self._tcp: asyncio.Server | None = None
         self._tcp_clients = 0
         self.forwarder: Forwarder | None = None
@@ -118,10 +102,9 @@ class DNSServer:
     async def start(self, listen: str) -> tuple[str, int]:
         """Listen on UDP and TCP at `ADDR:PORT` (the same port for both); returns the bound address."""
         host, port = parse_listen(listen)
-        loop = asyncio.get_running_loop()
         for _ in range(20):
-            udp, _proto = await loop.create_datagram_endpoint(lambda: _UDP(self), local_addr=(host, port))
-            bound = udp.get_extra_info("sockname")[1]
+            udp = UDPListener(host, port, self._answer_udp, self.spawn)
+            bound = udp.port
             try:
                 self._tcp = await asyncio.start_server(self._tcp_client, host, bound)
             except OSError:
@@ -154,6 +137,9 @@ class DNSServer:
         if self._tcp is not None:
             await self._tcp.wait_closed()
         await self.health.stop()
+
+    async def _answer_udp(self, data: bytes, client: tuple[Any, ...]) -> bytes | None:
+        return await self.handle(data, client[:2], "udp")
 
     def spawn(self, work: Coroutine[Any, Any, None]) -> None:
         """Run one query's work, unless MAX_PENDING are already running (then drop it)."""

@@ -6,10 +6,9 @@ least-privilege ClusterRole; CoreDNS (the pinned binary, kubernetes plugin, admi
 the same node namespace on port 1053, started by the test with nsenter. Both forward names outside the
 cluster to 172.30.k.250:53, where nothing listens: the unreachable upstream. Questions go from the
 root namespace over UDP (TCP after truncation) to the node address; test pods use `dnsPolicy: None`
-with the node address as their nameserver and the kubelet's search list and ndots:5. knet dns binds
-the node address rather than 0.0.0.0: the node has an address per pod veth too, and a reply from a
-wildcard socket leaves with the source address of the route back to the pod, which the pod's resolver
-drops (see operators/dns/README.md).
+with the node address as their nameserver and the kubelet's search list and ndots:5. knet dns listens
+on 0.0.0.0 of a node that also has an address per pod veth: its replies must still come from the
+address the pod asked (see operators/dns/udp.py).
 """
 
 from __future__ import annotations
@@ -116,8 +115,10 @@ spec:
   containers:
   - name: dns
     image: localhost/knet:dev
-    args: [dns, --listen, "{worker}:53", --http, "0.0.0.0:{HTTP_PORT}"]
-    env: [{{name: KNET_API_SERVER, value: "{cluster.config('server')}"}}]
+    args: [dns, --listen, "0.0.0.0:53", --http, "0.0.0.0:{HTTP_PORT}"]
+    env:
+    - {{name: KNET_API_SERVER, value: "{cluster.config('server')}"}}
+    - {{name: POD_IP, valueFrom: {{fieldRef: {{fieldPath: status.podIP}}}}}}
     readinessProbe: {{httpGet: {{path: /ready, port: {HTTP_PORT}}}, periodSeconds: 1}}
 """)
     wait_for(lambda: http_ok(f"http://{worker}:{HTTP_PORT}/ready"), "knet dns ready", 60)
@@ -205,6 +206,7 @@ apiVersion: v1
 kind: Pod
 metadata: {{name: client, namespace: {NS}}}
 spec:
+  nodeName: {cluster.name}-worker  # beside knet dns: the reply must leave from the node address, not the veth's
   dnsPolicy: None
   dnsConfig:
     nameservers: ["{knet_dns}"]

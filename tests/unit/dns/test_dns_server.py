@@ -27,6 +27,7 @@ from dns_builders import (
     headless,
     service,
     silent_upstream,
+    store_of,
 )
 from dnslib import EDNS0, QTYPE, RCODE, DNSHeader, DNSQuestion, DNSRecord
 
@@ -365,3 +366,24 @@ def test_flood_of_random_names_keeps_memory_bounded() -> None:
     finally:
         silent.close()
         fake.close()
+
+
+def test_a_wildcard_listener_replies_from_the_address_it_was_asked() -> None:
+    """A node has many addresses: the reply must come from the one the client asked, or it is dropped."""
+    async def main() -> list[str]:
+        server = DNSServer(store_of(service("web")), resolvers=[])
+        _, port = await server.start("0.0.0.0:0")
+        client = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        client.bind(("127.0.0.1", 0))
+        client.connect(("127.0.0.2", port))  # a connected socket takes replies from 127.0.0.2 only
+        client.setblocking(False)
+        loop = asyncio.get_running_loop()
+        try:
+            await loop.sock_sendall(client, DNSRecord.question("web.default.svc.cluster.local").pack())
+            reply = DNSRecord.parse(await asyncio.wait_for(loop.sock_recv(client, 4096), 2))
+            return [str(rr.rdata) for rr in reply.rr]
+        finally:
+            client.close()
+            await server.stop(lameduck=0)
+
+    assert asyncio.run(main()) == ["10.96.0.10"]
