@@ -12,6 +12,7 @@ Reloads are read from the controller's metrics endpoint (`knet_ingress_reloads_t
 from __future__ import annotations
 
 import base64
+import concurrent.futures
 import json
 import re
 import time
@@ -43,6 +44,28 @@ PATH_EXPECT = {
     "/aaa/bbb/": "aaa-bbb", "/aaa/bbbccc": "aaa", "/aaa/bbb/ccc": "aaa-bbb", "/ccc": "ccc", "/ccc/": "ccc",
     "/cccc": "root", "/": "root",
 }
+
+
+LOAD = """
+import http.client, sys, time
+host, addr, seconds = sys.argv[1], sys.argv[2], float(sys.argv[3])
+ok, failed, end = 0, {}, time.monotonic() + seconds
+while time.monotonic() < end:
+    try:
+        c = http.client.HTTPConnection(addr, 80, timeout=5)
+        c.request("GET", "/hostname", headers={"Host": host})
+        r = c.getresponse()
+        r.read()
+        c.close()
+        why = None if r.status == 200 else str(r.status)
+    except OSError as e:
+        why = type(e).__name__
+    if why:
+        failed[why] = failed.get(why, 0) + 1
+    else:
+        ok += 1
+print(ok, sum(failed.values()), failed)
+"""
 
 
 def node_address(cluster: Cluster, node: str) -> str:
@@ -356,6 +379,24 @@ def test_endpoint_churn_without_reload_and_one_reload_per_edit(cluster: Cluster,
     FIGURES.append(f"knet ingress: scaling web {REPLICAS}->{REPLICAS + 2}->{REPLICAS}: {churn_reloads:.0f} nginx "
                    f"reloads, {churn_pushes:.0f} endpoint pushes; one Ingress edit: {edit_reloads:.0f} reload(s)")
     assert edit_reloads == 1
+
+
+def test_rolling_update_under_load(cluster: Cluster, apps: str) -> None:
+    """A rolling update of the backend while a client keeps sending requests: no failure, no reload."""
+    reloaded = 'knet_ingress_reloads_total{result="success"}'
+    reloads = metric(apps, reloaded)
+    before = pod_names(cluster, "web")
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        load = pool.submit(cluster.exec, "external", "python3", "-c", LOAD, "web.test", apps, "40", timeout=90)
+        time.sleep(5)
+        cluster.kubectl("rollout", "restart", "deployment", "web", "-n", APPS)
+        cluster.kubectl("rollout", "status", "deployment", "web", "-n", APPS, "--timeout=120s")
+        ok, failed, why = load.result().stdout.split(" ", 2)
+    FIGURES.append(f"knet ingress: rolling update of web under load: {ok} requests answered, {failed} failed "
+                   f"{why.strip()}, {metric(apps, reloaded) - reloads:.0f} reloads")
+    assert not pod_names(cluster, "web") & before
+    assert int(ok) > 0 and int(failed) == 0, why
+    assert metric(apps, reloaded) == reloads
 
 
 def test_nginx_restarted_when_it_dies(cluster: Cluster, apps: str) -> None:
