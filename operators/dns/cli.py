@@ -12,8 +12,18 @@ import sys
 from operators.dns.config import DEFAULT_DOMAIN
 
 OFFLINE_LISTEN = "127.0.0.1:53"  # a debugging tool: loopback unless told otherwise
-CLUSTER_LISTEN = "0.0.0.0:53"
 CLUSTER_HTTP = "0.0.0.0:8080"
+HTTP_PORT_ENV = ("KNET_HEALTH_PORT", "KNET_READY_PORT", "KNET_METRICS_PORT")  # set by the chart
+
+
+def cluster_listen() -> str:
+    return f"0.0.0.0:{os.environ.get('KNET_DNS_PORT') or 53}"
+
+
+def cluster_http() -> list[str]:
+    """One HTTP listener per distinct port the chart names (each serves /health, /ready and /metrics)."""
+    ports = dict.fromkeys(os.environ[k] for k in HTTP_PORT_ENV if os.environ.get(k))
+    return [f"0.0.0.0:{port}" for port in ports] or [CLUSTER_HTTP]
 
 
 def nameservers(given: list[str], listen: str) -> tuple[str, ...]:
@@ -37,7 +47,7 @@ def cmd_dns(args: argparse.Namespace) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("kopf").setLevel(logging.DEBUG if args.verbose else logging.WARNING)
     try:
-        for addr in (args.listen, args.http):
+        for addr in [args.listen, *args.http]:
             if addr:
                 parse_listen(addr)
     except ValueError as e:
@@ -52,8 +62,8 @@ def cmd_dns(args: argparse.Namespace) -> int:
         return 0
     from operators.dns import watch
 
-    listen = args.listen or CLUSTER_LISTEN
-    options = watch.Options(listen=listen, http=args.http or CLUSTER_HTTP,
+    listen = args.listen or cluster_listen()
+    options = watch.Options(listen=listen, http=tuple(args.http or cluster_http()),
                             api_server=args.api_server, kubeconfig=args.kubeconfig,
                             cluster_domain=args.cluster_domain, nameservers=nameservers(args.nameserver, listen))
     try:
@@ -71,10 +81,12 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                                    "files, no API server; otherwise watch the API server at KNET_API_SERVER with "
                                    "the pod's service account, or the one in --kubeconfig.")
     p.add_argument("--objects", action="append", help="YAML file of Services, EndpointSlices, ... (offline mode)")
-    p.add_argument("--listen", help=f"ADDR:PORT for UDP and TCP (default {CLUSTER_LISTEN}, "
-                                    f"{OFFLINE_LISTEN} with --objects)")
-    p.add_argument("--http", help=f"ADDR:PORT for /health, /ready and /metrics (default {CLUSTER_HTTP}, "
-                                  "none with --objects)")
+    p.add_argument("--listen", help="ADDR:PORT for UDP and TCP (default 0.0.0.0:$KNET_DNS_PORT, else "
+                                    f"0.0.0.0:53; {OFFLINE_LISTEN} with --objects)")
+    p.add_argument("--http", action="append", default=[],
+                   help="ADDR:PORT for /health, /ready and /metrics, repeatable (default 0.0.0.0 on each of "
+                        f"$KNET_HEALTH_PORT, $KNET_READY_PORT, $KNET_METRICS_PORT, else {CLUSTER_HTTP}; "
+                        "none with --objects)")
     p.add_argument("--api-server", default=os.environ.get("KNET_API_SERVER"),
                    help="the control-plane endpoint, https://HOST:PORT (default: $KNET_API_SERVER)")
     p.add_argument("--kubeconfig", help="server and credentials from a kubeconfig instead of the service account")

@@ -69,16 +69,18 @@ class HealthServer:
         self.ready = ready
         self.before_scrape = before_scrape
         self.lameduck = False
-        self._server: asyncio.Server | None = None
+        self._servers: list[asyncio.Server] = []
 
     async def start(self, host: str, port: int) -> int:
-        self._server = await asyncio.start_server(self._client, host, port, limit=8192)
-        return self._server.sockets[0].getsockname()[1]
+        """Serve all three paths on one more port (a chart may give health, ready and metrics their own)."""
+        server = await asyncio.start_server(self._client, host, port, limit=8192)
+        self._servers.append(server)
+        return server.sockets[0].getsockname()[1]
 
     async def stop(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
+        for server in self._servers:
+            server.close()
+            await server.wait_closed()
 
     def _route(self, path: str) -> tuple[int, str, bytes]:
         if path == "/health":

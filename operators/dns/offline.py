@@ -51,7 +51,7 @@ def store_from_objects(objects: list[Obj], config: DNSConfig | None = None,
     return store, problems
 
 
-async def serve(objects: list[Obj], listen: str, *, http: str | None = None,
+async def serve(objects: list[Obj], listen: str, *, http: Sequence[str] = (),
                 resolvers: Sequence[Server] | None = None) -> None:
     """Answer DNS at `listen` (ADDR:PORT, UDP and TCP) from the objects until cancelled."""
     config, problems = config_from_objects(objects)
@@ -61,8 +61,8 @@ async def serve(objects: list[Obj], listen: str, *, http: str | None = None,
     server = DNSServer(store, config, resolvers=resolvers)
     host, port = await server.start(listen)
     log.info("serving %s on %s:%d (udp, tcp)", ", ".join(config.zones), host, port)
-    if http:
-        log.info("health, readiness and metrics on %s:%d", *await server.start_http(http))
+    for addr in http:
+        log.info("health, readiness and metrics on %s:%d", *await server.start_http(addr))
     try:
         await asyncio.Event().wait()
     finally:

@@ -46,7 +46,7 @@ DNSCONFIG = (f"{GROUP}/v1alpha1", "dnsconfigs", {"field": "metadata.name", "valu
 @dataclass(frozen=True)
 class Options:
     listen: str
-    http: str
+    http: tuple[str, ...]
     api_server: str | None
     kubeconfig: str | None
     cluster_domain: str = DEFAULT_DOMAIN
@@ -141,7 +141,8 @@ async def run(options: Options) -> None:
     server = DNSServer(RecordStore(config, nameservers=options.nameservers), config)
     host, port = await server.start(options.listen)
     log.info("serving %s on %s:%d (udp, tcp), API server %s", ", ".join(config.zones), host, port, credentials.host)
-    log.info("health, readiness and metrics on %s:%d", *await server.start_http(options.http))
+    for addr in options.http:
+        log.info("health, readiness and metrics on %s:%d", *await server.start_http(addr))
     try:
         await kopf.operator(registry=build_registry(Feed(server, options.cluster_domain), credentials),
                             standalone=True, clusterwide=True)

@@ -66,3 +66,12 @@ def test_ns_dns_names_our_own_address(monkeypatch: pytest.MonkeyPatch) -> None:
     assert cli.nameservers([], "0.0.0.0:53") == ("10.244.1.7",)
     monkeypatch.delenv("POD_IP")
     assert cli.nameservers([], "0.0.0.0:53") == ()
+
+
+def test_ports_from_the_charts_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("KNET_DNS_PORT", *cli.HTTP_PORT_ENV):
+        monkeypatch.delenv(name, raising=False)
+    assert (cli.cluster_listen(), cli.cluster_http()) == ("0.0.0.0:53", ["0.0.0.0:8080"])
+    for name, port in zip(("KNET_DNS_PORT", *cli.HTTP_PORT_ENV), ("5353", "8080", "8181", "8080"), strict=True):
+        monkeypatch.setenv(name, port)
+    assert (cli.cluster_listen(), cli.cluster_http()) == ("0.0.0.0:5353", ["0.0.0.0:8080", "0.0.0.0:8181"])
