@@ -77,15 +77,16 @@ def questions(web_ips: list[str], slow_ip: str, cluster_ips: dict[str, str]) -> 
     return q
 
 
-def normalize(reply: DNSRecord) -> tuple[str, frozenset[str]]:
-    """The rcode and the answer set, without TTLs (and without the SOA serial, which is each server's own)."""
+def normalize(reply: DNSRecord) -> tuple[str, frozenset[str], tuple[str, ...]]:
+    """The rcode, the answer set without TTLs (nor the SOA serial, each server's own), and the authority
+    section's record types (the SOA of NXDOMAIN and NODATA answers)."""
     answers = set()
     for rr in reply.rr:
         rdata = str(rr.rdata).lower()
         if rr.rtype == QTYPE.SOA:
             rdata = " ".join(rdata.split()[:2])
         answers.add(f"{str(rr.rname).lower()} {QTYPE.get(rr.rtype)} {rdata}")
-    return RCODE.get(reply.header.rcode), frozenset(answers)
+    return RCODE.get(reply.header.rcode), frozenset(answers), tuple(sorted(QTYPE.get(rr.rtype) for rr in reply.auth))
 
 
 CNAME_EVERY_TYPE = ("RFC 1034 3.6.2: a CNAME owner has no other data, so knet answers the CNAME (plus what an "

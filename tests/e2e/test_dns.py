@@ -193,8 +193,8 @@ def test_knet_dns_answers_like_coredns(corpus: list[tuple[str, str]], knet_dns: 
         if (name.lower(), qtype) in EXPECTED:
             expected_seen.add((name.lower(), qtype))
             continue
-        differences.append(f"{name} {qtype}:\n  knet    {ours[0]} {sorted(ours[1])}\n"
-                           f"  coredns {theirs[0]} {sorted(theirs[1])}")
+        differences.append(f"{name} {qtype}:\n  knet    {ours[0]} {sorted(ours[1])} authority {ours[2]}\n"
+                           f"  coredns {theirs[0]} {sorted(theirs[1])} authority {theirs[2]}")
     print(f"\n{len(corpus)} questions, {len(expected_seen)} documented differences, {len(differences)} others")
     assert not differences, "\n".join(differences)
     assert expected_seen == set(EXPECTED), f"documented but not seen: {set(EXPECTED) - expected_seen}"
