@@ -46,6 +46,20 @@ PATH_EXPECT = {
 }
 
 
+MORE_ANNOTATIONS = {  # Ingress (and host NAME.test) -> annotations without the prefix
+    "redirect": {"permanent-redirect": "https://example.org/moved"},
+    "temporal": {"temporal-redirect": "https://example.org/for-now"},
+    "approot": {"app-root": "/app1"},
+    "canary-main": {},
+    "sticky": {"affinity": "cookie", "session-cookie-name": "route"},
+    "cors": {"enable-cors": "true"},
+    "small": {"proxy-body-size": "1k"},
+    "vhost": {"upstream-vhost": "internal.example"},
+    "hashed": {"upstream-hash-by": "$request_uri"},
+    "blocked": {"denylist-source-range": "{external}/32"},
+    "forced": {"force-ssl-redirect": "true"},
+    "badann": {"proxy-body-size": "lots"},
+}
 LOAD = """
 import http.client, sys, time
 host, addr, seconds = sys.argv[1], sys.argv[2], float(sys.argv[3])
@@ -267,6 +281,11 @@ def apps(cluster: Cluster, controller: str, external: str) -> Iterator[str]:
     objects += ingress("allow", rule("allow.test"), {ANN + "whitelist-source-range": f"{external}/32"})
     objects += ingress("deny", rule("deny.test"), {ANN + "whitelist-source-range": "10.0.0.0/8"})
     objects += ingress("missing", rule("missing.test", service="nosuch"))
+    for name, extra in MORE_ANNOTATIONS.items():
+        objects += ingress(name, rule(f"{name}.test"), {ANN + k: v.format(external=external)
+                                                        for k, v in extra.items()})
+    objects += ingress("canary", rule("canary-main.test", service="other"),
+                       {ANN + "canary": "true", ANN + "canary-by-header": "X-Canary"})
     cluster.apply(objects)
     wait_for(lambda: len(pod_names(cluster, "web")) == REPLICAS and pod_names(cluster, "other"), "backends ready",
              120)
@@ -339,6 +358,47 @@ def test_annotations_rewrite_and_source_ranges(cluster: Cluster, apps: str) -> N
     assert curl(cluster, apps, "deny.test", "/hostname")[0] == 403
 
 
+def head(cluster: Cluster, worker: str, host: str, path: str, *extra: str) -> tuple[int, dict[str, str]]:
+    """(status, headers with lower-case names) of one request from the external client."""
+    proc = cluster.exec("external", "curl", "-s", "--max-time", "5", "--resolve", f"{host}:80:{worker}", "-o",
+                        "/dev/null", "-D", "-", *extra, f"http://{host}{path}")
+    lines = proc.stdout.splitlines()
+    headers = dict(line.split(": ", 1) for line in lines[1:] if ": " in line)
+    return int(lines[0].split()[1]) if lines else 0, {k.lower(): v for k, v in headers.items()}
+
+
+def test_annotations_redirects_app_root_force_ssl(cluster: Cluster, apps: str) -> None:
+    code, headers = head(cluster, apps, "redirect.test", "/x")
+    assert (code, headers.get("location")) == (301, "https://example.org/moved")
+    code, headers = head(cluster, apps, "temporal.test", "/x")
+    assert (code, headers.get("location")) == (302, "https://example.org/for-now")
+    code, headers = head(cluster, apps, "approot.test", "/")
+    assert code == 302 and headers.get("location", "").endswith("/app1")
+    code, headers = head(cluster, apps, "forced.test", "/x")
+    assert (code, headers.get("location")) == (308, "https://forced.test/x")
+
+
+def test_annotations_canary_affinity_hash_vhost(cluster: Cluster, apps: str) -> None:
+    web, other = pod_names(cluster, "web"), pod_names(cluster, "other")
+    assert curl(cluster, apps, "canary-main.test", "/hostname", "-H", "X-Canary: always")[1] in other
+    assert curl(cluster, apps, "canary-main.test", "/hostname", "-H", "X-Canary: never")[1] in web
+    assert curl(cluster, apps, "canary-main.test", "/hostname")[1] in web
+    assert "route=" in head(cluster, apps, "sticky.test", "/hostname")[1].get("set-cookie", "")
+    sticky = {curl(cluster, apps, "sticky.test", "/hostname", "-b", "route=abc")[1] for _ in range(6)}
+    assert len(sticky) == 1 and sticky <= web
+    assert len(set(hostnames(cluster, apps, "hashed.test", 8))) == 1
+    assert curl(cluster, apps, "vhost.test", "/header?key=Host") == (200, "internal.example")
+
+
+def test_annotations_cors_body_size_denylist(cluster: Cluster, apps: str) -> None:
+    code, headers = head(cluster, apps, "cors.test", "/hostname", "-X", "OPTIONS", "-H",
+                         "Origin: https://app.example", "-H", "Access-Control-Request-Method: GET")
+    assert code == 204 and headers.get("access-control-allow-origin") == "*"
+    assert curl(cluster, apps, "small.test", "/echo?msg=ok", "--data-binary", "x" * 512) == (200, "ok")
+    assert curl(cluster, apps, "small.test", "/echo?msg=ok", "--data-binary", "x" * 4096)[0] == 413
+    assert curl(cluster, apps, "blocked.test", "/hostname")[0] == 403
+
+
 def test_problem_is_an_event_on_the_ingress(cluster: Cluster, apps: str) -> None:
     assert curl(cluster, apps, "missing.test", "/hostname")[0] == 503
 
@@ -347,6 +407,10 @@ def test_problem_is_an_event_on_the_ingress(cluster: Cluster, apps: str) -> None
         return [e["message"] for e in items if e["reason"] == "IngressProblem"]
 
     assert "nosuch" in wait_for(events, "an IngressProblem Event on Ingress missing", 30)[0]
+    # an invalid annotation value is ignored (the default applies) and reported
+    assert curl(cluster, apps, "badann.test", "/echo?msg=ok", "--data-binary", "x" * 4096) == (200, "ok")
+    bad = cluster.get("events", "-n", APPS, "--field-selector", "involvedObject.name=badann")["items"]
+    assert any("proxy-body-size" in e["message"] for e in bad), bad
 
 
 def test_spreads_over_the_replicas(cluster: Cluster, apps: str) -> None:
