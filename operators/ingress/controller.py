@@ -142,7 +142,7 @@ class IngressController:
             self.synced = self.synced or bool(self.applied.text)
             self.last_sync = time.time()
             await self.report(problems, refs)
-            await self.status.update(model.ingresses, refs, self.indexes)
+            await self.status.update(model.ingresses, self.indexes)
 
     async def apply_config(self, model: IngressModel, text: str, ours: Mapping[str, Any],
                            refs: Mapping[tuple[str, str, str], ObjectRef]) -> None:

@@ -6,7 +6,8 @@ The status subresource is replaced with the whole object as last seen by the wat
 resourceVersion: a conflict is retried at the next sync), because the Ingress status strategy keeps
 the stored spec but takes metadata from the request, so a partial object would wipe labels and
 annotations. The controller needs `update` on `ingresses/status` and nothing else; an Ingress whose
-status already says the same is not written.
+status already says the same is not written. Without that permission (the chart leaves status to
+`knet controller`), the first 403 turns status writing off.
 """
 
 from __future__ import annotations
@@ -62,7 +63,7 @@ class StatusWriter:
                     return tuple(found)
         return self.publish
 
-    async def update(self, ours: Iterable[str], refs: Mapping[Any, Any], indexes: Mapping[str, Any]) -> None:
+    async def update(self, ours: Iterable[str], indexes: Mapping[str, Any]) -> None:
         """Write the addresses into every served Ingress whose status differs."""
         want = self.addresses(indexes)
         if self.api is None or not want:
@@ -77,6 +78,13 @@ class StatusWriter:
                 await asyncio.to_thread(self.api.replace_namespaced_ingress_status, name, ns,
                                         status_body(seen, want), _request_timeout=10)
                 log.info("Ingress %s: status.loadBalancer = %s", key, ", ".join(want))
+            except kubernetes.client.ApiException as e:
+                if e.status == 403:
+                    log.warning("no permission to update Ingress status (%s): leaving status to others", e.reason)
+                    self.api = None
+                    return
+                log.warning("could not update the status of Ingress %s: %s", key, e.reason)
+                self.metrics.errors.labels("status").inc()
             except Exception as e:  # noqa: BLE001 - retried at the next sync
                 log.warning("could not update the status of Ingress %s: %s", key, e)
                 self.metrics.errors.labels("status").inc()

@@ -9,6 +9,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import kubernetes
 import pytest
 
 from operators.agent.store import ObjectRef
@@ -69,7 +70,7 @@ class FakeStatus(StatusWriter):
     def __init__(self, metrics: Metrics) -> None:
         super().__init__(None, metrics, ("172.30.9.11",))
 
-    async def update(self, ours: Any, refs: Any, indexes: Any) -> None:
+    async def update(self, ours: Any, indexes: Any) -> None:
         self.last = tuple(ours)
 
 
@@ -206,3 +207,25 @@ def test_status_prefers_the_service_load_balancer() -> None:
     writer = StatusWriter(None, Metrics(), ("172.30.9.11",), "knet-system/ingress")
     assert writer.addresses({}) == ("172.30.9.11",)
     assert writer.addresses({"service_lb": {("knet-system", "ingress"): [("172.30.9.130",)]}}) == ("172.30.9.130",)
+
+
+class _Api:
+    def __init__(self, status: int) -> None:
+        self.status, self.calls = status, 0
+
+    def replace_namespaced_ingress_status(self, *args: Any, **kwargs: Any) -> None:
+        self.calls += 1
+        if self.status:
+            raise kubernetes.client.ApiException(status=self.status, reason="nope")
+
+
+def test_status_written_when_it_differs_and_given_up_without_permission() -> None:
+    seen = _ingress("one", "one.test")
+    indexes = {"ingress_lb": {("a", "one"): [((), seen)], ("a", "two"): [(("172.30.9.11",), seen)]}}
+    writer = StatusWriter(None, Metrics(), ("172.30.9.11",))
+    writer.api = api_ok = _Api(0)  # type: ignore[assignment]
+    asyncio.run(writer.update(["a/one", "a/two"], indexes))
+    assert api_ok.calls == 1  # a/two already says the same
+    writer.api = denied = _Api(403)  # type: ignore[assignment]
+    asyncio.run(writer.update(["a/one", "a/two"], indexes))
+    assert denied.calls == 1 and writer.api is None
