@@ -65,7 +65,8 @@ def cmd_dns(args: argparse.Namespace) -> int:
     listen = args.listen or cluster_listen()
     options = watch.Options(listen=listen, http=tuple(args.http or cluster_http()),
                             api_server=args.api_server, kubeconfig=args.kubeconfig,
-                            cluster_domain=args.cluster_domain, nameservers=nameservers(args.nameserver, listen))
+                            cluster_domain=args.cluster_domain, nameservers=nameservers(args.nameserver, listen),
+                            resync_period=args.resync_period)
     try:
         asyncio.run(watch.run(options))
     except LoginError as e:
@@ -94,5 +95,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                    help="the cluster zone when no DNSConfig says otherwise (default %(default)s)")
     p.add_argument("--nameserver", action="append", default=[], metavar="IP",
                    help="address(es) answered for ns.dns.<zone> (default: the --listen address, else $POD_IP)")
+    p.add_argument("--resync-period", type=float, default=300.0, metavar="SECONDS",
+                   help="how often to list names and prune records of objects deleted while no watch was open "
+                        "(default %(default)s)")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging (Kopf's too)")
     p.set_defaults(func=cmd_dns)

@@ -144,6 +144,12 @@ class RecordStore:
         else:
             self._ns_refs.pop(namespace, None)
 
+    def keys(self, kind: str) -> set[Key]:
+        """(namespace, name) of the stored objects of one kind ("" for Namespaces), to prune after a relist."""
+        if kind == "Namespace":
+            return {("", name) for name in self._namespaces}
+        return set({"Service": self._services, "EndpointSlice": self._slices, "Pod": self._pods}[kind])
+
     def namespace_exists(self, namespace: str) -> bool:
         return namespace in self._namespaces or namespace in self._ns_refs
 

@@ -6,7 +6,8 @@ or modified object to the store and keep nothing in Kopf's indices (they return 
 reach only event handlers (Kopf drops deleted objects from indices without calling the handler), so
 an event handler applies them. Kopf calls no event handler before every index handler of the
 initial listings ran, so the first event (there is always one: the `default` and `kube-system`
-Namespaces) marks the store synced, which is what /ready reports.
+Namespaces) marks the store synced, which is what /ready reports. Deletions missed while no watch
+was open are pruned by a periodic metadata-only listing (`resync.py`).
 
 The `DNSConfig` named `default` (knet.io/v1alpha1) reconfigures the server when its CRD exists; if
 it does not, Kopf's one initial resource scan skips it and the defaults (plus --cluster-domain)
@@ -16,6 +17,8 @@ five resources.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -26,6 +29,7 @@ import kubernetes
 
 from operators.agent import login
 from operators.agent.operator import RetryForever
+from operators.dns import resync
 from operators.dns.config import DEFAULT_DOMAIN, GROUP, parse_dns_config
 from operators.dns.records import RecordStore
 from operators.dns.server import DNSServer
@@ -51,6 +55,7 @@ class Options:
     kubeconfig: str | None
     cluster_domain: str = DEFAULT_DOMAIN
     nameservers: tuple[str, ...] = ()
+    resync_period: float = resync.PERIOD
 
 
 def configure(settings: kopf.OperatorSettings) -> None:
@@ -71,10 +76,16 @@ class Feed:
         self.server = server
         self.store = server.store
         self.cluster_domain = cluster_domain
+        self.pruner = resync.Pruner(self.store.keys, self._delete)
 
     def apply(self, body: Mapping[str, Any], deleted: bool = False) -> None:
         for problem in self.store.apply(dict(body), deleted=deleted):
             log.warning("%s", problem)
+        md = body.get("metadata") or {}
+        self.pruner.applied(str(body.get("kind")), (md.get("namespace", ""), md.get("name", "")))
+
+    def _delete(self, kind: str, key: tuple[str, str]) -> None:
+        self.store.apply({"kind": kind, "metadata": {"namespace": key[0], "name": key[1]}}, deleted=True)
 
     def dnsconfig(self, body: Mapping[str, Any] | None) -> None:
         """Adopt the DNSConfig (None: it was deleted, back to defaults); an invalid one is reported, still used
@@ -143,8 +154,13 @@ async def run(options: Options) -> None:
     log.info("serving %s on %s:%d (udp, tcp), API server %s", ", ".join(config.zones), host, port, credentials.host)
     for addr in options.http:
         log.info("health, readiness and metrics on %s:%d", *await server.start_http(addr))
+    feed = Feed(server, options.cluster_domain)
+    pruning = asyncio.create_task(feed.pruner.run(resync.api_lister(credentials), lambda: feed.store.synced,
+                                                  options.resync_period), name="dns resync")
     try:
-        await kopf.operator(registry=build_registry(Feed(server, options.cluster_domain), credentials),
-                            standalone=True, clusterwide=True)
+        await kopf.operator(registry=build_registry(feed, credentials), standalone=True, clusterwide=True)
     finally:
+        pruning.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await pruning
         await server.stop()

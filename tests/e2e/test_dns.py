@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from conftest import Cluster, wait_for
+from conftest import Cluster, knet, wait_for
 from dns_corpus import AGNHOST, EXPECTED, NS, ZONE, manifest, normalize, questions
 from dnslib import QTYPE, RCODE, DNSRecord
 
@@ -122,7 +122,7 @@ spec:
   containers:
   - name: dns
     image: localhost/knet:dev
-    args: [dns, --listen, "0.0.0.0:53", --http, "0.0.0.0:{HTTP_PORT}"]
+    args: [dns, --listen, "0.0.0.0:53", --http, "0.0.0.0:{HTTP_PORT}", --resync-period, "2"]  # prune under churn
     env:
     - {{name: KNET_API_SERVER, value: "{cluster.config('server')}"}}
     - {{name: POD_IP, valueFrom: {{fieldRef: {{fieldPath: status.podIP}}}}}}
@@ -307,8 +307,8 @@ def test_knet_dns_writes_nothing_to_what_it_watches(cluster: Cluster, knet_dns: 
 
 
 def test_dnsconfig_reconfigures_the_running_server(cluster: Cluster, knet_dns: str) -> None:
-    """The DNSConfig named `default` applies as it changes, and its deletion restores the defaults (last in
-    this module: the differential corpus assumes the defaults)."""
+    """The DNSConfig named `default` applies as it changes, and its deletion restores the defaults (after
+    the tests that ask the corpus, which assumes the defaults)."""
     if cluster.kubectl("get", "dnsconfig", "default", check=False).startswith("NAME"):
         pytest.skip("a DNSConfig `default` exists already; not ours to change")
     name = "kubernetes.default.svc.example.corp"
@@ -326,3 +326,11 @@ spec: {additionalZones: [example.corp], ttl: 17}
         cluster.kubectl("delete", "dnsconfig", "default", check=False)
     wait_for(lambda: ask(knet_dns, 53, name, "A").header.rcode == RCODE.SERVFAIL, "the defaults again", 10, 0.05)
     assert ask(knet_dns, 53, f"kubernetes.default.svc.{ZONE}", "A").rr[0].ttl == 5
+
+
+def test_resync_lists_with_its_rbac_and_prunes_nothing_live(cluster: Cluster, corpus: list, knet_dns: str) -> None:
+    """Every 2 s the pod lists names with its ServiceAccount; under the tests' churn nothing live is pruned."""
+    time.sleep(2.5)
+    logs = knet("devcluster", "logs", "--name", cluster.name, f"{DNS_NS}/knet-dns").stdout
+    assert "resync skipped" not in logs and "pruning" not in logs, logs[-2000:]
+    assert ask(knet_dns, 53, f"web.{NS}.svc.{ZONE}", "A").rr

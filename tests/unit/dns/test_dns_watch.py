@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import kopf
 import kubernetes
 import pytest
@@ -75,3 +77,20 @@ def test_ports_from_the_charts_environment(monkeypatch: pytest.MonkeyPatch) -> N
     for name, port in zip(("KNET_DNS_PORT", *cli.HTTP_PORT_ENV), ("5353", "8080", "8181", "8080"), strict=True):
         monkeypatch.setenv(name, port)
     assert (cli.cluster_listen(), cli.cluster_http()) == ("0.0.0.0:5353", ["0.0.0.0:8080", "0.0.0.0:8181"])
+
+
+def test_resync_prunes_objects_deleted_while_no_watch_was_open() -> None:
+    f = feed()
+    for name in ("kept", "gone"):
+        f.apply(kopf.Body(service(name, "shop", ("10.96.3.4",))))
+    f.apply(kopf.Body({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}}))
+
+    def lister(kind: str) -> set[tuple[str, str]]:
+        if kind == "Service":  # a Service created while the list runs is not in it, and must survive
+            f.apply(kopf.Body(service("racing", "shop", ("10.96.3.5",))))
+            return {("shop", "kept")}
+        return {("", "shop")} if kind == "Namespace" else set()
+
+    assert asyncio.run(f.pruner.prune(lister)) == 1
+    assert f.store.keys("Service") == {("shop", "kept"), ("shop", "racing")}
+    assert ask(f.store, "gone.shop.svc.cluster.local")[0] == "NXDOMAIN"
