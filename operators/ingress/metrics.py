@@ -10,6 +10,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 RENDER_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
 RESULTS = ("success", "failure")
+CONNECTION_STATES = ("active", "reading", "writing", "waiting")
 ERROR_KINDS = ("endpoints", "status", "event", "sync", "nginx-exit")
 
 
@@ -31,11 +32,22 @@ class Metrics:
                                         "a reload", registry=r)
         self.nginx_starts = Counter("knet_ingress_nginx_starts", "nginx master processes started (restarts "
                                     "after a crash included)", registry=r)
+        self.nginx_connections = Gauge("knet_ingress_nginx_connections", "nginx's client connections by state "
+                                       "(stub_status)", ["state"], registry=r)
+        self.nginx_requests = Gauge("knet_ingress_nginx_requests", "Client requests nginx served since its master "
+                                    "started (stub_status; restarts reset it)", registry=r)
         self.ingresses = Gauge("knet_ingress_ingresses", "Ingresses served by this controller", registry=r)
         self.problems = Counter("knet_ingress_object_problems", "New problems found in objects (each also an "
                                 "Event)", registry=r)
         self.errors = Counter("knet_ingress_errors", "Failures, by kind", ["kind"], registry=r)
         for result in RESULTS:
             self.reloads.labels(result)
+        for state in CONNECTION_STATES:
+            self.nginx_connections.labels(state)
         for kind in ERROR_KINDS:
             self.errors.labels(kind)
+
+    def nginx_status(self, stub: dict[str, int]) -> None:
+        for state in CONNECTION_STATES:
+            self.nginx_connections.labels(state).set(stub.get(state, 0))
+        self.nginx_requests.set(stub.get("requests", 0))

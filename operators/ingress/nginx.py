@@ -16,6 +16,7 @@ import contextlib
 import ctypes
 import logging
 import os
+import re
 import signal
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -30,6 +31,15 @@ PR_SET_PDEATHSIG = 1
 
 def _die_with_parent() -> None:
     ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def parse_stub_status(text: str) -> dict[str, int]:
+    """`Active connections: 1 / server accepts handled requests / 16 16 31 / Reading: 0 Writing: 1 Waiting: 0`."""
+    numbers = re.findall(r"\d+", text)
+    if len(numbers) != 7:
+        return {}
+    keys = ("active", "accepted", "handled", "requests", "reading", "writing", "waiting")
+    return dict(zip(keys, map(int, numbers), strict=True))
 
 
 class NginxError(Exception):
@@ -72,15 +82,22 @@ class Nginx:
             raise NginxError("nginx is not running")
         self.proc.send_signal(signal.SIGHUP)
 
-    async def healthy(self) -> bool:
+    async def _status_page(self, path: str) -> str | None:
         if not self.running:
-            return False
+            return None
         try:
             async with (aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as session,
-                        session.get(f"http://127.0.0.1:{self.rt.status_port}/healthz") as r):
-                return r.status == 200
+                        session.get(f"http://127.0.0.1:{self.rt.status_port}{path}") as r):
+                return await r.text() if r.status == 200 else None
         except (TimeoutError, aiohttp.ClientError, OSError):
-            return False
+            return None
+
+    async def healthy(self) -> bool:
+        return await self._status_page("/healthz") is not None
+
+    async def stub_status(self) -> dict[str, int]:
+        """nginx's own counters (stub_status): connections by state, and requests since the master started."""
+        return parse_stub_status(await self._status_page("/nginx_status") or "")
 
     async def push_endpoints(self, body: str, attempts: int = 20) -> str:
         """POST the endpoint lines to the control socket (retried while a reload starts the workers)."""

@@ -142,6 +142,7 @@ async def run(options: Options) -> None:
     async def probe() -> None:
         while True:
             health["ok"] = await nginx.healthy()
+            metrics.nginx_status(await nginx.stub_status() if health["ok"] else {})
             await asyncio.sleep(1)
 
     servers = StatusServers(metrics.registry, status)

@@ -14,7 +14,7 @@ import pytest
 
 from operators.ingress import files
 from operators.ingress.model import build_model
-from operators.ingress.nginx import Nginx
+from operators.ingress.nginx import Nginx, parse_stub_status
 from operators.ingress.render import Runtime, render_config
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
@@ -45,6 +45,8 @@ def test_start_push_reload_restart_stop(tmp_path: Path) -> None:
     async def scenario() -> None:
         await nginx.start()
         assert await nginx.healthy()
+        stub = await nginx.stub_status()
+        assert stub["active"] >= 1 and stub["requests"] >= 1, stub
         assert await nginx.push_endpoints("") == "generation 1: 0 upstreams"
         nginx.reload()
         assert (await nginx.push_endpoints("x 10.0.0.1 80\n")).startswith("generation 2: 1 upstreams")
@@ -61,3 +63,10 @@ def test_start_push_reload_restart_stop(tmp_path: Path) -> None:
         supervisor.cancel()
 
     asyncio.run(scenario())
+
+
+def test_parse_stub_status() -> None:
+    text = "Active connections: 3 \nserver accepts handled requests\n 16 16 31 \nReading: 0 Writing: 1 Waiting: 2 \n"
+    assert parse_stub_status(text) == {"active": 3, "accepted": 16, "handled": 16, "requests": 31, "reading": 0,
+                                       "writing": 1, "waiting": 2}
+    assert parse_stub_status("") == {}
