@@ -97,8 +97,8 @@ def build_registry(agent: ProxyAgent, credentials: kubernetes.client.Configurati
 
     @kopf.on.event("discovery.k8s.io", "v1", "endpointslices", labels={SERVICE_NAME_LABEL: kopf.PRESENT},
                    registry=registry)
-    async def slice_changed(body: kopf.Body, **_: Any) -> None:
-        agent.changed(store.trigger_time(body))
+    async def slice_changed(body: kopf.Body, uid: str, type: str | None, **_: Any) -> None:
+        agent.slice_changed(uid, store.trigger_time(body), deleted=type == "DELETED")
 
     @kopf.on.event("v1", "nodes", registry=registry, **own_node)
     async def node_changed(**_: Any) -> None:

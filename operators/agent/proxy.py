@@ -30,7 +30,7 @@ from operators.agent.events import EventRecorder, to_report
 from operators.agent.metrics import OBJECT_KINDS, Metrics
 from operators.agent.schedule import Kind, Periods, SyncState
 from operators.agent.servers import HealthCheckPorts, Status
-from operators.agent.store import Entry, Snapshot
+from operators.agent.store import Entry, Snapshot, new_trigger
 from operators.kube.services import Problem
 from operators.proxy import nft_table, nftables
 from operators.proxy.model import ProxyConfig, ProxyModel, build_model
@@ -59,6 +59,8 @@ class ProxyAgent:
         self.listed = asyncio.Event()  # set by the first watch event: every index is populated by then
         self.wake = asyncio.Event()
         self.triggers: list[float] = []  # EndpointSlice change times not programmed yet (epoch seconds)
+        self.seen_triggers: dict[str, float] = {}  # EndpointSlice uid -> its last trigger time
+        self.started = time.time()
         self.last_success: datetime.datetime | None = None
         self.node_known = False
         self.health_ports = HealthCheckPorts(self.healthy)
@@ -69,13 +71,20 @@ class ProxyAgent:
         """The Kopf indices holding the entries (all under the key None)."""
         self.indices = (services, slices, nodes)
 
-    def changed(self, trigger: float | None = None) -> None:
+    def changed(self) -> None:
         """A watched object changed (Kopf calls handlers only once all indices are populated)."""
         self.listed.set()
         self.state = schedule.changed(self.state, time.monotonic())
-        if trigger is not None:
-            self.triggers.append(trigger)
         self.wake.set()
+
+    def slice_changed(self, uid: str, trigger: float | None, deleted: bool = False) -> None:
+        """An EndpointSlice changed; its trigger time starts a programming-latency measurement."""
+        if deleted:
+            self.seen_triggers.pop(uid, None)
+        elif trigger is not None and new_trigger(self.seen_triggers, uid, trigger, self.started):
+            self.seen_triggers[uid] = trigger
+            self.triggers.append(trigger)
+        self.changed()
 
     # --- reported -------------------------------------------------------------------------------
 

@@ -76,6 +76,13 @@ def trigger_time(body: Mapping[str, Any]) -> float | None:
         return None
 
 
+def new_trigger(seen: Mapping[str, float], uid: str, trigger: float | None, since: float) -> bool:
+    """Whether an EndpointSlice event brings a change whose programming latency is worth measuring:
+    not one from before the agent started (the initial listing), not one already seen (a slice sent
+    again with the same trigger time), as kube-proxy counts them."""
+    return trigger is not None and trigger >= since and seen.get(uid) != trigger
+
+
 @dataclass(frozen=True)
 class Snapshot:
     """The views of one sync, the problems found while parsing them, and where to report problems."""

@@ -175,14 +175,22 @@ def test_problems_get_one_event_each_and_failed_posts_are_retried(kernel: Kernel
 
 def test_programming_latency_from_the_slice_trigger_time(kernel: Kernel) -> None:
     agent = make_agent(Cluster(service()))
+    agent.started -= 10
+
+    first, second = time.time() - 0.5, time.time() - 0.4
 
     async def scenario() -> None:
-        agent.changed(time.time() - 0.5)
+        agent.slice_changed("uid-1", first)
+        agent.slice_changed("uid-1", second)
+        agent.slice_changed("uid-2", agent.started - 1)  # listed at start: changed before the agent ran
         await agent.sync(100)
+        agent.slice_changed("uid-1", second)  # the same slice again, same change
+        await agent.sync(101)
 
     asyncio.run(scenario())
-    assert metric(agent, "knet_proxy_network_programming_duration_seconds_count") == 1
-    assert metric(agent, "knet_proxy_network_programming_duration_seconds_sum") >= 0.5
+    assert metric(agent, "knet_proxy_network_programming_duration_seconds_count") == 2
+    assert metric(agent, "knet_proxy_network_programming_duration_seconds_sum") >= 0.9
+    assert agent.seen_triggers == {"uid-1": second}
 
 
 def test_the_loop_waits_for_the_watches_to_list_everything(kernel: Kernel) -> None:

@@ -10,7 +10,15 @@ from agent_builders import NODE, endpoint_slice, service
 
 from operators.agent.events import event_body, event_name, to_report
 from operators.agent.servers import Status, healthz, parse_addr, service_health
-from operators.agent.store import ObjectRef, Snapshot, node_entry, service_entry, slice_entry, trigger_time
+from operators.agent.store import (
+    ObjectRef,
+    Snapshot,
+    new_trigger,
+    node_entry,
+    service_entry,
+    slice_entry,
+    trigger_time,
+)
 from operators.kube.services import Problem
 from operators.proxy.model import HealthCheck
 
@@ -40,6 +48,9 @@ def test_trigger_time_of_an_endpoint_slice() -> None:
     assert trigger_time(stamped) == NOW.timestamp()
     assert trigger_time(endpoint_slice()) is None
     assert trigger_time(endpoint_slice(annotations={"endpoints.kubernetes.io/last-change-trigger-time": "x"})) is None
+    assert new_trigger({}, "uid", 100.0, since=50) and not new_trigger({}, "uid", None, since=50)
+    assert not new_trigger({}, "uid", 40.0, since=50)  # from before the agent started
+    assert not new_trigger({"uid": 100.0}, "uid", 100.0, since=50)  # the same change again
 
 
 def test_problems_are_reported_once_and_again_after_they_went_away() -> None:

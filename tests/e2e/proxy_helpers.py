@@ -1,0 +1,275 @@
+"""The agent as a DaemonSet, backends and clients, and traffic helpers for the Service proxy e2e tests."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from conftest import Cluster, knet, wait_for
+
+from operators.devcluster.layout import Layout
+from operators.devcluster.state import load_layout
+from operators.proxy.nftables import render_cleanup
+
+AGNHOST = "registry.k8s.io/e2e-test-images/agnhost:2.53"
+AGENT_NS = "knet-proxy-e2e"
+AGENT_ROLE = "knet-proxy-e2e-agent"
+HEALTH_PORT = 10256
+METRICS_PORT = 10249
+
+# One line per request: the answer, or refused / timeout / error (new connection each time).
+FETCH = r"""
+import socket, sys, urllib.error, urllib.request
+url, n = sys.argv[1], int(sys.argv[2])
+for _ in range(n):
+    try:
+        print(urllib.request.urlopen(url, timeout=3).read().decode().strip(), flush=True)
+    except urllib.error.URLError as e:
+        r = e.reason
+        print("refused" if isinstance(r, ConnectionRefusedError) else
+              "timeout" if isinstance(r, TimeoutError) else f"error {r}", flush=True)
+    except TimeoutError:
+        print("timeout", flush=True)
+    except OSError as e:
+        print(f"error {e}", flush=True)
+"""
+
+# One line per datagram exchange (a new socket, so a new source port, each time).
+UDP = r"""
+import socket, sys
+host, port, msg, n = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
+for _ in range(n):
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.settimeout(2)
+        try:
+            s.sendto(msg.encode(), (host, port))
+            print(s.recv(1000).decode(), flush=True)
+        except OSError as e:
+            print(f"error {e}", flush=True)
+"""
+
+# A pod's main process: one UDP socket on a fixed source port, asking `hostname` every 0.2 s forever.
+UDP_STREAM = r"""
+import os, socket, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("", 40000))
+s.settimeout(0.5)
+while True:
+    s.sendto(b"hostname", (os.environ["TARGET"], int(os.environ["PORT"])))
+    try:
+        print(s.recv(1000).decode(), flush=True)
+    except TimeoutError:
+        print("timeout", flush=True)
+    time.sleep(0.2)
+"""
+
+# A pod's main process: one kept-alive HTTP connection, a request every 0.3 s: "ok HOSTNAME LOCALPORT".
+KEEPALIVE = r"""
+import http.client, os, time
+conn = http.client.HTTPConnection(os.environ["TARGET"], 80, timeout=3)
+while True:
+    try:
+        conn.request("GET", "/hostname")
+        body = conn.getresponse().read().decode()
+        print("ok", body, conn.sock.getsockname()[1], flush=True)
+    except OSError as e:
+        print("error", e, flush=True)
+        conn.close()
+    time.sleep(0.3)
+"""
+
+
+def agent_manifest(api_server: str, image: str = "localhost/knet:dev") -> str:
+    """The agent with least privilege: read Services, EndpointSlices, Nodes; write Events."""
+    return f"""
+apiVersion: v1
+kind: Namespace
+metadata: {{name: {AGENT_NS}}}
+---
+apiVersion: v1
+kind: ServiceAccount
+metadata: {{name: knet-agent, namespace: {AGENT_NS}}}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: {{name: {AGENT_ROLE}}}
+rules:
+- {{apiGroups: [""], resources: [services, nodes], verbs: [list, watch]}}
+- {{apiGroups: [discovery.k8s.io], resources: [endpointslices], verbs: [list, watch]}}
+- {{apiGroups: [""], resources: [events], verbs: [create, patch]}}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {{name: {AGENT_ROLE}}}
+roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: {AGENT_ROLE}}}
+subjects: [{{kind: ServiceAccount, name: knet-agent, namespace: {AGENT_NS}}}]
+---
+apiVersion: apps/v1
+kind: DaemonSet
+metadata: {{name: knet-agent, namespace: {AGENT_NS}}}
+spec:
+  selector: {{matchLabels: {{app: knet-agent}}}}
+  template:
+    metadata: {{labels: {{app: knet-agent}}}}
+    spec:
+      serviceAccountName: knet-agent
+      hostNetwork: true
+      tolerations: [{{operator: Exists}}]
+      containers:
+      - name: agent
+        image: {image}
+        command: [knet, agent]
+        env:
+        - {{name: NODE_NAME, valueFrom: {{fieldRef: {{fieldPath: spec.nodeName}}}}}}
+        - {{name: KNET_API_SERVER, value: "{api_server}"}}
+        readinessProbe:
+          httpGet: {{path: /readyz, port: {HEALTH_PORT}}}
+          periodSeconds: 2
+"""
+
+
+def backends_manifest(ns: str, replicas: int = 4) -> str:
+    """netexec pods spread over both nodes, with named HTTP and UDP ports, and one client pod per node."""
+    return f"""
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: netexec, namespace: {ns}}}
+spec:
+  replicas: {replicas}
+  selector: {{matchLabels: {{app: netexec}}}}
+  template:
+    metadata: {{labels: {{app: netexec}}}}
+    spec:
+      topologySpreadConstraints:
+      - {{maxSkew: 1, topologyKey: kubernetes.io/hostname, whenUnsatisfiable: DoNotSchedule,
+          labelSelector: {{matchLabels: {{app: netexec}}}}}}
+      containers:
+      - name: netexec
+        image: {AGNHOST}
+        args: [netexec, --http-port=8080, --udp-port=8081]
+        ports:
+        - {{name: http, containerPort: 8080}}
+        - {{name: udp, containerPort: 8081, protocol: UDP}}
+"""
+
+
+def pod_manifest(ns: str, name: str, node: str, labels: str = "{}", script: str | None = None,
+                 env: dict[str, str] | None = None, args: str = "[pause]") -> str:
+    """A pod pinned to `node`: agnhost (pause by default), or a Python script as its main process."""
+    command = f"command: [python3, -c, {json.dumps(script)}]" if script else f"args: {args}"
+    env_list = ", ".join(f'{{name: {k}, value: "{v}"}}' for k, v in {"PYTHONUNBUFFERED": "1", **(env or {})}.items())
+    return f"""
+apiVersion: v1
+kind: Pod
+metadata: {{name: {name}, namespace: {ns}, labels: {labels}}}
+spec:
+  nodeSelector: {{kubernetes.io/hostname: {node}}}
+  containers:
+  - name: main
+    image: {AGNHOST}
+    {command}
+    env: [{env_list}]
+"""
+
+
+@dataclass
+class Proxy:
+    """The cluster seen by the proxy tests: nodes, their namespaces and the agent pods."""
+
+    cluster: Cluster
+    layout: Layout
+
+    @classmethod
+    def of(cls, cluster: Cluster) -> Proxy:
+        return cls(cluster, load_layout(cluster.name))
+
+    @property
+    def nodes(self) -> list[str]:
+        return self.layout.node_names
+
+    def node_ip(self, node: str) -> str:
+        return self.layout.node_ips(self.nodes.index(node))[0]
+
+    @property
+    def external_ip(self) -> str:
+        return self.layout.external_ips[0]
+
+    def in_node(self, node: str, *cmd: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+        """Run a command in a node's network namespace (as an admin on that node would)."""
+        return subprocess.run(["ip", "netns", "exec", self.layout.node_ns(node), *cmd], input=stdin,
+                              capture_output=True, text=True, timeout=30)
+
+    @contextlib.contextmanager
+    def service_routes(self) -> Iterator[None]:
+        """A route for the service range in every node, as a real node's default route provides.
+
+        The kernel routes a packet before the hook where DNAT or the proxy's reject can see it: a node
+        without a route to a ClusterIP answers "network unreachable" itself, both to its own sockets
+        and to pods. Real nodes (and kind's) have a default route; the devcluster's have none."""
+        route = [self.layout.service_cidrs[0], "dev", "eth0"]
+        for node in self.nodes:
+            self.in_node(node, "ip", "route", "replace", *route)
+        try:
+            yield
+        finally:
+            for node in self.nodes:
+                self.in_node(node, "ip", "route", "del", *route)
+
+    def cleanup_rules(self) -> None:
+        for node in self.nodes:
+            self.in_node(node, "nft", "-f", "-", stdin=render_cleanup())
+
+    # --- the agent
+
+    def agent_pods(self) -> dict[str, str]:
+        """node -> name of the agent pod there that is not being deleted."""
+        pods = self.cluster.pods(AGENT_NS, "app=knet-agent")
+        return {p["spec"]["nodeName"]: p["metadata"]["name"] for p in pods
+                if p["spec"].get("nodeName") and not p["metadata"].get("deletionTimestamp")}
+
+    def agent_get(self, node: str, path: str, port: int = HEALTH_PORT) -> str:
+        pod = self.agent_pods()[node]
+        out = self.cluster.exec(f"{AGENT_NS}/{pod}", "curl", "-s", "-m", "3", f"http://127.0.0.1:{port}{path}")
+        return out.stdout
+
+    def wait_agents_ready(self, timeout: float = 120) -> None:
+        for node in self.nodes:
+            wait_for(lambda n=node: self.agent_get(n, "/readyz").strip() == "ok", f"agent on {node} ready", timeout)
+
+    def metric(self, node: str, name: str) -> float:
+        """The value of one sample (`name` with its labels, as the exposition prints it); 0 if absent."""
+        for line in self.agent_get(node, "/metrics", METRICS_PORT).splitlines():
+            if line.startswith(name + " "):
+                return float(line.split()[-1])
+        return 0.0
+
+    # --- traffic
+
+    def fetch(self, where: str, url: str, n: int = 1) -> list[str]:
+        """n HTTP GETs from a pod (`ns/name`) or `external`, each on a new connection."""
+        if where == "external":
+            proc = knet("devcluster", "exec", "--name", self.cluster.name, "external", "--", "python3", "-c",
+                        FETCH, url, str(n), check=False, timeout=30 + 4 * n)
+        else:
+            proc = self.cluster.exec(where, "python3", "-c", FETCH, url, str(n), timeout=30 + 4 * n)
+        return proc.stdout.split("\n")[:-1] if proc.stdout else [f"exec failed: {proc.stderr.strip()}"]
+
+    def curl(self, where: str, url: str) -> tuple[int, str]:
+        """One HTTP GET with curl from a pod or `external`: (status code, 0 without an answer; body)."""
+        cmd = ["curl", "-s", "-m", "3", "-w", "\n%{http_code}", url]
+        if where == "external":
+            proc = knet("devcluster", "exec", "--name", self.cluster.name, "external", "--", *cmd, check=False)
+        else:
+            proc = self.cluster.exec(where, *cmd)
+        body, _, code = proc.stdout.rpartition("\n")
+        return int(code) if code.isdigit() else 0, body
+
+    def udp(self, pod: str, host: str, port: int, msg: str = "hostname", n: int = 1) -> list[str]:
+        proc = self.cluster.exec(pod, "python3", "-c", UDP, host, str(port), msg, str(n), timeout=30 + 3 * n)
+        return proc.stdout.split("\n")[:-1] if proc.stdout else [f"exec failed: {proc.stderr.strip()}"]
+
+    def logs(self, pod: str) -> list[str]:
+        return knet("devcluster", "logs", "--name", self.cluster.name, pod, check=False).stdout.splitlines()
