@@ -41,6 +41,7 @@ query_log = logging.getLogger("knet.dns.query")
 MAX_UDP = 4096
 MAX_PENDING = 10000
 MAX_TCP_CONNECTIONS = 512
+ANSWER_CACHE = 10000  # packed cluster answers kept for repeated questions
 TCP_IDLE = 10.0
 HINFO_TTL = 8482
 _HINFO = RD(b"\x07RFC8482\x00")  # CPU "RFC8482", OS "": the minimal ANY answer of RFC 8482
@@ -82,6 +83,9 @@ class DNSServer:
         self._tcp: asyncio.Server | None = None
         self._tcp_clients = 0
         self.forwarder: Forwarder | None = None
+        self._answers: dict[bytes, tuple[bytes, str, str]] = {}  # proto + query after its ID -> (reply after
+        # its ID, type label, rcode label)
+        self._answers_of: tuple[int, DNSConfig | None] = (-1, None)  # the store serial and config they hold for
         self.configure(config or store.config)
 
     # --- lifecycle ----------------------------------------------------------------------------
@@ -180,6 +184,10 @@ class DNSServer:
     async def handle(self, data: bytes, client: tuple[str, int], proto: str) -> bytes | None:
         """The wire reply to one query packet, or None to send nothing."""
         started = time.perf_counter()
+        cached = self._cached(data, proto)
+        if cached is not None:
+            self.metrics.duration.labels(source="cluster").observe(time.perf_counter() - started)
+            return cached
         try:
             request = DNSRecord.parse(data)
         except Exception:  # noqa: BLE001 - dnslib raises many types on garbage, all mean "malformed"
@@ -201,7 +209,33 @@ class DNSServer:
         self.metrics.duration.labels(source=source).observe(elapsed)
         if self.config.query_log:
             self._log(request, reply, client, proto, len(data), len(wire), rcode, elapsed)
+        elif source == "cluster" and rcode == RCODE.NOERROR and not self.config.acl:  # names that exist
+            self._remember(data, proto, wire, qtype, rcode)
         return wire
+
+    def _cached(self, data: bytes, proto: str) -> bytes | None:
+        """A reply packed before for the same bytes, while the store and config are unchanged.
+
+        Most cluster queries repeat (the same names, asked by every pod), and parsing and packing with
+        dnslib is most of their cost. The key is every byte but the ID (so name case, flags and EDNS0
+        are the same) and the transport (truncation differs). Only store answers for names that exist
+        are kept (a flood of random names adds nothing): no forwarded, acl-dependent or logged ones."""
+        if self._answers_of != (self.store.serial, self.config):
+            self._answers.clear()
+            self._answers_of = (self.store.serial, self.config)
+            return None
+        hit = self._answers.get(proto.encode() + data[2:])
+        if hit is None:
+            return None
+        self.metrics.requests.labels(proto=proto, type=hit[1], rcode=hit[2]).inc()
+        return data[:2] + hit[0]
+
+    def _remember(self, data: bytes, proto: str, wire: bytes, qtype: int, rcode: int) -> None:
+        if self._answers_of != (self.store.serial, self.config):
+            return
+        if len(self._answers) >= ANSWER_CACHE:  # a flood of random names must not grow memory
+            self._answers.clear()
+        self._answers[proto.encode() + data[2:]] = (wire[2:], type_label(qtype), rcode_label(rcode))
 
     def _formerr(self, data: bytes, proto: str) -> bytes | None:
         """FORMERR for a packet whose header is readable and is a query; None (drop) otherwise."""
@@ -277,10 +311,11 @@ class DNSServer:
             reply.rr.extend(found.answer)
             reply.auth.extend(found.authority)
             reply.ar.extend(found.additional)
-            if found.external and qtype != QTYPE.CNAME:
+            if found.external and qtype != QTYPE.CNAME:  # the target's records come from upstream
                 with contextlib.suppress(ForwardError):
                     upstream, _ = await self._forward(label(found.external), found.external, qtype)
                     reply.rr.extend(upstream.rr)
+                return found.rcode, "forward"
             return found.rcode, "cluster"
         if qtype == QTYPE.ANY:
             reply.rr.append(RR(label(owner), QTYPE.HINFO, rdata=_HINFO, ttl=HINFO_TTL))

@@ -216,6 +216,7 @@ kind: Pod
 metadata: {{name: client, namespace: {NS}}}
 spec:
   nodeName: {cluster.name}-worker  # beside knet dns: the reply must leave from the node address, not the veth's
+  automountServiceAccountToken: false
   dnsPolicy: None
   dnsConfig:
     nameservers: ["{knet_dns}"]

@@ -387,3 +387,21 @@ def test_a_wildcard_listener_replies_from_the_address_it_was_asked() -> None:
             await server.stop(lameduck=0)
 
     assert asyncio.run(main()) == ["10.96.0.10"]
+
+
+def test_repeated_questions_are_answered_from_packed_replies_until_the_store_changes() -> None:
+    store = store_of(service("web"))
+    server = DNSServer(store, resolvers=[])
+    question = DNSRecord.question("Web.default.svc.cluster.local")
+
+    async def ask_as(qid: int) -> DNSRecord:
+        question.header.id = qid
+        return DNSRecord.parse(await server.handle(question.pack(), ("127.0.0.1", 1), "udp"))
+
+    first, second = asyncio.run(ask_as(1)), asyncio.run(ask_as(2))
+    assert (first.header.id, second.header.id) == (1, 2)
+    assert str(second.q.qname) == "Web.default.svc.cluster.local."  # the client's spelling, from the cache
+    assert [str(rr.rdata) for rr in second.rr] == ["10.96.0.10"]
+    assert len(server._answers) == 1
+    store.apply(service("web", ips=("10.96.0.11",)))
+    assert [str(rr.rdata) for rr in asyncio.run(ask_as(3)).rr] == ["10.96.0.11"]
