@@ -200,7 +200,10 @@ def cmd_netexec(a: argparse.Namespace) -> None:
             else:
                 self.send_error(404)
 
-        do_POST = do_GET
+        def do_POST(self) -> None:
+            # read the body first: a kept-alive client (nginx) sends its next request after it
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            self.do_GET()
 
         def _text(self, text: str, ctype: str = "text/plain; charset=utf-8") -> None:
             body = text.encode()

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from . import controlplane, network, upstream
-from .layout import PREFIX, Layout, state_root
+from .layout import PREFIX, Layout, created_paths_record, state_root
 from .netns import CommandError
 from .state import load_layout, new_layout, save_layout
 from .volumes import remove_created_paths
@@ -124,15 +124,15 @@ def down(name: str, keep_logs: bool = False) -> None:
     network.destroy(name)
     for p in Path("/etc/netns").glob(f"{PREFIX}-{name}-*"):
         shutil.rmtree(p, ignore_errors=True)
-    remove_created_paths(d / "created-paths")
-    if not d.exists():
-        return
-    if keep_logs:
-        for child in d.iterdir():
-            if child.name != "logs":
-                shutil.rmtree(child) if child.is_dir() else child.unlink()
-    else:
-        shutil.rmtree(d, ignore_errors=True)
+    if d.exists():
+        if keep_logs:
+            for child in d.iterdir():
+                if child.name != "logs":
+                    shutil.rmtree(child) if child.is_dir() else child.unlink()
+        else:
+            shutil.rmtree(d, ignore_errors=True)
+    if not any(state_root().glob("*/cluster.json")):
+        remove_created_paths(created_paths_record())
 
 
 def env_lines(layout: Layout) -> list[str]:

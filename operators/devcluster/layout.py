@@ -39,6 +39,12 @@ def state_root() -> Path:
     return Path(os.environ.get("KNET_STATE") or Path.home() / ".local/state/knet") / "clusters"
 
 
+def created_paths_record() -> Path:
+    """Mount targets the devclusters created on the machine (shared by all clusters: the last
+    `down` removes them, as another cluster's pods may still mount there)."""
+    return state_root() / "created-paths"
+
+
 @dataclass(frozen=True)
 class Layout:
     """Names, paths and addresses of one devcluster."""

@@ -21,7 +21,7 @@ from kubernetes import client, watch
 from kubernetes.client.rest import ApiException
 
 from . import sandbox, upstream
-from .layout import Layout
+from .layout import Layout, created_paths_record
 from .nodes import api
 from .podspec import Lookup
 from .podworker import PodWorker, now_rfc3339
@@ -48,7 +48,7 @@ class NodeRuntime:
         self.coord = client.CoordinationV1Api(self.api)
         self.dir = layout.node_dir(node)
         self.pods_dir = self.dir / "pods"
-        self.created_paths = layout.dir / "created-paths"
+        self.created_paths = created_paths_record()
         self.knet_image = layout.knet_image
         self.node_resolv = ""  # the node has no upstream resolver: the devcluster has no way out
         self.workers: dict[str, PodWorker] = {}
@@ -122,7 +122,11 @@ class NodeRuntime:
         except ApiException as e:
             if e.status != 404:
                 raise
-            self.coord.create_namespaced_lease("kube-node-lease", body)
+            try:
+                self.coord.create_namespaced_lease("kube-node-lease", body)
+            except ApiException as created:
+                if created.status != 409:  # the heartbeat thread made it meanwhile
+                    raise
         self.core.patch_node_status(self.node, {"status": self.node_status()})
 
     def heartbeat_loop(self) -> None:

@@ -4,7 +4,7 @@ volumes (the service-account token the API server signs for this pod, the cluste
 the namespace: what the admission plugin's `kube-api-access-*` volume asks for).
 
 A mountPath that does not exist on the machine is created once and recorded in the
-cluster's `created-paths` file, which `down` removes again.
+machine-wide `created-paths` record, which the last `down` removes again.
 """
 
 from __future__ import annotations

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import socket
 import subprocess
 import sys
@@ -167,6 +168,13 @@ def test_netexec_answers_http_and_udp_like_agnhost(netexec: tuple[int, int]) -> 
         s.settimeout(3)
         s.sendto(b"echo pong", ("127.0.0.1", udp))
         assert s.recv(100) == b"pong"
+    # a POST body is read, so the next request on the same kept-alive connection is answered
+    conn = http.client.HTTPConnection("127.0.0.1", http, timeout=3)
+    conn.request("POST", "/echo?msg=a", body=b"x" * 1000)
+    assert conn.getresponse().read() == b"a"
+    conn.request("GET", "/echo?msg=b")
+    assert conn.getresponse().read() == b"b"
+    conn.close()
     tcp_ok, _ = check({"tcpSocket": {"port": http}}, "127.0.0.1", {}, lambda c, t: None)
     tcp_bad, msg = check({"tcpSocket": {"port": free_port()}}, "127.0.0.1", {}, lambda c, t: None)
     assert tcp_ok and not tcp_bad and "probe failed" in msg
