@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import http.client
 import socket
 import subprocess
 import sys
 import time
 import urllib.request
+from http.client import HTTPConnection
 from pathlib import Path
 
 import pytest
@@ -169,7 +169,7 @@ def test_netexec_answers_http_and_udp_like_agnhost(netexec: tuple[int, int]) -> 
         s.sendto(b"echo pong", ("127.0.0.1", udp))
         assert s.recv(100) == b"pong"
     # a POST body is read, so the next request on the same kept-alive connection is answered
-    conn = http.client.HTTPConnection("127.0.0.1", http, timeout=3)
+    conn = HTTPConnection("127.0.0.1", http, timeout=3)
     conn.request("POST", "/echo?msg=a", body=b"x" * 1000)
     assert conn.getresponse().read() == b"a"
     conn.request("GET", "/echo?msg=b")
