@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import asyncio
 
+from pyroute2.nftables.main import NFTables
+
 from operators.agent.conntrack import Flush
-from operators.proxy.nftables import FAMILY, TABLE
+from operators.proxy.nftables import TABLE
+
+NFPROTO_INET = 1
 
 NOTHING_DELETED = "0 flow entries have been deleted"
 
@@ -24,12 +28,15 @@ async def nft_apply(text: str) -> tuple[bool, str]:
     return code == 0, err
 
 
+def _table_names() -> set[str]:
+    with NFTables(nfgen_family=NFPROTO_INET) as nft:
+        return {msg.get_attr("NFTA_TABLE_NAME") for msg in nft.get_tables() if msg["nfgen_family"] == NFPROTO_INET}
+
+
 async def table_present() -> bool:
-    """Whether our table exists (listing table names only: cheap at any ruleset size)."""
-    proc = await asyncio.create_subprocess_exec(
-        "nft", "list", "tables", FAMILY, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
-    out, _ = await proc.communicate()
-    return f"table {FAMILY} {TABLE}" in out.decode().splitlines()
+    """Whether our table exists. A netlink dump of table names takes a millisecond; `nft list tables`
+    reads the whole ruleset first (half a second at 1000 Services)."""
+    return TABLE in await asyncio.to_thread(_table_names)
 
 
 async def conntrack_delete(flush: Flush) -> tuple[bool, str]:

@@ -55,6 +55,7 @@ class ProxyAgent:
         self.applied: ProxyModel | None = None
         self.applied_table: nft_table.Table | None = None
         self.reported: frozenset[Problem] = frozenset()
+        self.retry_reports = False  # an Event could not be posted: the next sync builds the model again
         self.indices: tuple[Index, Index, Index] | None = None
         self.listed = asyncio.Event()  # set by the first watch event: every index is populated by then
         self.wake = asyncio.Event()
@@ -121,14 +122,20 @@ class ProxyAgent:
         return Snapshot.collect(*((e for store in index.values() for e in store) for index in indices))
 
     async def sync(self, now: float) -> None:
+        changed = self.state.dirty_since is not None or self.retry_reports
         self.state = schedule.started(self.state, now)
-        triggers, self.triggers = self.triggers, []
-        snap = self.snapshot()
-        model, problems = build_model(snap.services, snap.slices, snap.nodes, self.node, self.config)
         present = await dataplane.table_present()
         if not present and self.applied is not None:
             log.warning("table %s %s was removed by someone else; restoring it", nftables.FAMILY, nftables.TABLE)
             self.metrics.errors.labels("table-missing").inc()
+        if schedule.kind_of_sync(self.state, now, self.periods, present, changed) is Kind.NONE:
+            # a periodic check: nothing watched changed and the table is there; no need to build anything
+            self.state = schedule.finished(self.state, now, Kind.NONE, ok=True)
+            self.last_success = datetime.datetime.now(datetime.UTC)
+            return
+        triggers, self.triggers = self.triggers, []
+        snap = self.snapshot()
+        model, problems = build_model(snap.services, snap.slices, snap.nodes, self.node, self.config)
         kind = schedule.kind_of_sync(self.state, now, self.periods, present, model != self.applied)
         if kind is not Kind.NONE:
             table = nftables.build_table(model)
@@ -191,6 +198,7 @@ class ProxyAgent:
             elif problem.kind in OBJECT_KINDS:
                 self.metrics.problems.labels(problem.kind).inc()
         self.reported -= frozenset(unposted)
+        self.retry_reports = bool(unposted)
 
     async def stop(self) -> None:
         await self.health_ports.stop()

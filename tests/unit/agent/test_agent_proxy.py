@@ -91,9 +91,11 @@ def test_syncs_are_full_then_incremental_or_nothing(kernel: Kernel) -> None:
         await agent.sync(100)
         assert agent.state.synced and len(kernel.transactions) == 1
         assert kernel.transactions[0].startswith("add table inet knet-proxy\ndelete table inet knet-proxy\n")
+        agent.changed()  # e.g. a Service's annotation changed: nothing to program
         await agent.sync(101)
-        assert len(kernel.transactions) == 1  # nothing changed: no transaction
+        assert len(kernel.transactions) == 1
         cluster.set_slices(endpoint_slice("dns", "10.244.2.5", "10.244.2.6"))
+        agent.changed()
         await agent.sync(102)
         assert len(kernel.transactions) == 2 and "delete table" not in kernel.transactions[1]
         assert "10.244.2.6" in kernel.transactions[1]
@@ -113,6 +115,7 @@ def test_a_failed_transaction_keeps_the_last_model_and_the_next_sync_is_full(ker
         await agent.sync(100)
         before = agent.applied
         cluster.set_slices(endpoint_slice("dns", "10.244.2.6"))
+        agent.changed()
         kernel.fail = True
         await agent.sync(101)
         assert agent.applied is before and agent.state.failures == 1
@@ -124,6 +127,14 @@ def test_a_failed_transaction_keeps_the_last_model_and_the_next_sync_is_full(ker
 
     asyncio.run(scenario())
     assert metric(agent, "knet_proxy_errors_total", kind="nft") == 1
+
+
+def test_a_periodic_check_without_changes_builds_nothing(kernel: Kernel, monkeypatch: pytest.MonkeyPatch) -> None:
+    agent = make_agent(Cluster(service()))
+    asyncio.run(agent.sync(100))
+    monkeypatch.setattr("operators.agent.proxy.build_model", None)  # would fail if it were called
+    asyncio.run(agent.sync(110))
+    assert len(kernel.transactions) == 1 and agent.state.last_start == 110 and agent.status().ready
 
 
 def test_a_table_removed_by_someone_else_is_restored_in_full(kernel: Kernel) -> None:
@@ -146,6 +157,7 @@ def test_stale_udp_entries_are_deleted_after_the_rules_changed(kernel: Kernel) -
     async def scenario() -> None:
         await agent.sync(100)
         cluster.set_slices(endpoint_slice("dns", "10.244.2.6"))
+        agent.changed()
         await agent.sync(101)
 
     asyncio.run(scenario())

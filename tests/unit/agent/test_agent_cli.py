@@ -1,0 +1,37 @@
+"""`knet agent` refuses what it cannot run with one clear line, before touching anything."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from operators.cli import main
+
+
+def agent(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
+    with pytest.raises(SystemExit) as exit_:
+        main(["agent", *args])
+    return int(exit_.value.code or 0), capsys.readouterr().err.strip()
+
+
+def test_needs_a_node_name_and_an_api_server(capsys: pytest.CaptureFixture[str],
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("NODE_NAME", raising=False)
+    monkeypatch.delenv("KNET_API_SERVER", raising=False)
+    assert agent(capsys) == (2, "error: no node name: set NODE_NAME (downward API spec.nodeName) or pass --node-name")
+    code, err = agent(capsys, "--node-name", "n1")
+    assert code == 2 and "KNET_API_SERVER" in err
+
+
+def test_refuses_bad_settings(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    config = tmp_path / "proxy.yaml"
+    config.write_text("mode: iptables\n")
+    code, err = agent(capsys, "--node-name", "n1", "--config", str(config))
+    assert code == 2 and "proxy mode iptables is not implemented by the agent yet" in err
+    code, err = agent(capsys, "--node-name", "n1", "--min-sync-period", "20", "--max-sync-period", "10")
+    assert code == 2 and "sync periods must satisfy" in err
+    code, err = agent(capsys, "--node-name", "n1", "--metrics-addr", "10249")
+    assert code == 2 and "'10249' is not HOST:PORT" in err
+    code, err = agent(capsys, "--node-name", "n1", "--config", str(tmp_path / "missing.yaml"))
+    assert code == 2 and "missing.yaml" in err
