@@ -122,6 +122,13 @@ def test_cluster_ip_spreads_over_all_ready_endpoints_from_pods_and_nodes(
         assert set(answers) == all_backends(backends), f"from node {node}: {answers}"
 
 
+def test_the_kubernetes_service_reaches_the_api_server(proxy: Proxy, backends: dict) -> None:
+    url = f"https://{proxy.layout.kubernetes_service_ip}/version"
+    for where in [*clients(proxy).values(), *(f"{AGENT_NS}/{pod}" for pod in proxy.agent_pods().values())]:
+        out = proxy.cluster.exec(where, "curl", "-sk", "-m", "5", url)
+        assert json.loads(out.stdout or "{}").get("gitVersion", "").startswith("v1."), (where, out.stdout, out.stderr)
+
+
 def test_multi_port_with_target_ports_by_name_tcp_and_udp(
     cluster: Cluster, proxy: Proxy, backends: dict[str, list[str]]
 ) -> None:
