@@ -94,11 +94,14 @@ def serve_stream(port: int, proto: int, answer: Answer) -> None:
     threading.Thread(target=loop, daemon=True).start()
 
 
-def wait_forever() -> None:
+def wait_forever(delay_shutdown: float = 0) -> None:
+    """Serve until SIGTERM or SIGINT, then go on serving `delay_shutdown` seconds more (as agnhost's
+    --delay-shutdown: the time a load balancer needs to stop sending new requests)."""
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     stop.wait()
+    time.sleep(delay_shutdown)
 
 
 # --- serve-hostname
@@ -222,7 +225,7 @@ def cmd_netexec(a: argparse.Namespace) -> None:
     if a.sctp_port > 0:
         serve_stream(a.sctp_port, IPPROTO_SCTP, udp_answer)
     print(f"Started HTTP server on port {a.http_port}, UDP server on port {a.udp_port}", flush=True)
-    wait_forever()
+    wait_forever(a.delay_shutdown)
 
 
 # --- connect

@@ -177,7 +177,8 @@ spec:
       containers:
       - name: netexec
         image: {AGNHOST}
-        args: [netexec, --http-port=8080]
+        # serve 3 s after SIGTERM, while the controller takes the terminating pod out (as a preStop sleep)
+        args: [netexec, --http-port=8080, --delay-shutdown=3]
         readinessProbe: {{httpGet: {{path: /healthz, port: 8080}}, periodSeconds: 1}}
 ---
 apiVersion: v1
