@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import logging
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,16 +29,10 @@ from operators.agent.proxy import ProxyAgent
 from operators.agent.schedule import Periods
 from operators.agent.servers import StatusServers
 from operators.kube.services import SERVICE_NAME_LABEL, Problem
+from operators.kube.watching import observe_only
 from operators.proxy.model import ProxyConfig
 
 log = logging.getLogger(__name__)
-
-
-class RetryForever:
-    """Backoffs for Kopf's API requests without an end (not Sized: Kopf then never gives up)."""
-
-    def __iter__(self) -> Iterator[float]:
-        return itertools.chain((1, 2, 5), itertools.repeat(10))
 
 
 @dataclass(frozen=True)
@@ -55,15 +47,6 @@ class Options:
     config_problems: tuple[Problem, ...] = ()
 
 
-def configure(settings: kopf.OperatorSettings) -> None:
-    settings.scanning.disabled = True
-    settings.posting.enabled = False
-    settings.networking.error_backoffs = RetryForever()
-    settings.watching.server_timeout = 300
-    settings.watching.client_timeout = 330
-    settings.watching.connect_timeout = 10
-
-
 def build_registry(agent: ProxyAgent, credentials: kubernetes.client.Configuration) -> kopf.OperatorRegistry:
     registry = kopf.OperatorRegistry()
     own_node = {"field": "metadata.name", "value": agent.node}
@@ -71,7 +54,7 @@ def build_registry(agent: ProxyAgent, credentials: kubernetes.client.Configurati
     @kopf.on.startup(registry=registry)
     async def startup(settings: kopf.OperatorSettings, services: Any, endpointslices: Any, nodes: Any,
                       **_: Any) -> None:
-        configure(settings)
+        observe_only(settings)
         agent.attach(services, endpointslices, nodes)
 
     @kopf.on.login(registry=registry)

@@ -28,12 +28,12 @@ import kopf
 import kubernetes
 
 from operators.agent import login
-from operators.agent.operator import RetryForever
 from operators.dns import resync
 from operators.dns.config import DEFAULT_DOMAIN, GROUP, parse_dns_config
 from operators.dns.records import RecordStore
 from operators.dns.server import DNSServer
 from operators.kube.services import SERVICE_NAME_LABEL
+from operators.kube.watching import observe_only
 
 log = logging.getLogger("knet.dns")
 
@@ -60,12 +60,7 @@ class Options:
 
 def configure(settings: kopf.OperatorSettings) -> None:
     """A read-only watcher: no scanning (no RBAC on CRDs), no Events, retries forever, fast batching."""
-    settings.scanning.disabled = True
-    settings.posting.enabled = False
-    settings.networking.error_backoffs = RetryForever()
-    settings.watching.server_timeout = 300
-    settings.watching.client_timeout = 330
-    settings.watching.connect_timeout = 10
+    observe_only(settings)
     settings.batching.batch_window = BATCH_WINDOW
 
 
