@@ -23,7 +23,6 @@ import kopf
 import kubernetes
 
 from operators.agent import login
-from operators.agent.operator import configure
 from operators.agent.servers import Status, StatusServers
 from operators.agent.store import Entry, ObjectRef
 from operators.ingress.controller import IngressController, Periods, prepare_prefix
@@ -36,6 +35,7 @@ from operators.ingress.status import StatusWriter, lb_addresses
 from operators.kube import ingresses as views
 from operators.kube import services as api
 from operators.kube.services import SERVICE_NAME_LABEL
+from operators.kube.watching import observe_only
 
 log = logging.getLogger(__name__)
 TLS = {"field": "type", "value": "kubernetes.io/tls"}
@@ -73,7 +73,7 @@ def build_registry(controller: IngressController, credentials: kubernetes.client
 
     @kopf.on.startup(registry=registry)
     async def startup(settings: kopf.OperatorSettings, **kwargs: Any) -> None:
-        configure(settings)
+        observe_only(settings)
         controller.attach(**{k: kwargs[k] for k in ("classes", "ingresses", "ingress_lb", "services", "service_lb",
                                                      "slices", "secrets")})
 
