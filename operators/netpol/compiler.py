@@ -12,12 +12,12 @@
 
 from __future__ import annotations
 
-import ipaddress
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 
 from operators.kube.pods import Namespace, Pod, namespace
+from operators.kube.selectors import Labels, Selector
 from operators.netpol.model import (
     ALL_PORTS,
     AddressSet,
@@ -27,6 +27,8 @@ from operators.netpol.model import (
     PodChain,
     PortRange,
     TargetPod,
+    ip_number,
+    merge_spans,
 )
 from operators.netpol.policy import (
     EGRESS,
@@ -60,16 +62,7 @@ def merge_ranges(ranges: Iterable[PortRange]) -> tuple[PortRange, ...]:
     by_proto: dict[str, list[tuple[int, int]]] = defaultdict(list)
     for r in ranges:
         by_proto[r.protocol].append((r.first, r.last))
-    out: list[PortRange] = []
-    for proto in sorted(by_proto):
-        merged: list[list[int]] = []
-        for first, last in sorted(by_proto[proto]):
-            if merged and first <= merged[-1][1] + 1:
-                merged[-1][1] = max(merged[-1][1], last)
-            else:
-                merged.append([first, last])
-        out += [PortRange(proto, a, b) for a, b in merged]
-    return tuple(out)
+    return tuple(PortRange(proto, a, b) for proto in sorted(by_proto) for a, b in merge_spans(by_proto[proto]))
 
 
 @dataclass(frozen=True)
@@ -82,56 +75,183 @@ class _RuleKey:
     policy: Policy = field(compare=False)
 
 
-class Compiler:
-    """Resolves policies against one snapshot of pods and namespaces; caches per-rule work."""
+PeerSig = tuple[str, tuple[Peer, ...]]  # (the policy's namespace where a peer needs it, else "", peers)
+REBUILD_AFTER = 500  # changed pods in one snapshot beyond which the kept peer sets are resolved afresh
 
-    def __init__(self, policies: Iterable[Policy], pods: Iterable[Pod], namespaces: Iterable[Namespace]):
-        self.policies = sorted(policies, key=lambda p: p.ref.key)
-        self.pods = sorted((p for p in pods if p.has_pod_network), key=lambda p: p.key)
-        self.namespaces: dict[str, Namespace] = {n.name: n for n in namespaces}
-        for p in self.pods:  # a pod's namespace exists even when the snapshot lacks its object
-            self.namespaces.setdefault(p.namespace, namespace(p.namespace))
-        self.by_namespace: defaultdict[str, list[Pod]] = defaultdict(list)
-        for p in self.pods:
-            self.by_namespace[p.namespace].append(p)
+
+def _numbers(pod: Pod) -> tuple[tuple[int, int], ...]:
+    return tuple(ip_number(ip) for ip in pod.ips)
+
+
+@dataclass
+class _PeerSet:
+    """One distinct peer list's addresses: its ipBlocks' intervals and the pods it selects, kept so
+    that a pod's change patches the membership instead of resolving every selector again."""
+
+    blocks: tuple[tuple[int, int, int], ...]  # (IP version, first, last)
+    members: dict[str, tuple[tuple[int, int], ...]]  # pod key -> (IP version, address) of its addresses
+    merged: AddressSet | None = None  # None: to be merged again
+
+    def patch(self, key: str, numbers: tuple[tuple[int, int], ...] | None) -> None:
+        """The addresses of the new version of pod `key` if the peers select it, else None (gone, or
+        not selected)."""
+        if self.members.get(key) != numbers:
+            if numbers is None:
+                del self.members[key]
+            else:
+                self.members[key] = numbers
+            self.merged = None
+
+    def addresses(self) -> AddressSet:
+        if self.merged is None:
+            spans: dict[int, list[tuple[int, int]]] = {4: [], 6: []}
+            for version, first, last in self.blocks:
+                spans[version].append((first, last))
+            for numbers in self.members.values():
+                for version, number in numbers:
+                    spans[version].append((number, number))
+            self.merged = AddressSet.of_spans(spans)
+        return self.merged
+
+
+class Compiler:
+    """Resolves policies against snapshots of pods and namespaces, one `load` at a time.
+
+    What depends on pods and namespaces alone (the label index, each distinct peer list's addresses) is
+    kept from one snapshot to the next, and redone only where a pod that changed (in either version)
+    could be a peer: a label change or a new pod costs a fraction of a whole compile. The rest (chains,
+    ports, problems) depends on the policies too and is redone on every load.
+    """
+
+    def __init__(self) -> None:
+        self.policies: list[Policy] = []
+        self.policies_in: defaultdict[str, list[Policy]] = defaultdict(list)  # a policy selects only its namespace
+        self.pods: list[Pod] = []  # with their own network, sorted by key
+        self._by_pod_key: dict[str, Pod] = {}
+        self.namespaces: dict[str, Namespace] = {}
+        self.by_namespace: defaultdict[str, dict[str, Pod]] = defaultdict(dict)
+        self.by_label: defaultdict[tuple[str, str, str], dict[str, Pod]] = defaultdict(dict)  # (ns, key, value)
+        self.by_key: defaultdict[tuple[str, str], dict[str, Pod]] = defaultdict(dict)  # (ns, key)
+        self._sets: dict[PeerSig, _PeerSet] = {}
+        self._clear()
+
+    def _clear(self) -> None:
         self.problems: dict[str, None] = {}
         self._peers: dict[_RuleKey, AddressSet | None] = {}
         self._named: dict[_RuleKey, tuple[NamedTarget, ...]] = {}
-        self._hosts: dict[str, Network] = {}
         self._numeric: dict[_RuleKey, tuple[PortRange, ...]] = {}
         self._checked: set[_RuleKey] = set()
+        self._isolating: dict[tuple[str, Labels, str], tuple[Policy, ...]] = {}
         self._chains: dict[tuple[str, tuple[PolicyRef, ...], tuple[tuple[int, ...], ...]], PodChain] = {}
 
-    def selects(self, policy: Policy, pod: Pod) -> bool:
-        return pod.namespace == policy.ref.namespace and policy.pod_selector.matches(pod.labels)
+    def load(self, policies: Iterable[Policy], pods: Iterable[Pod], namespaces: Iterable[Namespace]) -> Compiler:
+        """Take a new snapshot (the whole of it, not a delta)."""
+        self._clear()
+        self.policies = sorted(policies, key=lambda p: p.ref.key)
+        self.policies_in = defaultdict(list)
+        for policy in self.policies:
+            self.policies_in[policy.ref.namespace].append(policy)
+        now = {p.key: p for p in pods if p.has_pod_network}
+        spaces = {n.name: n for n in namespaces}
+        for name in {p.namespace for p in now.values()} - spaces.keys():  # exists without its object
+            spaces[name] = namespace(name)
+        if spaces != self.namespaces:  # rare: every namespaceSelector may now pick other namespaces
+            self.namespaces = spaces
+            self._sets.clear()
+        old = self._by_pod_key
+        changed = [p for key, p in old.items() if (q := now.get(key)) is not p and q != p]
+        changed += [p for key, p in now.items() if (q := old.get(key)) is not p and q != p]
+        if changed:
+            for pod in changed:  # old versions first: each is taken out before its successor goes in
+                self._index(pod, pod is now.get(pod.key))
+            self._by_pod_key = now
+            self.pods = sorted(now.values(), key=lambda p: p.key)
+            if len(changed) > REBUILD_AFTER:  # patching would cost more than resolving again
+                self._sets.clear()
+            numbers = {p.key: _numbers(p) for p in changed if now.get(p.key) is p}  # (gone: absent)
+            keys = {p.key for p in changed}
+            for sig, found in self._sets.items():
+                for key in keys:
+                    pod = now.get(key)
+                    found.patch(key, numbers[key] if pod is not None and self._selected(sig, pod) else None)
+        return self
 
-    def peer_pods(self, policy: Policy, peer: Peer) -> list[Pod]:
+    def _index(self, pod: Pod, add: bool) -> None:
+        ns, key = pod.namespace, pod.key
+        places = [self.by_namespace[ns], *(self.by_label[ns, k, v] for k, v in pod.labels.items()),
+                  *(self.by_key[ns, k] for k in pod.labels)]
+        for place in places:
+            if add:
+                place[key] = pod
+            else:
+                place.pop(key, None)
+
+    def _selected(self, sig: PeerSig, pod: Pod) -> bool:
+        """Whether a peer list selects `pod` (its ipBlocks aside)."""
+        space = self.namespaces.get(pod.namespace) or namespace(pod.namespace)
+        for peer in sig[1]:
+            if peer.ip_block:
+                continue
+            if peer.namespace_selector is None:
+                if pod.namespace != sig[0]:
+                    continue
+            elif not peer.namespace_selector.matches(space.labels):
+                continue
+            if peer.pod_selector is None or peer.pod_selector.matches(pod.labels):
+                return True
+        return False
+
+    def peer_pods(self, namespace: str, peer: Peer) -> list[Pod]:
+        """The pods `peer` of a policy in `namespace` selects."""
         if peer.namespace_selector is None:
-            spaces = [policy.ref.namespace]
+            spaces = [namespace]
         else:
             ns_sel = peer.namespace_selector
             spaces = [n for n, ns in sorted(self.namespaces.items()) if ns_sel.matches(ns.labels)]
         sel = peer.pod_selector
-        pods = [p for n in spaces for p in self.by_namespace.get(n, ())]
-        return [p for p in pods if sel is None or sel.matches(p.labels)]
+        if sel is None or sel.is_empty:
+            return [p for n in spaces for p in self.by_namespace.get(n, {}).values()]
+        return [p for n in spaces for p in self.candidates(n, sel) if sel.matches(p.labels)]
 
-    def host_network(self, ip: str) -> Network:
-        if ip not in self._hosts:
-            self._hosts[ip] = ipaddress.ip_network(ip)
-        return self._hosts[ip]
+    def candidates(self, namespace: str, sel: Selector) -> Collection[Pod]:
+        """The pods of a namespace that may match `sel`: those having its narrowest `In` or `Exists`
+        requirement, from the label index (matching every pod against every peer is the compiler's main
+        cost); all the namespace's pods when it has only `NotIn` and `DoesNotExist`."""
+        narrowest: Collection[Pod] | None = None
+        for r in sel.requirements:
+            pods: Collection[Pod]
+            if r.operator == "In":
+                pods = [p for v in r.values for p in self.by_label.get((namespace, r.key, v), {}).values()]
+            elif r.operator == "Exists":
+                pods = self.by_key.get((namespace, r.key), {}).values()
+            else:
+                continue
+            if narrowest is None or len(pods) < len(narrowest):
+                narrowest = pods
+        return self.by_namespace.get(namespace, {}).values() if narrowest is None else narrowest
 
     def peers(self, key: _RuleKey, rule: Rule) -> AddressSet | None:
         """Every address the rule's peers cover (None: all addresses)."""
         if key not in self._peers:
-            nets: list[Network] = []
-            for peer in rule.peers or ():
-                if peer.ip_block:
-                    nets += block_networks(peer.ip_block)
-                else:
-                    pods = self.peer_pods(key.policy, peer)
-                    nets += [self.host_network(ip) for p in pods for ip in p.ips]
-            self._peers[key] = None if rule.peers is None else AddressSet.of(nets)
+            self._peers[key] = None if rule.peers is None else self.address_set(key.ref.namespace, rule.peers)
         return self._peers[key]
+
+    def address_set(self, namespace: str, peers: tuple[Peer, ...]) -> AddressSet:
+        """The addresses of `peers` (of a policy in `namespace`), shared by rules with the same peers:
+        policies are often written alike, and resolving thousands of pods is the compiler's main cost."""
+        sig = (namespace if any(p.namespace_selector is None and not p.ip_block for p in peers) else "", peers)
+        found = self._sets.get(sig)
+        if found is None:
+            blocks: list[tuple[int, int, int]] = []
+            members: dict[str, tuple[tuple[int, int], ...]] = {}
+            for peer in peers:
+                if peer.ip_block:
+                    blocks += [(n.version, int(n.network_address), int(n.broadcast_address))
+                               for n in block_networks(peer.ip_block)]
+                else:
+                    members.update((p.key, _numbers(p)) for p in self.peer_pods(namespace, peer))
+            found = self._sets[sig] = _PeerSet(tuple(blocks), members)
+        return found.addresses()
 
     def named_targets(self, key: _RuleKey, rule: Rule) -> tuple[NamedTarget, ...]:
         """Egress named ports, resolved on every pod at an address the rule's peers cover."""
@@ -168,7 +288,8 @@ class Compiler:
         ]
         if key not in self._checked:
             self._checked.add(key)
-            mates = [p for p in self.by_namespace.get(key.ref.namespace, []) if self.selects(key.policy, p)]
+            sel = key.policy.pod_selector
+            mates = [p for p in self.candidates(key.ref.namespace, sel) if sel.matches(p.labels)]
             for pp in _named(rule):
                 if not any(p.named_ports(str(pp.port), pp.protocol) for p in mates):
                     self._problem(key, f"named port {pp.port!r}/{pp.protocol} is declared by no selected pod")
@@ -182,12 +303,21 @@ class Compiler:
         ports = None if rule.ports is None else self.numeric_ports(key, rule)
         return CompiledRule(key.ref, EGRESS, key.index, peers, ports, self.named_targets(key, rule))
 
+    def isolating(self, namespace: str, labels: Labels, direction: str) -> tuple[Policy, ...]:
+        """The policies isolating pods with these labels in one direction (pods are often labelled alike)."""
+        key = (namespace, labels, direction)
+        if key not in self._isolating:
+            mine = self.policies_in.get(namespace, ())
+            self._isolating[key] = tuple(p for p in mine if p.rules(direction) is not None and
+                                         p.pod_selector.matches(labels))
+        return self._isolating[key]
+
     def chain(self, pod: Pod, direction: str) -> PodChain | None:
         """The pod's chain in one direction, or None when no policy isolates it that way.
 
         Pods isolated by the same policies, with named ports resolving alike, share one chain object.
         """
-        isolating = [p for p in self.policies if p.rules(direction) is not None and self.selects(p, pod)]
+        isolating = self.isolating(pod.namespace, pod.labels, direction)
         if not isolating:
             return None
         resolved = ()
@@ -231,8 +361,10 @@ def compile_node(
     namespaces: Iterable[Namespace],
     node: str,
     problems: Iterable[str] = (),
+    compiler: Compiler | None = None,
 ) -> NodeModel:
-    """The model for one node's own pods; `problems` from parsing are carried along."""
-    c = Compiler(policies, pods, namespaces)
+    """The model for one node's own pods; `problems` from parsing are carried along. The agent passes its
+    `compiler` from one sync to the next (see `Compiler`); without one, everything is resolved afresh."""
+    c = (compiler or Compiler()).load(policies, pods, namespaces)
     targets = tuple(c.target(p) for p in c.pods if p.node_name == node)
     return NodeModel(node, targets, tuple(dict.fromkeys([*problems, *sorted(c.problems)])))

@@ -110,7 +110,7 @@ def explain_views(
     if not pairs:
         raise ValueError(f"{src} and {dst} share no address family")
     src_ip, dst_ip = pairs[0]
-    compiler = Compiler(policies, pods, namespaces)
+    compiler = Compiler().load(policies, pods, namespaces)
     egress = _side(compiler, EGRESS, s, dst_ip, protocol, port)
     ingress = _side(compiler, INGRESS, d, src_ip, protocol, port)
     found = (*problems, *sorted(compiler.problems))

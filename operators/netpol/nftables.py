@@ -27,11 +27,12 @@ chain's drop), `counters` (named counters `pol-<hash>-allow`/`-drop` per policy)
 from __future__ import annotations
 
 import ipaddress
+import socket
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from operators.kube.parse import is_dns_subdomain
-from operators.netpol.model import CompiledRule, NamedTarget, NodeModel, PodChain, PortRange
+from operators.netpol.model import CompiledRule, NamedTarget, NodeModel, PodChain, PortRange, Span
 from operators.netpol.policy import INGRESS, Network
 
 TABLE = "knet-netpol"
@@ -66,24 +67,23 @@ def _comment(text: str) -> str:
     return f'comment "{text[:_MAX_COMMENT]}"'
 
 
-def _intervals(nets: Sequence[Network]) -> list[str]:
-    """Sorted disjoint networks of one family as set elements, adjacent ones joined into `a-b` ranges."""
-    spans: list[list[int]] = []
-    for n in nets:
-        first, last = int(n.network_address), int(n.broadcast_address)
-        if spans and first == spans[-1][1] + 1:
-            spans[-1][1] = last
-        else:
-            spans.append([first, last])
+def _intervals(spans: Sequence[Span], version: int) -> list[str]:
+    """Disjoint address intervals of one family as set elements: an address, a CIDR where the interval
+    is exactly one, else an `a-b` range."""
+    family, bits = (socket.AF_INET, 32) if version == 4 else (socket.AF_INET6, 128)
+
+    def text(n: int) -> str:
+        return socket.inet_ntop(family, n.to_bytes(bits // 8, "big"))
+
     out = []
     for first, last in spans:
-        a, b = (type(nets[0].network_address)(x) for x in (first, last))
-        cidrs = list(ipaddress.summarize_address_range(a, b))  # type: ignore[arg-type]
-        if len(cidrs) > 1:
-            out.append(f"{a}-{b}")
+        size = last - first + 1
+        if size == 1:
+            out.append(text(first))
+        elif size & (size - 1) == 0 and first % size == 0:  # a power of two, aligned: one network
+            out.append(f"{text(first)}/{bits - size.bit_length() + 1}")
         else:
-            full = cidrs[0].prefixlen == cidrs[0].max_prefixlen
-            out.append(str(a) if full else str(cidrs[0]))
+            out.append(f"{text(first)}-{text(last)}")
     return out
 
 
@@ -161,6 +161,7 @@ def _chain(chain: PodChain, opts: RenderOptions) -> list[str]:
 def _peer_sets(rules: Iterable[CompiledRule]) -> list[str]:
     out: list[str] = []
     done: set[str] = set()
+    elements: dict[tuple[int, int], list[str]] = {}  # the compiler shares one AddressSet among equal peers
     for rule in sorted(rules, key=lambda r: r.peer_set):
         if rule.peer_set in done:
             continue
@@ -170,7 +171,9 @@ def _peer_sets(rules: Iterable[CompiledRule]) -> list[str]:
             used = rule.peers is not None and rule.ports != ()
             nets = rule.peers.family(v) if rule.peers is not None else ()
             if used and nets:
-                out += _set(f"{rule.peer_set}-v{v}", typ, _intervals(nets), "interval", note)
+                if (id(rule.peers), v) not in elements:
+                    elements[(id(rule.peers), v)] = _intervals(nets, v)
+                out += _set(f"{rule.peer_set}-v{v}", typ, elements[(id(rule.peers), v)], "interval", note)
             named = [t for t in rule.named if ipaddress.ip_address(t.ip).version == v]
             if named:
                 items = [_named_element(t) for t in named]

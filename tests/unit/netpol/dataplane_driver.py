@@ -54,6 +54,23 @@ def sh(*cmd: str) -> None:
     subprocess.run(cmd, check=True, capture_output=True)
 
 
+def add_pod(i: int, name: str, ip: str) -> None:
+    """A pod: netns `name` with `ip` on eth0, routed through veth`i` in the current namespace (the node)."""
+    sh("ip", "netns", "add", name)
+    sh("ip", "link", "add", f"veth{i}", "type", "veth", "peer", "name", "eth0", "netns", name)
+    sh("ip", "addr", "add", "169.254.1.1/32", "dev", f"veth{i}")
+    sh("ip", "link", "set", f"veth{i}", "up")
+    sh("ip", "route", "add", f"{ip}/32", "dev", f"veth{i}")
+    for cmd in (
+        ["ip", "addr", "add", f"{ip}/32", "dev", "eth0"],
+        ["ip", "link", "set", "eth0", "up"],
+        ["ip", "link", "set", "lo", "up"],
+        ["ip", "route", "add", "169.254.1.1", "dev", "eth0"],
+        ["ip", "route", "add", "default", "via", "169.254.1.1", "dev", "eth0"],
+    ):
+        sh("ip", "netns", "exec", name, *cmd)
+
+
 def main() -> None:
     spec = json.load(sys.stdin)
     sh("mount", "-t", "tmpfs", "tmpfs", "/run")  # our own /run/netns, private to this mount namespace
@@ -62,19 +79,7 @@ def main() -> None:
     listen = sorted({f"{port}/{proto}" for _, _, port, proto in spec["probes"]})
     servers = []
     for i, (name, ip) in enumerate(spec["pods"]):
-        sh("ip", "netns", "add", name)
-        sh("ip", "link", "add", f"veth{i}", "type", "veth", "peer", "name", "eth0", "netns", name)
-        sh("ip", "addr", "add", "169.254.1.1/32", "dev", f"veth{i}")
-        sh("ip", "link", "set", f"veth{i}", "up")
-        sh("ip", "route", "add", f"{ip}/32", "dev", f"veth{i}")
-        for cmd in (
-            ["ip", "addr", "add", f"{ip}/32", "dev", "eth0"],
-            ["ip", "link", "set", "eth0", "up"],
-            ["ip", "link", "set", "lo", "up"],
-            ["ip", "route", "add", "169.254.1.1", "dev", "eth0"],
-            ["ip", "route", "add", "default", "via", "169.254.1.1", "dev", "eth0"],
-        ):
-            sh("ip", "netns", "exec", name, *cmd)
+        add_pod(i, name, ip)
         servers.append(
             subprocess.Popen(
                 ["ip", "netns", "exec", name, sys.executable, "-c", SERVER, *listen],

@@ -13,6 +13,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from operators.netpol.compiler import Compiler, compile_node
 from operators.netpol.explain import explain_views
 from operators.netpol.inputs import parse_objects
 from operators.netpol.nftables import RenderOptions
@@ -321,3 +322,56 @@ def test_generated_rulesets_are_accepted_by_nft(nft_check, tmp_path, world: Obj,
     path = tmp_path / "ruleset.nft"
     path.write_text(text)
     assert nft_check([path]) == [], text
+
+
+@st.composite
+def histories(draw: st.DrawFn) -> list[Obj]:
+    """A world, then edits of it: a pod's labels, a namespace's labels, the policies, or a new world."""
+    out = [draw(worlds())]
+    for _ in range(draw(st.integers(1, 4))):
+        world = {**out[-1], "pods": [dict(p) for p in out[-1]["pods"]], "ns_labels": dict(out[-1]["ns_labels"])}
+        edit = draw(st.sampled_from(["pod", "pod", "pod", "namespace", "policies", "world"]))
+        if edit == "pod":
+            world["pods"][draw(st.integers(0, N_PODS - 1))]["labels"] = draw(label_sets)
+        elif edit == "namespace":
+            world["ns_labels"][draw(st.sampled_from(NAMESPACES))] = {"team": draw(st.sampled_from(["a", "b"]))}
+        elif edit == "policies":
+            world["policies"] = [draw(policies(i)) for i in range(draw(st.integers(0, 4)))]
+        else:
+            world = draw(worlds())
+        out.append(world)
+    return out
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(histories())
+def test_a_kept_compiler_gives_what_a_fresh_one_gives(history: list[Obj]) -> None:
+    kept = Compiler()
+    for world in history:
+        inputs = parse_objects(to_objects(world))
+        for node in ("n1", "n2"):
+            fresh = compile_node(inputs.policies, inputs.pods, inputs.namespaces, node)
+            assert compile_node(inputs.policies, inputs.pods, inputs.namespaces, node, compiler=kept) == fresh
+
+
+def test_a_kept_compiler_follows_peers_that_change() -> None:
+    """The edits that leave a kept peer set stale unless the compiler notices them, one after another."""
+    peers = [{"podSelector": {"matchLabels": {"app": "x"}}},
+             {"namespaceSelector": {"matchLabels": {"team": "a"}}, "podSelector": {}}]
+    policy = {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+              "metadata": {"namespace": "a", "name": "p"},
+              "spec": {"podSelector": {}, "ingress": [{"from": peers}]}}
+    pod = {"ns": "a", "name": "p0", "labels": {}, "ports": [], "node": "n1"}
+    peer = {"ns": "a", "name": "p1", "labels": {"app": "x"}, "ports": [], "node": "n2"}
+    other = {"ns": "b", "name": "p2", "labels": {}, "ports": [], "node": "n2"}
+    steps = [([pod, other, peer], {}), ([pod, other, {**peer, "labels": {"app": "y"}}], {}),  # label gone
+             ([pod, other, peer], {}), ([pod, other], {}),  # back, then the pod gone (addresses by position)
+             ([pod, other], {"b": {"team": "a"}}), ([pod, other], {"b": {}})]  # b's pods come in, go out
+    kept, models = Compiler(), set()
+    for pods, ns_labels in steps:
+        inputs = parse_objects(to_objects({"pods": pods, "ns_labels": {"a": {}, "b": {}, **ns_labels},
+                                           "policies": [policy]}))
+        fresh = compile_node(inputs.policies, inputs.pods, inputs.namespaces, "n1")
+        assert compile_node(inputs.policies, inputs.pods, inputs.namespaces, "n1", compiler=kept) == fresh
+        models.add(fresh)
+    assert len(models) >= 3  # the steps really change the peers

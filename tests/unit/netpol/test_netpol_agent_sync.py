@@ -1,0 +1,80 @@
+"""The agent's sync loop without a kernel: the drop counters reach the metrics on every sync.
+
+An Event that cannot be posted (its namespace being deleted, say) makes every sync rebuild the model;
+such a sync finds nothing to apply, and it must still read the counters (it once did not, and the drop
+metrics of every policy stood still while one Event kept failing)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from operators.agent import netpol as agent_netpol
+from operators.agent.config import PolicyOptions
+from operators.agent.netpol import NetpolAgent, namespace_entry, pod_entry, policy_entry
+from operators.agent.netpol_metrics import NetpolMetrics
+from operators.agent.schedule import Periods
+from operators.kube.parse import Problem
+from operators.netpol.nftables import counter_names
+
+PERIODS = Periods(min=0.0, max=0.0, full=3600.0)
+
+
+class FailingEvents:
+    """Every post fails, as for a namespace that is being deleted."""
+
+    async def post(self, problem: Problem, ref: object) -> bool:
+        return False
+
+
+def objects() -> tuple[dict, dict, dict]:
+    pod = {"metadata": {"namespace": "x", "name": "a", "labels": {"pod": "a"}},
+           "spec": {"nodeName": "n1", "containers": [{"name": "c"}]},
+           "status": {"phase": "Running", "podIP": "10.0.0.2"}}
+    # a named port no pod declares: a problem, so an Event to post
+    policy = {"metadata": {"namespace": "x", "name": "deny-a", "uid": "u"}, "spec": {
+        "podSelector": {"matchLabels": {"pod": "a"}}, "ingress": [{"ports": [{"port": "nosuch"}]}]}}
+    return pod, policy, {"metadata": {"name": "x"}}
+
+
+def test_counters_are_read_when_a_sync_has_nothing_to_apply(monkeypatch: pytest.MonkeyPatch) -> None:
+    pod, policy, ns = objects()
+    drops = {"packets": 0}
+    applied: list[str] = []
+
+    async def present(_table: str) -> bool:
+        return bool(applied)
+
+    async def apply(text: str) -> tuple[bool, str]:
+        applied.append(text)
+        return True, ""
+
+    async def output(argv: list[str]) -> tuple[int, str, str]:
+        assert argv[:4] == ["nft", "-j", "list", "counters"]
+        names = counter_names(policy_entry(policy).view.ref.id)  # type: ignore[union-attr]
+        items = [{"counter": {"name": n, "packets": drops["packets"] if n.endswith("-drop") else 0}} for n in names]
+        return 0, json.dumps({"nftables": items}), ""
+
+    monkeypatch.setattr(agent_netpol.dataplane, "table_present", present)
+    monkeypatch.setattr(agent_netpol.dataplane, "nft_apply", apply)
+    monkeypatch.setattr(agent_netpol, "_output", output)
+    registry = CollectorRegistry()
+    metrics = NetpolMetrics(registry)
+    agent = NetpolAgent("n1", PERIODS, metrics, FailingEvents())  # type: ignore[arg-type]
+    agent.attach({1: [policy_entry(policy)]}, {1: [pod_entry(pod)]}, {1: [namespace_entry(ns)]}, {})
+    agent.configure(PolicyOptions(drop_logging=True), PERIODS)
+
+    async def run() -> None:
+        agent.changed()
+        await agent.sync(1.0)  # the first, full sync: the table with the policy's counters
+        assert len(applied) == 1 and agent.retry_reports  # the Event could not be posted
+        drops["packets"] = 7  # the kernel drops packets
+        await agent.sync(2.0)  # nothing changed but the Event to retry: no transaction
+        assert len(applied) == 1
+
+    asyncio.run(run())
+    labels = {"namespace": "x", "policy": "deny-a"}
+    assert registry.get_sample_value("knet_netpol_policy_drops_total", labels) == 7
