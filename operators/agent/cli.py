@@ -1,4 +1,4 @@
-"""`knet agent`: the per-node agent (the Service proxy, nftables mode)."""
+"""`knet agent`: the per-node agent (the Service proxy in nftables or iptables mode, NetworkPolicy)."""
 
 from __future__ import annotations
 
@@ -25,6 +25,9 @@ def cmd_agent(args: argparse.Namespace) -> int:
     from operators.agent.servers import parse_addr
     from operators.proxy.model import ProxyConfig
 
+    if args.cleanup:  # uninstall.py: remove the rules and exit, as kube-proxy --cleanup
+        from operators.agent import uninstall
+        return uninstall.cleanup()
     if not args.node_name:
         return _fail("no node name: set NODE_NAME (downward API spec.nodeName) or pass --node-name")
     periods = Periods(args.min_sync_period, args.max_sync_period, args.full_sync_period)
@@ -37,17 +40,19 @@ def cmd_agent(args: argparse.Namespace) -> int:
     if periods.problems():
         return _fail(periods.problems()[0])
     config, problems = ProxyConfig.from_dict(data if isinstance(data, dict) else None)
-    if config.mode != "nftables":
-        return _fail(f"proxy mode {config.mode} is not implemented by the agent yet (only nftables)")
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("kopf").setLevel(logging.DEBUG if args.verbose else logging.WARNING)
     options = operator.Options(
         node=args.node_name, api_server=args.api_server, kubeconfig=args.kubeconfig,
         metrics_addr=args.metrics_addr, health_addr=args.health_addr, periods=periods, config=config,
-        config_problems=tuple(problems))
+        config_problems=tuple(problems), network_policy=args.network_policy,
+        config_file=data if isinstance(data, dict) else None)
     try:
         asyncio.run(operator.run(options))
+        if args.daemonset:  # uninstall.py: remove the rules only when knet is being uninstalled
+            from operators.agent import login, uninstall
+            uninstall.after_stop(login.configuration(args.api_server, args.kubeconfig), args.daemonset)
     except LoginError as e:
         return _fail(str(e))
     return 0
@@ -73,5 +78,13 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                    "also how soon a removed table is restored (default %(default)s)")
     p.add_argument("--full-sync-period", type=float, default=defaults.full, help="seconds between full resyncs "
                    "(default %(default)s)")
+    p.add_argument("--network-policy", action=argparse.BooleanOptionalAction, default=True,
+                   help="enforce NetworkPolicy in `table inet knet-netpol` (default on)")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging (Kopf's too)")
+    # operators/agent/uninstall.py
+    p.add_argument("--cleanup", action="store_true", help="remove the agent's rules from this node and exit "
+                   "(as kube-proxy --cleanup)")
+    p.add_argument("--daemonset", default=os.environ.get("KNET_AGENT_DAEMONSET"), help="NAMESPACE/NAME of the "
+                   "agent's DaemonSet: on stopping, remove the rules if it is gone (knet uninstalled) "
+                   "(default: $KNET_AGENT_DAEMONSET)")
     p.set_defaults(func=cmd_agent)

@@ -1,25 +1,41 @@
-"""The agent's only contact with the kernel: `nft -f -` transactions, a table check, `conntrack -D`."""
+"""The agent's only contact with the kernel: `nft -f -` and `iptables-restore` transactions, the checks
+that our rules are still there, `conntrack -D`; and the choice between the two proxy modes."""
 
 from __future__ import annotations
 
 import asyncio
+import datetime
+import logging
+import time
+from collections import deque
 
 from pyroute2.nftables.main import NFTables
 
 from operators.agent.conntrack import Flush
+from operators.proxy import iptables, nft_table, nftables
+from operators.proxy.model import ProxyModel
 from operators.proxy.nftables import TABLE
+
+log = logging.getLogger(__name__)
+FAMILIES = (4, 6)
 
 NFPROTO_INET = 1
 
 NOTHING_DELETED = "0 flow entries have been deleted"
 
 
-async def run(argv: list[str], stdin: str = "") -> tuple[int, str]:
-    """Run a command; its exit code and stderr (stdout is not needed by any caller)."""
+async def run_output(argv: list[str], stdin: str = "") -> tuple[int, str, str]:
+    """Run a command: its exit code, stdout and stderr."""
     proc = await asyncio.create_subprocess_exec(
-        *argv, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
-    _, err = await proc.communicate(stdin.encode())
-    return proc.returncode or 0, err.decode(errors="replace").strip()
+        *argv, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await proc.communicate(stdin.encode())
+    return proc.returncode or 0, out.decode(errors="replace"), err.decode(errors="replace").strip()
+
+
+async def run(argv: list[str], stdin: str = "") -> tuple[int, str]:
+    """Run a command for its effect: exit code and stderr."""
+    code, _, err = await run_output(argv, stdin)
+    return code, err
 
 
 async def nft_apply(text: str) -> tuple[bool, str]:
@@ -33,13 +49,153 @@ def _table_names() -> set[str]:
         return {msg.get_attr("NFTA_TABLE_NAME") for msg in nft.get_tables() if msg["nfgen_family"] == NFPROTO_INET}
 
 
-async def table_present() -> bool:
-    """Whether our table exists. A netlink dump of table names takes a millisecond; `nft list tables`
-    reads the whole ruleset first (half a second at 1000 Services)."""
-    return TABLE in await asyncio.to_thread(_table_names)
+async def table_present(table: str = TABLE) -> bool:
+    """Whether a table of ours (the proxy's unless told) exists. A netlink dump of table names takes a
+    millisecond; `nft list tables` reads the whole ruleset first (half a second at 1000 Services)."""
+    return table in await asyncio.to_thread(_table_names)
+
+
+def _ipt(family: int, what: str) -> str:
+    return f"ip{'' if family == 4 else '6'}tables-{what}"
+
+
+async def ipt_save(family: int) -> tuple[dict[str, iptables.Saved] | None, str]:
+    """The nat and filter tables of one family as parsed `iptables-save` output (None and why on failure)."""
+    code, out, err = await run_output([_ipt(family, "save")])
+    return (iptables.parse_save(out), "") if code == 0 else (None, err)
+
+
+async def ipt_restore(family: int, text: str) -> tuple[bool, str]:
+    """One `iptables-restore --noflush` transaction (each table's part commits as a whole, or nothing)."""
+    code, err = await run([_ipt(family, "restore"), "--noflush", "-w", "5"], text)
+    return code == 0, err
 
 
 async def conntrack_delete(flush: Flush) -> tuple[bool, str]:
     """Delete the matching entries; none matching is fine."""
     code, err = await run(flush.argv())
     return code == 0 or NOTHING_DELETED in err, err
+
+
+# --- the two modes behind one interface, and switching between them --------------------------------
+
+
+class NftRules:
+    """nftables mode: `table inet knet-proxy`, replaced whole or changed by a diff against the last one."""
+
+    mode = "nftables"
+
+    def __init__(self) -> None:
+        self.applied: nft_table.Table | None = None
+        self.rules = 0
+        self.cache = nftables.RenderCache()  # only the ports that changed since the last sync are rendered
+
+    async def present(self) -> bool:
+        return await table_present()
+
+    async def apply(self, model: ProxyModel, full: bool) -> tuple[bool, str]:
+        table = nftables.build_table(model, self.cache)
+        text = table.full() if full or self.applied is None else nft_table.diff(self.applied, table)
+        ok, err = await nft_apply(text) if text else (True, "")
+        if ok:
+            self.applied = table
+            self.rules = sum(len(c.rules) for c in table.chains) + sum(len(s.elements) for s in table.sets)
+        return ok, err
+
+    async def cleanup(self) -> tuple[bool, str]:
+        self.applied = None
+        return await nft_apply(nftables.render_cleanup())
+
+
+class IptablesRules:
+    """iptables mode: our KNET-* chains in nat and filter, written with `iptables-restore --noflush` (as
+    kube-proxy: other users' rules in those tables are left alone), one transaction per family; the
+    jumps from the built-in chains are repaired in the same transaction when missing."""
+
+    mode = "iptables"
+
+    def __init__(self) -> None:
+        self.rules = 0
+
+    async def present(self) -> bool:
+        for family in FAMILIES:
+            saved, _ = await ipt_save(family)
+            if saved is None or not iptables.jumps_present(saved):
+                return False
+        return True
+
+    async def apply(self, model: ProxyModel, full: bool) -> tuple[bool, str]:
+        """Every family's chains are rewritten each time (`full` changes nothing here); stale chains go."""
+        rules = 0
+        for family in FAMILIES:
+            saved, err = await ipt_save(family)
+            if saved is None:
+                return False, err
+            text = iptables.render(model, family, saved.get("nat", iptables.Saved()).ours)
+            ok, err = await ipt_restore(family, iptables.with_jumps(text, iptables.missing_jumps(saved)))
+            if not ok:
+                return False, err
+            rules += iptables.rule_count(text)
+        self.rules = rules
+        return True, ""
+
+    async def cleanup(self) -> tuple[bool, str]:
+        for family in FAMILIES:
+            saved, err = await ipt_save(family)
+            text = iptables.render_cleanup(saved) if saved is not None else ""
+            ok, err = await ipt_restore(family, text) if text else (saved is not None, err)
+            if not ok:
+                return False, err
+        return True, ""
+
+
+Rules = NftRules | IptablesRules
+MODES: dict[str, type[NftRules] | type[IptablesRules]] = {"nftables": NftRules, "iptables": IptablesRules}
+
+
+class Dataplane:
+    """The rules of the mode in the model's config. A switch (or the first apply after a start) writes
+    the new mode in full and then removes the other mode's rules, so traffic is never left without
+    rules: both sets are in the kernel for a moment, and each DNATs the same way."""
+
+    def __init__(self) -> None:
+        self.current: Rules = NftRules()
+        self.cleaned = False  # the other mode's leftovers (from a switch or an earlier run) are gone
+        self.last_duration = 0.0  # seconds the last successful apply took (render and transaction)
+        self.failures = 0  # failed transactions since the start
+        self.errors: deque[tuple[datetime.datetime, str]] = deque(maxlen=10)  # newest first
+
+    @property
+    def mode(self) -> str:
+        return self.current.mode
+
+    @property
+    def rules(self) -> int:
+        return self.current.rules
+
+    async def present(self, mode: str) -> bool:
+        """Whether `mode`'s rules are in place (False when another mode is in use: a full sync is due)."""
+        return mode == self.current.mode and await self.current.present()
+
+    async def apply(self, model: ProxyModel, full: bool) -> tuple[bool, str]:
+        started = time.monotonic()
+        mode = model.config.mode
+        switching = mode != self.current.mode
+        rules = MODES[mode]() if switching else self.current
+        ok, err = await rules.apply(model, full or switching)
+        if not ok:
+            self.failures += 1
+            self.errors.appendleft((datetime.datetime.now(datetime.UTC), f"{mode} transaction failed: {err[:2000]}"))
+            return ok, err
+        if switching or not self.cleaned:
+            others = [self.current] if switching else [cls() for m, cls in MODES.items() if m != mode]
+            for old in others:
+                done, why = await old.cleanup()
+                if not done:
+                    log.warning("could not remove the %s rules: %s", old.mode, why)
+            self.cleaned = True
+            if switching:
+                log.info("proxy mode switched from %s to %s", self.current.mode, mode)
+        self.current = rules
+        self.last_duration = time.monotonic() - started
+        return True, ""

@@ -11,7 +11,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 SYNC_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300)
-ERROR_KINDS = ("nft", "table-missing", "conntrack", "event", "healthcheck", "sync")
+ERROR_KINDS = ("nft", "iptables", "table-missing", "conntrack", "event", "healthcheck", "sync")
 OBJECT_KINDS = ("Service", "EndpointSlice", "Node", "ClusterNetworkConfig")
 
 
@@ -33,7 +33,7 @@ class Metrics:
                                    registry=r)
         self.endpoints = Gauge("knet_proxy_endpoints", "Endpoints (per Service port) that traffic may be sent to",
                                registry=r)
-        self.errors = Counter("knet_proxy_errors", "Failures, by kind: nft transaction, table removed by "
+        self.errors = Counter("knet_proxy_errors", "Failures, by kind: nft or iptables transaction, rules removed by "
                               "someone else, conntrack, Event posting, health-check port, sync loop",
                               ["kind"], registry=r)
         self.problems = Counter("knet_proxy_object_problems", "New problems found in objects (skipped or "

@@ -16,15 +16,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import kopf
 import kubernetes
 
-from operators.agent import login, store
+from operators.agent import config, login, status, store
+from operators.agent.announce import Announcer
 from operators.agent.events import EventRecorder
 from operators.agent.metrics import Metrics
+from operators.agent.netpol import NetpolAgent, PolicyEventRecorder, namespace_entry, pod_entry, policy_entry
+from operators.agent.netpol_metrics import NetpolMetrics
 from operators.agent.proxy import ProxyAgent
 from operators.agent.schedule import Periods
 from operators.agent.servers import StatusServers
@@ -45,17 +49,29 @@ class Options:
     periods: Periods
     config: ProxyConfig
     config_problems: tuple[Problem, ...] = ()
+    network_policy: bool = True  # enforce NetworkPolicy (table inet knet-netpol) too
+    config_file: Mapping[str, Any] | None = None  # `--config` keys, under ClusterNetworkConfig's
 
 
-def build_registry(agent: ProxyAgent, credentials: kubernetes.client.Configuration) -> kopf.OperatorRegistry:
+def build_registry(agent: ProxyAgent, credentials: kubernetes.client.Configuration,
+                   netpol: NetpolAgent | None = None, network_config: config.Settings | None = None,
+                   reporter: status.NodeReporter | None = None) -> kopf.OperatorRegistry:
     registry = kopf.OperatorRegistry()
     own_node = {"field": "metadata.name", "value": agent.node}
 
     @kopf.on.startup(registry=registry)
     async def startup(settings: kopf.OperatorSettings, services: Any, endpointslices: Any, nodes: Any,
-                      **_: Any) -> None:
+                      **kwargs: Any) -> None:
         observe_only(settings)
         agent.attach(services, endpointslices, nodes)
+        if reporter is not None:
+            reporter.attach(kwargs["peers"])
+        if network_config is not None:  # before the first sync, so that it uses the configured mode
+            found, body = await config.read(credentials)
+            if found:
+                network_config.update(body)
+        if netpol is not None:
+            netpol.attach(kwargs["networkpolicies"], kwargs["pods"], kwargs["namespaces"], nodes)
 
     @kopf.on.login(registry=registry)
     def authenticate(**_: Any) -> kopf.ConnectionInfo:
@@ -86,8 +102,32 @@ def build_registry(agent: ProxyAgent, credentials: kubernetes.client.Configurati
     @kopf.on.event("v1", "nodes", registry=registry, **own_node)
     async def node_changed(**_: Any) -> None:
         agent.changed()
+        if netpol is not None:
+            netpol.changed()
 
+    if netpol is not None:
+        add_netpol_watches(registry, netpol)
+    if network_config is not None:
+        config.add_watch(registry, network_config)
+    if reporter is not None:
+        status.add_watches(registry, reporter)
     return registry
+
+
+def add_netpol_watches(registry: kopf.OperatorRegistry, netpol: NetpolAgent) -> None:
+    """NetworkPolicies, Pods (all of them: peers live on every node) and Namespaces, as compact views."""
+    watched = (("networking.k8s.io", "v1", "networkpolicies", policy_entry), ("", "v1", "pods", pod_entry),
+               ("", "v1", "namespaces", namespace_entry))
+    for group, version, plural, entry in watched:
+        resource = (group, version, plural) if group else (version, plural)
+
+        @kopf.index(*resource, id=plural, registry=registry)
+        async def index(body: kopf.Body, entry: Any = entry, **_: Any) -> store.Entry[Any]:
+            return entry(body)
+
+        @kopf.on.event(*resource, id=f"{plural}-changed", registry=registry)
+        async def event(**_: Any) -> None:
+            netpol.changed()
 
 
 async def run(options: Options) -> None:
@@ -96,15 +136,35 @@ async def run(options: Options) -> None:
     metrics = Metrics()
     agent = ProxyAgent(options.node, options.config, options.periods, metrics,
                        EventRecorder(credentials, options.node), options.config_problems)
+    netpol = None
+    if options.network_policy:
+        netpol = NetpolAgent(options.node, options.periods, NetpolMetrics(metrics.registry),
+                             PolicyEventRecorder(credentials, options.node))
+    settings = config.Settings(options.config_file, options.periods)
+
+    def configure(cfg: config.AgentConfig) -> None:
+        agent.config, agent.periods, agent.config_problems = cfg.proxy, cfg.periods, cfg.problems
+        if agent.listed.is_set():
+            agent.changed()
+
+    settings.listen(configure)
+    if netpol is not None:
+        settings.listen(lambda cfg: netpol.configure(cfg.policy, cfg.periods))
+    reporter = status.NodeReporter(agent, settings, status.StatusWriter(credentials, options.node), Announcer())
     servers = StatusServers(metrics.registry, agent.status)
     await servers.start(options.metrics_addr, options.health_addr)
     loop = asyncio.create_task(agent.run(), name="proxy sync loop")
+    report_loop = asyncio.create_task(reporter.run(), name="node reports")
+    netpol_loop = asyncio.create_task(netpol.run(), name="netpol sync loop") if netpol else None
     log.info("knet agent on node %s, API server %s", options.node, credentials.host)
     try:
-        await kopf.operator(registry=build_registry(agent, credentials), standalone=True, clusterwide=True)
+        await kopf.operator(registry=build_registry(agent, credentials, netpol, settings, reporter),
+                            standalone=True, clusterwide=True)
     finally:
-        loop.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await loop
+        for task in (loop, netpol_loop, report_loop):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         await agent.stop()
         await servers.stop()

@@ -32,8 +32,7 @@ from operators.agent.schedule import Kind, Periods, SyncState
 from operators.agent.servers import HealthCheckPorts, Status
 from operators.agent.store import Entry, Snapshot, new_trigger
 from operators.kube.services import Problem
-from operators.proxy import nft_table, nftables
-from operators.proxy.model import ProxyConfig, ProxyModel, build_model
+from operators.proxy.model import ModelCache, ProxyConfig, ProxyModel, build_model
 
 log = logging.getLogger(__name__)
 EVENTS_PER_SYNC = 20  # the rest wait for the next sync: posting must not hold up programming for long
@@ -53,7 +52,8 @@ class ProxyAgent:
         self.config_problems = tuple(config_problems)
         self.state = SyncState()
         self.applied: ProxyModel | None = None
-        self.applied_table: nft_table.Table | None = None
+        self.model_cache = ModelCache()  # only Services whose objects changed since the last sync are rebuilt
+        self.dataplane = dataplane.Dataplane()
         self.reported: frozenset[Problem] = frozenset()
         self.retry_reports = False  # an Event could not be posted: the next sync builds the model again
         self.indices: tuple[Index, Index, Index] | None = None
@@ -124,9 +124,9 @@ class ProxyAgent:
     async def sync(self, now: float) -> None:
         changed = self.state.dirty_since is not None or self.retry_reports
         self.state = schedule.started(self.state, now)
-        present = await dataplane.table_present()
-        if not present and self.applied is not None:
-            log.warning("table %s %s was removed by someone else; restoring it", nftables.FAMILY, nftables.TABLE)
+        present = await self.dataplane.present(self.config.mode)
+        if not present and self.applied is not None and self.config.mode == self.dataplane.mode:
+            log.warning("our %s rules were removed by someone else; restoring them", self.dataplane.mode)
             self.metrics.errors.labels("table-missing").inc()
         if schedule.kind_of_sync(self.state, now, self.periods, present, changed) is Kind.NONE:
             # a periodic check: nothing watched changed and the table is there; no need to build anything
@@ -135,21 +135,18 @@ class ProxyAgent:
             return
         triggers, self.triggers = self.triggers, []
         snap = self.snapshot()
-        model, problems = build_model(snap.services, snap.slices, snap.nodes, self.node, self.config)
+        model, problems = build_model(snap.services, snap.slices, snap.nodes, self.node, self.config,
+                                      self.model_cache)
         kind = schedule.kind_of_sync(self.state, now, self.periods, present, model != self.applied)
         if kind is not Kind.NONE:
-            table = nftables.build_table(model)
-            old = self.applied_table
-            text = table.full() if kind is Kind.FULL or old is None else nft_table.diff(old, table)
-            ok, err = await dataplane.nft_apply(text) if text else (True, "")
+            ok, err = await self.dataplane.apply(model, full=kind is Kind.FULL)
             if not ok:
-                log.error("nft %s transaction failed, the previous rules stay: %s", kind.value, err)
-                self.metrics.errors.labels("nft").inc()
+                log.error("%s %s transaction failed, the previous rules stay: %s", model.config.mode, kind.value, err)
+                self.metrics.errors.labels("nft" if model.config.mode == "nftables" else "iptables").inc()
                 self.triggers = triggers + self.triggers
                 self.state = schedule.finished(self.state, now, kind, ok=False)
                 return
             self.metrics.sync_duration.labels(kind.value).observe(time.monotonic() - now)
-            self.applied_table = table
         previous, self.applied = self.applied, model
         self.state = schedule.finished(self.state, now, kind, ok=True)
         self.last_success = datetime.datetime.now(datetime.UTC)

@@ -8,6 +8,7 @@ per sync. `Snapshot.collect` gathers the entries for one sync.
 from __future__ import annotations
 
 import datetime
+import functools
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -91,18 +92,24 @@ class Snapshot:
     slices: tuple[EndpointSlice, ...]
     nodes: tuple[Node, ...]
     problems: tuple[Problem, ...]
-    refs: Mapping[tuple[str, str, str], ObjectRef]  # (kind, namespace, name) -> ref
+    entries: tuple[Entry[Any], ...]
+
+    @functools.cached_property
+    def refs(self) -> Mapping[tuple[str, str, str], ObjectRef]:
+        """(kind, namespace, name) -> ref; built only when there is a problem to report (20k entries at
+        10k Services would cost every sync a few milliseconds)."""
+        return {(e.ref.kind, e.ref.namespace, e.ref.name): e.ref for e in self.entries}
 
     @classmethod
     def collect(cls, services: Iterable[Entry[Service]], slices: Iterable[Entry[EndpointSlice]],
                 nodes: Iterable[Entry[Node]]) -> Snapshot:
         views: dict[str, list[Any]] = {"services": [], "slices": [], "nodes": []}
         problems: list[Problem] = []
-        refs: dict[tuple[str, str, str], ObjectRef] = {}
-        for what, entries in (("services", services), ("slices", slices), ("nodes", nodes)):
-            for e in entries:
-                if e.view is not None:
-                    views[what].append(e.view)
-                problems.extend(e.problems)
-                refs[(e.ref.kind, e.ref.namespace, e.ref.name)] = e.ref
-        return cls(tuple(views["services"]), tuple(views["slices"]), tuple(views["nodes"]), tuple(problems), refs)
+        entries: list[Entry[Any]] = []
+        for what, group in (("services", services), ("slices", slices), ("nodes", nodes)):
+            start = len(entries)
+            entries.extend(group)
+            views[what] = [e.view for e in entries[start:] if e.view is not None]
+            problems.extend(p for e in entries[start:] if e.problems for p in e.problems)
+        return cls(tuple(views["services"]), tuple(views["slices"]), tuple(views["nodes"]), tuple(problems),
+                   tuple(entries))

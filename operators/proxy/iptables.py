@@ -3,9 +3,9 @@
 Apply it with `iptables-restore --noflush`: without it, restoring would flush every other user's
 rules in the nat and filter tables. Each knet chain is declared (`:CHAIN - [0:0]`, which creates or
 flushes it) and refilled; chains left over from an earlier sync are named in `existing_chains` and
-deleted at the end. The jumps from the built-in chains are not in the restore input (with --noflush
-they would pile up): after the first restore (their targets must exist) the agent ensures them from
-`JUMPS` with `iptables -C ... || iptables -I ...`.
+deleted at the end. The jumps from the built-in chains are not in `render`'s output (with --noflush
+they would pile up): the agent reads `iptables-save` (`parse_save`) and adds `missing_jumps` to the same
+transaction (`with_jumps`), in `JUMPS` order; `render_cleanup` removes our chains and jumps again.
 
 Layout (after kube-proxy's iptables mode):
 - nat `KNET-SERVICES` (from PREROUTING, OUTPUT) matches every ClusterIP, externalIP and LB IP with
@@ -27,7 +27,9 @@ Layout (after kube-proxy's iptables mode):
 from __future__ import annotations
 
 import re
+import shlex
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 
 from operators.proxy import names
 from operators.proxy.model import ProxiedPort, ProxyModel, Target, of_family
@@ -222,3 +224,96 @@ def render(model: ProxyModel, family: int, existing_chains: Iterable[str] = ()) 
     stale = sorted({c for c in existing_chains if _OUR_CHAIN.match(c)} - set(b.nat) - set(b.filter))
     header = f"# knet service proxy, IPv{family}: for ip{'' if family == 4 else '6'}tables-restore --noflush"
     return "\n".join([header, *_table("nat", b.nat, stale), *_table("filter", b.filter, [])]) + "\n"
+
+
+# --- what the kernel holds: `iptables-save` parsed, and the inputs that repair or remove our part ---
+
+
+@dataclass
+class Saved:
+    """One table of `iptables-save` output: its chains and its rules as (chain, arguments)."""
+
+    chains: list[str] = field(default_factory=list)
+    rules: list[tuple[str, tuple[str, ...]]] = field(default_factory=list)
+
+    @property
+    def ours(self) -> list[str]:
+        return [c for c in self.chains if _OUR_CHAIN.match(c)]
+
+    def our_jumps(self) -> list[tuple[str, tuple[str, ...]]]:
+        """Rules in built-in chains that jump to a knet chain."""
+        return [(c, args) for c, args in self.rules
+                if not _OUR_CHAIN.match(c) and len(args) >= 2 and args[-2] == "-j" and _OUR_CHAIN.match(args[-1])]
+
+
+def parse_save(text: str) -> dict[str, Saved]:
+    """`iptables-save` output -> table name -> its chains and rules (comments and counters dropped)."""
+    tables: dict[str, Saved] = {}
+    current: Saved | None = None
+    for line in text.splitlines():
+        if line.startswith("*"):
+            current = tables.setdefault(line[1:].strip(), Saved())
+        elif current is None or line.startswith("#"):
+            continue
+        elif line.startswith(":"):
+            current.chains.append(line[1:].split()[0])
+        elif line.startswith("-A "):
+            words = shlex.split(line)
+            current.rules.append((words[1], tuple(words[2:])))
+    return tables
+
+
+def _join(args: tuple[str, ...]) -> str:
+    """Arguments as iptables-restore reads them (it knows double quotes only; ours hold no quote)."""
+    return " ".join(f'"{a}"' if " " in a else a for a in args)
+
+
+def missing_jumps(saved: dict[str, Saved]) -> list[str]:
+    """Restore lines (per table, to go before its COMMIT) that put the jumps from the built-in chains
+    back in `JUMPS` order: a built-in chain missing any of its jumps gets all of them re-inserted."""
+    out: list[str] = []
+    for table, chain in dict.fromkeys((t, c) for t, c, _ in JUMPS):
+        present = saved.get(table, Saved()).rules
+        wanted = [a for t, c, a in JUMPS if (t, c) == (table, chain)]
+        if all((chain, a) in present for a in wanted):
+            continue
+        out += [f"{table} -D {chain} {_join(a)}" for a in wanted if (chain, a) in present]
+        out += [f"{table} -I {chain} {i} {_join(a)}" for i, a in enumerate(wanted, 1)]
+    return out
+
+
+def with_jumps(text: str, jump_lines: list[str]) -> str:
+    """`text` (from `render`) with the `missing_jumps` lines placed before their table's COMMIT."""
+    if not jump_lines:
+        return text
+    out, table = [], ""
+    for line in text.splitlines():
+        if line.startswith("*"):
+            table = line[1:]
+        if line == "COMMIT":
+            out += [rest for j in jump_lines for t, _, rest in [j.partition(" ")] if t == table]
+        out.append(line)
+    return "\n".join(out) + "\n"
+
+
+def jumps_present(saved: dict[str, Saved]) -> bool:
+    """Whether every jump from the built-in chains to ours is in place (our part works)."""
+    return not missing_jumps(saved)
+
+
+def render_cleanup(saved: dict[str, Saved]) -> str:
+    """Restore input removing every knet chain and jump from the tables in `saved`; "" if none."""
+    out: list[str] = []
+    for name in ("nat", "filter"):
+        table = saved.get(name, Saved())
+        if not table.ours and not table.our_jumps():
+            continue
+        out += [f"*{name}", *(f":{c} - [0:0]" for c in table.ours)]
+        out += [f"-D {c} {_join(a)}" for c, a in table.our_jumps()]
+        out += [*(f"-X {c}" for c in table.ours), "COMMIT"]
+    return "\n".join(out) + "\n" if out else ""
+
+
+def rule_count(text: str) -> int:
+    """Rules written by a restore input (its `-A` lines)."""
+    return sum(line.startswith("-A ") for line in text.splitlines())

@@ -35,7 +35,9 @@ this model, so the decisions kube-proxy makes are made once, here, and the rende
 
 from __future__ import annotations
 
+import functools
 import ipaddress
+import socket
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -194,7 +196,7 @@ class ProxiedPort:
     def firewalled(self) -> bool:
         return self.source_ranges is not None and bool(self.lb_ips)
 
-    @property
+    @functools.cached_property
     def reachable_endpoints(self) -> tuple[Target, ...]:
         """Every endpoint some traffic may be sent to: each needs its DNAT chain."""
         return _sorted_targets(set(self.cluster_endpoints) | set(self.local_endpoints))
@@ -232,8 +234,10 @@ def of_family(values: Iterable[str], family: int) -> tuple[str, ...]:
 
 
 def _ip_key(ip: str) -> tuple[int, int]:
-    addr = ipaddress.ip_address(ip)
-    return addr.version, int(addr)
+    """Numeric order of a normalised address (`ipaddress` is ten times slower, and this runs per endpoint)."""
+    if ":" in ip:
+        return 6, int.from_bytes(socket.inet_pton(socket.AF_INET6, ip), "big")
+    return 4, int.from_bytes(socket.inet_aton(ip), "big")
 
 
 def _sorted_targets(targets: Iterable[Target]) -> tuple[Target, ...]:
@@ -276,79 +280,168 @@ def _usable(candidates: list[_Candidate]) -> tuple[Target, ...]:
     return _sorted_targets(Target(c.ip, c.port, c.local) for c in chosen)
 
 
-class _Builder:
-    """Walks the Services in order, claiming frontends so that collisions are decided deterministically."""
+ClaimKey = tuple[Any, ...]  # (address, protocol, port) or (family, protocol, nodePort)
 
-    def __init__(self, node: Node | None, node_name: str, config: ProxyConfig) -> None:
-        self.node_name = node_name
-        self.config = config
-        self.node_ips = (node.internal_ips + node.external_ips) if node else ()
-        self.problems: list[Problem] = []
-        self.claims: dict[tuple[Any, ...], str] = {}
 
-    def problem(self, svc: Service, message: str) -> None:
-        self.problems.append(Problem("Service", svc.namespace, svc.name, message))
+@dataclass(frozen=True)
+class _Context:
+    """What every Service's piece depends on besides the Service and its slices."""
 
-    def claim(self, svc: Service, sport: ServicePort, what: str, key: tuple[Any, ...]) -> bool:
-        me = f"{svc.key} port {sport.name or sport.port}"
-        owner = self.claims.setdefault(key, me)
-        if owner != me:
-            self.problem(svc, f"{what} is already used by Service {owner}; ignored here")
-        return owner == me
+    node_name: str
+    node_ips: tuple[str, ...]
 
-    def source_ranges(self, svc: Service, family: int, lb_ips: tuple[str, ...]) -> tuple[str, ...] | None:
-        if not svc.lb_firewall:
-            return None
-        ranges = of_family(svc.load_balancer_source_ranges, family)
-        nets = [ipaddress.ip_network(r) for r in ranges]
-        # A request from this node to a local LB VIP loops back with the VIP as source: let it in.
-        if any(ipaddress.ip_address(ip) in net for ip in of_family(self.node_ips, family) for net in nets):
-            ranges += tuple(ip for ip in lb_ips if not any(ipaddress.ip_address(ip) in net for net in nets))
-        return ranges
 
-    def ports(self, svc: Service, family: int, slices: list[EndpointSlice]) -> list[ProxiedPort]:
+@dataclass(frozen=True)
+class _Frontend:
+    """One Service port in one family: its ClusterIP key first (lost, it takes the others with it)."""
+
+    sport: ServicePort
+    owner: tuple[str, str]  # (Service key, port name or number), as collisions are reported
+    cluster: ClaimKey
+    others: tuple[ClaimKey, ...]  # externalIPs, LB IPs, node port
+
+
+def _frontends(svc: Service, families: tuple[int, ...]) -> tuple[_Frontend, ...]:
+    external = svc.type in ("NodePort", "LoadBalancer")
+    out: list[_Frontend] = []
+    for family in families:
         cluster_ip = of_family(svc.cluster_ips, family)[0]
-        external = svc.type in ("NodePort", "LoadBalancer")
-        out: list[ProxiedPort] = []
+        ips = of_family(svc.external_ips, family)
+        ips += of_family(svc.load_balancer_ips, family) if svc.type == "LoadBalancer" else ()
         for sport in svc.ports:
             proto = sport.protocol.lower()
-            what = f"port {sport.name or sport.port}/{sport.protocol}"
-            if not self.claim(svc, sport, f"{cluster_ip} {what}", (cluster_ip, proto, sport.port)):
-                continue
-            ext_ips = tuple(ip for ip in of_family(svc.external_ips, family)
-                            if self.claim(svc, sport, f"externalIP {ip} {what}", (ip, proto, sport.port)))
-            lb_ips = tuple(ip for ip in of_family(svc.load_balancer_ips, family) if svc.type == "LoadBalancer"
-                           and self.claim(svc, sport, f"LB IP {ip} {what}", (ip, proto, sport.port)))
-            node_port = sport.node_port if external else 0
-            if node_port and not self.claim(svc, sport, f"nodePort {node_port}/{sport.protocol}",
-                                            (family, proto, node_port)):
-                node_port = 0
-            accessible = bool(node_port or ext_ips or lb_ips)
-            internal_local = svc.internal_traffic_policy == "Local"
-            external_local = accessible and svc.external_traffic_policy == "Local"
-            candidates = _candidates(slices, family, sport, self.node_name)
-            # Externally reachable ports always need the Cluster set: pod and node traffic to an
-            # external address skips the Local policy (it stands for "out to the LB and back").
-            cluster = _usable(candidates) if (not internal_local or accessible) else ()
-            local = _usable([c for c in candidates if c.local]) if (internal_local or external_local) else ()
-            out.append(ProxiedPort(
-                namespace=svc.namespace, name=svc.name, port_name=sport.name, protocol=proto,
-                family=family, cluster_ip=cluster_ip, port=sport.port, node_port=node_port,
-                external_ips=ext_ips, lb_ips=lb_ips,
-                source_ranges=self.source_ranges(svc, family, lb_ips) if lb_ips else None,
-                affinity_seconds=svc.affinity_timeout if svc.session_affinity == "ClientIP" else 0,
-                internal_local=internal_local, external_local=external_local,
-                cluster_endpoints=cluster, local_endpoints=local,
-                has_endpoints=bool(_usable(candidates)),
-            ))
-        return out
+            node_port = ((family, proto, sport.node_port),) if external and sport.node_port else ()
+            out.append(_Frontend(sport, (svc.key, sport.name or str(sport.port)), (cluster_ip, proto, sport.port),
+                                 tuple((ip, proto, sport.port) for ip in ips) + node_port))
+    return tuple(out)
 
-    def foreign_family(self, svc: Service) -> None:
-        families = {family_of(ip) for ip in svc.cluster_ips}
-        for what, ips in (("externalIP", svc.external_ips), ("LoadBalancer IP", svc.load_balancer_ips)):
-            for ip in ips:
-                if family_of(ip) not in families:
-                    self.problem(svc, f"{what} {ip} ignored: the Service has no IPv{family_of(ip)} clusterIP")
+
+@dataclass(frozen=True)
+class _Piece:
+    """What one Service contributes to the model, kept while its inputs are the very same objects."""
+
+    svc: Service
+    families: tuple[int, ...]
+    frontends: tuple[_Frontend, ...]
+    slices: tuple[EndpointSlice, ...]
+    lost: frozenset[tuple[ClaimKey, str]]  # frontends (key, port name) that another Service owns
+    ports: tuple[ProxiedPort, ...]  # ordered by family, port name, protocol
+    cluster_ips: tuple[tuple[tuple[int, int], str], ...]  # (order key, address)
+    health: HealthCheck | None
+    problems: tuple[Problem, ...]  # addresses of a family without clusterIP
+
+    def reusable(self, slices: tuple[EndpointSlice, ...], lost: frozenset[Any]) -> bool:
+        return self.lost == lost and self.slices == slices  # tuples compare identical items by identity
+
+
+class ModelCache:
+    """The per-Service pieces of the last `build_model`, so that a sync rebuilds only the Services whose
+    Service or EndpointSlice views changed (the agent's store keeps an unchanged object's view as the
+    same object). Pieces are dropped when the node's name or addresses change."""
+
+    def __init__(self) -> None:
+        self.context: _Context | None = None
+        self.pieces: dict[str, _Piece] = {}
+        self.cluster_ips: tuple[str, ...] = ()  # of these pieces, in order
+
+
+def _problem(svc: Service, message: str) -> Problem:
+    return Problem("Service", svc.namespace, svc.name, message)
+
+
+def _collision(svc: Service, sport: ServicePort, key: ClaimKey, owner: tuple[str, str]) -> Problem:
+    if isinstance(key[0], int):
+        what = f"nodePort {sport.node_port}/{sport.protocol}"
+    else:
+        kind = "" if key[0] in svc.cluster_ips else "externalIP " if key[0] in svc.external_ips else "LB IP "
+        what = f"{kind}{key[0]} port {sport.name or sport.port}/{sport.protocol}"
+    return _problem(svc, f"{what} is already used by Service {owner[0]} port {owner[1]}; ignored here")
+
+
+def _claim(owners: dict[ClaimKey, tuple[str, str]], svc: Service, frontends: tuple[_Frontend, ...],
+           ) -> tuple[frozenset[tuple[ClaimKey, str]], list[Problem]]:
+    """Claim the frontends of `svc` in Service order (so collisions are decided deterministically): the
+    ones an earlier Service owns, and a problem for each. Runs for every Service at every sync."""
+    lost: set[tuple[ClaimKey, str]] = set()
+    problems: list[Problem] = []
+    for f in frontends:
+        for key in (f.cluster, *f.others):
+            owner = owners.setdefault(key, f.owner)
+            if owner != f.owner:
+                problems.append(_collision(svc, f.sport, key, owner))
+                lost.add((key, f.sport.name))
+                if key is f.cluster:
+                    break
+    return frozenset(lost), problems
+
+
+def _source_ranges(svc: Service, family: int, lb_ips: tuple[str, ...], node_ips: tuple[str, ...],
+                   ) -> tuple[str, ...] | None:
+    if not svc.lb_firewall:
+        return None
+    ranges = of_family(svc.load_balancer_source_ranges, family)
+    nets = [ipaddress.ip_network(r) for r in ranges]
+    # A request from this node to a local LB VIP loops back with the VIP as source: let it in.
+    if any(ipaddress.ip_address(ip) in net for ip in of_family(node_ips, family) for net in nets):
+        ranges += tuple(ip for ip in lb_ips if not any(ipaddress.ip_address(ip) in net for net in nets))
+    return ranges
+
+
+def _ports(svc: Service, family: int, slices: tuple[EndpointSlice, ...], lost: frozenset[Any],
+           ctx: _Context) -> list[ProxiedPort]:
+    cluster_ip = of_family(svc.cluster_ips, family)[0]
+    external = svc.type in ("NodePort", "LoadBalancer")
+    out: list[ProxiedPort] = []
+    for sport in svc.ports:
+        proto = sport.protocol.lower()
+
+        def owned(key: ClaimKey, sport: ServicePort = sport) -> bool:
+            return (key, sport.name) not in lost
+
+        if not owned((cluster_ip, proto, sport.port)):
+            continue
+        ext_ips = tuple(ip for ip in of_family(svc.external_ips, family) if owned((ip, proto, sport.port)))
+        lb_ips = tuple(ip for ip in of_family(svc.load_balancer_ips, family)
+                       if svc.type == "LoadBalancer" and owned((ip, proto, sport.port)))
+        node_port = sport.node_port if external and owned((family, proto, sport.node_port)) else 0
+        accessible = bool(node_port or ext_ips or lb_ips)
+        internal_local = svc.internal_traffic_policy == "Local"
+        external_local = accessible and svc.external_traffic_policy == "Local"
+        candidates = _candidates(slices, family, sport, ctx.node_name)
+        # Externally reachable ports always need the Cluster set: pod and node traffic to an
+        # external address skips the Local policy (it stands for "out to the LB and back").
+        cluster = _usable(candidates) if (not internal_local or accessible) else ()
+        local = _usable([c for c in candidates if c.local]) if (internal_local or external_local) else ()
+        out.append(ProxiedPort(
+            namespace=svc.namespace, name=svc.name, port_name=sport.name, protocol=proto,
+            family=family, cluster_ip=cluster_ip, port=sport.port, node_port=node_port,
+            external_ips=ext_ips, lb_ips=lb_ips,
+            source_ranges=_source_ranges(svc, family, lb_ips, ctx.node_ips) if lb_ips else None,
+            affinity_seconds=svc.affinity_timeout if svc.session_affinity == "ClientIP" else 0,
+            internal_local=internal_local, external_local=external_local,
+            cluster_endpoints=cluster, local_endpoints=local,
+            has_endpoints=bool(_usable(candidates)),
+        ))
+    return out
+
+
+def _foreign_family(svc: Service) -> list[Problem]:
+    families = {family_of(ip) for ip in svc.cluster_ips}
+    return [_problem(svc, f"{what} {ip} ignored: the Service has no IPv{family_of(ip)} clusterIP")
+            for what, ips in (("externalIP", svc.external_ips), ("LoadBalancer IP", svc.load_balancer_ips))
+            for ip in ips if family_of(ip) not in families]
+
+
+def _piece(svc: Service, families: tuple[int, ...], frontends: tuple[_Frontend, ...],
+           slices: tuple[EndpointSlice, ...], lost: frozenset[Any], ctx: _Context) -> _Piece:
+    ports = [p for family in families for p in _ports(svc, family, slices, lost, ctx)]
+    ports.sort(key=lambda p: (p.family, p.port_name, p.protocol))
+    hc_port = svc.health_check_node_port
+    health = None
+    if svc.type == "LoadBalancer" and svc.external_traffic_policy == "Local" and hc_port:
+        health = HealthCheck(svc.namespace, svc.name, hc_port, _local_ready(slices, ctx.node_name))
+    return _Piece(svc, families, frontends, slices, lost, tuple(ports),
+                  tuple((_ip_key(ip), ip) for ip in svc.cluster_ips), health, tuple(_foreign_family(svc)))
 
 
 def _skipped(svc: Service) -> bool:
@@ -356,7 +449,7 @@ def _skipped(svc: Service) -> bool:
     return svc.headless or svc.external_name or svc.label(api.PROXY_NAME_LABEL) is not None
 
 
-def _local_ready(slices: list[EndpointSlice], node: str) -> int:
+def _local_ready(slices: Iterable[EndpointSlice], node: str) -> int:
     return len({ep.addresses[0] for sl in slices if sl.family for ep in sl.endpoints
                 if ep.ready and ep.node_name == node})
 
@@ -367,49 +460,68 @@ def build_model(
     nodes: Iterable[Node],
     node_name: str,
     config: ProxyConfig | None = None,
+    cache: ModelCache | None = None,
 ) -> tuple[ProxyModel, list[Problem]]:
-    """What node `node_name` must program for these Services, and the problems found on the way."""
+    """What node `node_name` must program for these Services, and the problems found on the way.
+
+    With a `cache` (the agent keeps one), Services whose view and slices are the objects of the last
+    build reuse their ports as they were; the result is the same as without."""
     config = config or ProxyConfig()
+    cache = cache or ModelCache()
     node = next((n for n in nodes if n.name == node_name), None)
-    b = _Builder(node, node_name, config)
+    ctx = _Context(node_name, (node.internal_ips + node.external_ips) if node else ())
+    if cache.context != ctx:
+        cache.context, cache.pieces, cache.cluster_ips = ctx, {}, ()
     by_service: dict[tuple[str, str], list[EndpointSlice]] = {}
-    for sl in sorted(slices, key=lambda s: (s.namespace, s.name)):
+    for sl in slices:
         if sl.service_name and sl.family:
             by_service.setdefault((sl.namespace, sl.service_name), []).append(sl)
-    ports: list[ProxiedPort] = []
-    cluster_ips: set[str] = set()
-    health: list[HealthCheck] = []
-    seen: set[str] = set()
+    owners: dict[ClaimKey, tuple[str, str]] = {}
+    problems: list[Problem] = []
+    pieces: dict[str, _Piece] = {}
+    ips_changed = False
     for svc in sorted(services, key=lambda s: (s.namespace, s.name)):
-        if svc.key in seen:
-            b.problem(svc, "defined twice; the second copy is ignored")
+        if svc.key in pieces:
+            problems.append(_problem(svc, "defined twice; the second copy is ignored"))
             continue
-        seen.add(svc.key)
-        if _skipped(svc):
+        cached = cache.pieces.get(svc.key)
+        if cached is not None and cached.svc is svc:
+            families, frontends = cached.families, cached.frontends
+        elif _skipped(svc):
             continue
-        if not svc.cluster_ips:
-            b.problem(svc, "has no valid clusterIP; Service skipped")
+        elif not svc.cluster_ips:
+            problems.append(_problem(svc, "has no valid clusterIP; Service skipped"))
             continue
-        b.foreign_family(svc)
-        svc_slices = by_service.get((svc.namespace, svc.name), [])
-        cluster_ips.update(svc.cluster_ips)
-        for family in sorted({family_of(ip) for ip in svc.cluster_ips}):
-            ports.extend(b.ports(svc, family, svc_slices))
-        hc_port = svc.health_check_node_port
-        if svc.type == "LoadBalancer" and svc.external_traffic_policy == "Local" and hc_port:
-            health.append(HealthCheck(svc.namespace, svc.name, hc_port, _local_ready(svc_slices, node_name)))
+        else:
+            cached = None
+            families = tuple(sorted({family_of(ip) for ip in svc.cluster_ips}))
+            frontends = _frontends(svc, families)
+        lost, lost_problems = _claim(owners, svc, frontends)
+        group = by_service.get((svc.namespace, svc.name), [])
+        svc_slices = tuple(sorted(group, key=lambda s: s.name) if len(group) > 1 else group)
+        piece = cached if cached is not None and cached.reusable(svc_slices, lost) else None
+        if piece is None:
+            piece = _piece(svc, families, frontends, svc_slices, lost, ctx)
+            old = cache.pieces.get(svc.key)
+            ips_changed = ips_changed or old is None or old.cluster_ips != piece.cluster_ips
+        pieces[svc.key] = piece
+        if piece.problems or lost_problems:
+            problems += [*piece.problems, *lost_problems]
+    if ips_changed or pieces.keys() != cache.pieces.keys():
+        cache.cluster_ips = tuple(ip for _, ip in sorted({ip for p in pieces.values() for ip in p.cluster_ips}))
+    cache.pieces = pieces
     nodeport_cidrs = [c for c in config.node_port_addresses if c != "primary"]
     if "primary" in config.node_port_addresses:
-        nodeport_cidrs += [f"{ip}/{32 if family_of(ip) == 4 else 128}" for ip in b.node_ips]
+        nodeport_cidrs += [f"{ip}/{32 if family_of(ip) == 4 else 128}" for ip in ctx.node_ips]
     local_cidrs = config.cluster_cidrs if config.detect_local == "ClusterCIDR" else node.pod_cidrs if node else ()
     model = ProxyModel(
         node=node_name,
         config=config,
-        node_ips=b.node_ips,
+        node_ips=ctx.node_ips,
         local_cidrs=local_cidrs,
         nodeport_cidrs=tuple(dict.fromkeys(nodeport_cidrs)),
-        cluster_ips=tuple(sorted(cluster_ips, key=_ip_key)),
-        ports=tuple(sorted(ports, key=lambda p: (p.namespace, p.name, p.family, p.port_name, p.protocol))),
-        health_checks=tuple(health),
+        cluster_ips=cache.cluster_ips,
+        ports=tuple(p for piece in pieces.values() for p in piece.ports),
+        health_checks=tuple(piece.health for piece in pieces.values() if piece.health),
     )
-    return model, b.problems
+    return model, problems

@@ -69,6 +69,9 @@ class Table:
     comment: str
     sets: tuple[NftSet, ...]
     chains: tuple[Chain, ...]
+    # The same chains in groups that are built together (one per service port). A group that both
+    # tables share as one object is unchanged, so `diff` looks only inside the others.
+    groups: tuple[tuple[Chain, ...], ...] = ()
 
     @property
     def ref(self) -> str:
@@ -101,26 +104,38 @@ def _refs(chain: Chain) -> set[str]:
     return {tok[1:] for rule in chain.rules for tok in rule.split() if tok.startswith("@")}
 
 
+def _changed_chains(old: Table, new: Table) -> tuple[tuple[Chain, ...], tuple[Chain, ...]]:
+    """The chains of each table outside the groups both share: all of them unless both have groups."""
+    if not (old.groups and new.groups):
+        return old.chains, new.chains
+    old_ids, new_ids = {id(g) for g in old.groups}, {id(g) for g in new.groups}
+    return (tuple(c for g in old.groups if id(g) not in new_ids for c in g),
+            tuple(c for g in new.groups if id(g) not in old_ids for c in g))
+
+
 def diff(old: Table, new: Table) -> str:
     """The transaction turning `old` into `new`; "" when they are the same."""
+    old_c, new_c = _changed_chains(old, new)
     if (old.ref, old.comment) != (new.ref, new.comment) or (
-        {c.name: c.base for c in old.chains if c.base} != {c.name: c.base for c in new.chains if c.base}
+        {c.name: c.base for c in old_c if c.base} != {c.name: c.base for c in new_c if c.base}
     ):
         return new.full()
     t = new.ref
-    old_chains = {c.name: c for c in old.chains}
-    new_chains = {c.name: c for c in new.chains}
     old_sets = {s.name: s for s in old.sets}
     new_sets = {s.name: s for s in new.sets}
     kept_sets = [s for s in new.sets if s.name in old_sets and s.same_decl(old_sets[s.name])]
     gone_sets = [s for s in old.sets if s.name not in new_sets or not s.same_decl(new_sets[s.name])]
     added_sets = [s for s in new.sets if s.name not in old_sets or not s.same_decl(old_sets[s.name])]
     gone_set_names = {s.name for s in gone_sets}
-    added_chains = [c for c in new.chains if c.name not in old_chains]
-    gone_chains = [c for c in old.chains if c.name not in new_chains]
+    if gone_set_names:  # chains of unchanged groups may use them: look at every chain
+        old_c, new_c = old.chains, new.chains
+    old_chains = {c.name: c for c in old_c}
+    new_chains = {c.name: c for c in new_c}
+    added_chains = [c for c in new_c if c.name not in old_chains]
+    gone_chains = [c for c in old_c if c.name not in new_chains]
     # A chain is refilled when its rules changed, or when a set it uses is deleted and recreated.
-    refill = [c for c in new.chains if c.name in old_chains
-              and (c.rules != old_chains[c.name].rules or _refs(old_chains[c.name]) & gone_set_names)]
+    refill = [c for c in new_c if (o := old_chains.get(c.name)) is not None
+              and ((c is not o and c.rules != o.rules) or (gone_set_names and _refs(o) & gone_set_names))]
 
     out = [f"add chain {t} {c.name}" for c in added_chains]
     out += [f"flush chain {t} {c.name}" for c in refill + gone_chains]

@@ -9,7 +9,7 @@ Layout (after kube-proxy's nftables mode, see its pkg/proxy/nftables/README.md):
   LB IPs) and, for local non-loopback destinations (optionally within `nodePortAddresses`),
   `l4proto . dport` in `service-nodeports-v4/-v6`.
 - Per service port: `svc` (Cluster-policy endpoints) and `local` (Local-policy endpoints) chains pick
-  an endpoint with `numgen random mod N vmap` after the ClientIP affinity checks
+  an endpoint with `numgen random mod N-i == 0 goto` rules after the ClientIP affinity checks
   (`ip saddr @aff... goto ep...`); `ext` chains handle external traffic (masquerade, or for
   externalTrafficPolicy Local the short-circuit of pod and node traffic); `fw` chains drop sources
   outside loadBalancerSourceRanges; `ep` chains mark hairpin traffic, refresh the affinity set
@@ -29,6 +29,8 @@ Layout (after kube-proxy's nftables mode, see its pkg/proxy/nftables/README.md):
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from operators.proxy import names
 from operators.proxy.model import ProxiedPort, ProxyModel, Target, of_family
@@ -113,16 +115,43 @@ def _static_chains(model: ProxyModel) -> list[Chain]:
     ]
 
 
+MAPS = tuple(f"{m}-{_v(f)}" for m in ("service-ips", "service-nodeports", "no-endpoint-services",
+                                       "no-endpoint-nodeports", "firewall-ips") for f in (4, 6))
+
+
+@dataclass(frozen=True)
+class PortRules:
+    """What one service port adds to the table: its chains, map elements and affinity sets."""
+
+    port: ProxiedPort
+    chains: tuple[Chain, ...]
+    elements: tuple[tuple[str, str, str], ...]  # (map, key, verdict)
+    affinity: tuple[NftSet, ...]
+
+
+class RenderCache:
+    """The rules of each service port of the last `build_table`, reused while the model holds the very
+    same `ProxiedPort` (the model cache keeps unchanged ports as they were): a sync renders only the
+    ports that changed. Dropped when what every port's rules depend on (pod CIDRs, masqueradeAll) changes."""
+
+    def __init__(self) -> None:
+        self.context: tuple[object, ...] | None = None
+        self.ports: dict[int, PortRules] = {}  # id(port) -> its rules (`rules.port` keeps the id alive)
+
+
 class _Builder:
     def __init__(self, model: ProxyModel) -> None:
         self.model = model
         self.chains: list[Chain] = []
         self.affinity: list[NftSet] = []
         # map name -> elements, in the order the maps are declared
-        self.maps: dict[str, list[tuple[str, str]]] = {
-            f"{m}-{_v(f)}": [] for m in ("service-ips", "service-nodeports", "no-endpoint-services",
-                                         "no-endpoint-nodeports", "firewall-ips") for f in (4, 6)
-        }
+        self.maps: dict[str, list[tuple[str, str]]] = {m: [] for m in MAPS}
+
+    def rules(self, p: ProxiedPort) -> PortRules:
+        """The rules of one port (the builder must be fresh)."""
+        self.port(p)
+        return PortRules(p, tuple(self.chains), tuple((m, k, v) for m, els in self.maps.items() for k, v in els),
+                         tuple(self.affinity))
 
     def policy_chain(self, name: str, p: ProxiedPort, endpoints: tuple[Target, ...], internal: bool) -> None:
         """Endpoint selection; the internal chain also marks ClusterIP traffic that needs SNAT."""
@@ -138,11 +167,12 @@ class _Builder:
             rules += [f"{ip} saddr @{names.nft_endpoint('aff', p, t)} goto {names.nft_endpoint('ep', p, t)}"
                       for t in endpoints]
         targets = [names.nft_endpoint("ep", p, t) for t in endpoints]
-        if len(targets) == 1:
-            rules.append(f"goto {targets[0]}")
-        else:
-            vmap = ", ".join(f"{i} : goto {t}" for i, t in enumerate(targets))
-            rules.append(f"numgen random mod {len(targets)} vmap {{ {vmap} }}")
+        # Endpoint i is taken with probability 1/(n-i) when reached: equal weight overall. Not one
+        # `numgen ... vmap { ... }`: each anonymous map costs the kernel a walk of the whole pending
+        # transaction when it is bound, which makes a full sync quadratic (4 minutes at 10k Services).
+        n = len(targets)
+        rules += [f"numgen random mod {n - i} == 0 goto {t}" for i, t in enumerate(targets[:-1])]
+        rules.append(f"goto {targets[-1]}")
         self.chains.append(Chain(name, tuple(rules)))
 
     def external_chain(self, p: ProxiedPort) -> None:
@@ -225,13 +255,28 @@ class _Builder:
         return out + self.affinity
 
 
-def build_table(model: ProxyModel) -> Table:
-    """The whole table for this model (both renderings below derive from it)."""
+def build_table(model: ProxyModel, cache: RenderCache | None = None) -> Table:
+    """The whole table for this model (both renderings below derive from it). With a `cache` (the agent
+    keeps one), ports that are the same objects as in the last build reuse their rules."""
+    cache = cache or RenderCache()
+    context = (model.local_cidrs, model.config.masquerade_all)
+    if cache.context != context:
+        cache.context, cache.ports = context, {}
+    rendered: dict[int, PortRules] = {}
     b = _Builder(model)
     for p in model.ports:
-        b.port(p)
+        rules = cache.ports.get(id(p))
+        if rules is None or rules.port is not p:
+            rules = _Builder(model).rules(p)
+        rendered[id(p)] = rules
+        b.chains += rules.chains
+        b.affinity += rules.affinity
+        for m, key, verdict in rules.elements:
+            b.maps[m].append((key, verdict))
+    cache.ports = rendered
+    static = tuple(_base_chains() + _static_chains(model))
     return Table(FAMILY, TABLE, "knet service proxy; generated, do not edit", tuple(b.sets()),
-                 tuple(_base_chains() + _static_chains(model) + b.chains))
+                 static + tuple(b.chains), (static, *(rules.chains for rules in rendered.values())))
 
 
 def render_full(model: ProxyModel) -> str:

@@ -7,12 +7,15 @@ import json
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
-from conftest import Cluster, knet, wait_for
+import pytest
 
 from operators.devcluster.layout import Layout
 from operators.devcluster.state import load_layout
+from operators.netpol.nftables import TABLE as NETPOL_TABLE
 from operators.proxy.nftables import render_cleanup
+from tests.e2e.harness import Cluster, knet, wait_for
 
 AGNHOST = "registry.k8s.io/e2e-test-images/agnhost:2.53"
 AGENT_NS = "knet-proxy-e2e"
@@ -82,8 +85,9 @@ while True:
 """
 
 
-def agent_manifest(api_server: str, image: str = "localhost/knet:dev") -> str:
-    """The agent with least privilege: read Services, EndpointSlices, Nodes; write Events."""
+def agent_manifest(api_server: str, image: str = "localhost/knet:dev", args: tuple[str, ...] = ()) -> str:
+    """The agent with least privilege: read Services, EndpointSlices, Nodes, NetworkPolicies, Pods,
+    Namespaces and the ClusterNetworkConfig; write Events. `args` are added to `knet agent`."""
     return f"""
 apiVersion: v1
 kind: Namespace
@@ -99,6 +103,11 @@ metadata: {{name: {AGENT_ROLE}}}
 rules:
 - {{apiGroups: [""], resources: [services, nodes], verbs: [list, watch]}}
 - {{apiGroups: [discovery.k8s.io], resources: [endpointslices], verbs: [list, watch]}}
+- {{apiGroups: [networking.k8s.io], resources: [networkpolicies], verbs: [list, watch]}}
+- {{apiGroups: [""], resources: [pods, namespaces], verbs: [list, watch]}}
+- {{apiGroups: [knet.io], resources: [clusternetworkconfigs], verbs: [get, list, watch]}}
+- {{apiGroups: [knet.io], resources: [nodenetworkstatuses], verbs: [get, create]}}
+- {{apiGroups: [knet.io], resources: [nodenetworkstatuses/status], verbs: [patch]}}
 - {{apiGroups: [""], resources: [events], verbs: [create, patch]}}
 ---
 apiVersion: rbac.authorization.k8s.io/v1
@@ -121,7 +130,7 @@ spec:
       containers:
       - name: agent
         image: {image}
-        command: [knet, agent]
+        command: [knet, agent{"".join(", " + a for a in args)}]
         env:
         - {{name: NODE_NAME, valueFrom: {{fieldRef: {{fieldPath: spec.nodeName}}}}}}
         - {{name: KNET_API_SERVER, value: "{api_server}"}}
@@ -175,6 +184,28 @@ spec:
 """
 
 
+@contextlib.contextmanager
+def running_agent(cluster: Cluster, args: tuple[str, ...] = ()) -> Iterator[Proxy]:
+    """The agent DaemonSet on every node, ready, with a route for the service range in every node;
+    removed afterwards with its rules (its logs printed when a test of the session failed)."""
+    px = Proxy.of(cluster)
+    cluster.apply(agent_manifest(cluster.config("server"), args=args))
+    failed = True
+    try:
+        with px.service_routes():
+            wait_for(lambda: len(px.agent_pods()) == len(px.nodes), "an agent pod on every node", 60)
+            px.wait_agents_ready()
+            yield px
+            failed = False
+    finally:
+        if failed:
+            for node, pod in px.agent_pods().items():
+                print(f"\n--- agent on {node}:\n" + "\n".join(px.logs(f"{AGENT_NS}/{pod}")[-40:]))
+        cluster.kubectl("delete", "namespace", AGENT_NS, "--wait=true", "--timeout=90s", check=False)
+        cluster.kubectl("delete", "clusterrolebinding,clusterrole", AGENT_ROLE, check=False)
+        px.cleanup_rules()
+
+
 @dataclass
 class Proxy:
     """The cluster seen by the proxy tests: nodes, their namespaces and the agent pods."""
@@ -209,18 +240,22 @@ class Proxy:
         The kernel routes a packet before the hook where DNAT or the proxy's reject can see it: a node
         without a route to a ClusterIP answers "network unreachable" itself, both to its own sockets
         and to pods. Real nodes (and kind's) have a default route; the devcluster's have none."""
-        route = [self.layout.service_cidrs[0], "dev", "eth0"]
+        routes = [[cidr, "dev", "eth0"] for cidr in self.layout.service_cidrs]  # each family's
         for node in self.nodes:
-            self.in_node(node, "ip", "route", "replace", *route)
+            for route in routes:
+                self.in_node(node, "ip", "route", "replace", *route)
         try:
             yield
         finally:
             for node in self.nodes:
-                self.in_node(node, "ip", "route", "del", *route)
+                for route in routes:
+                    self.in_node(node, "ip", "route", "del", *route)
 
     def cleanup_rules(self) -> None:
+        """Remove the agent's tables (the proxy's and the NetworkPolicy one) from every node."""
         for node in self.nodes:
             self.in_node(node, "nft", "-f", "-", stdin=render_cleanup())
+            self.in_node(node, "nft", "delete", "table", "inet", NETPOL_TABLE)
 
     # --- the agent
 
@@ -273,3 +308,38 @@ class Proxy:
 
     def logs(self, pod: str) -> list[str]:
         return knet("devcluster", "logs", "--name", self.cluster.name, pod, check=False).stdout.splitlines()
+
+
+@contextlib.contextmanager
+def deployed_agent(cluster: Cluster, request: pytest.FixtureRequest, crds: tuple[str, ...] = ()) -> Iterator[Proxy]:
+    """The agent on every node, ready, with a route for the service ranges in the nodes (see
+    `Proxy.service_routes`); `crds` (e.g. `clusternetworkconfigs.knet.io`) installed first from
+    manifests/crds when absent. Everything is removed afterwards: the agent, its rules, its reports, the
+    `knet-lb` link of LoadBalancer announcements and the CRDs installed here."""
+    px = Proxy.of(cluster)
+    ours = [crd for crd in crds if not cluster.kubectl("get", "crd", crd, check=False).startswith("NAME")]
+    for crd in ours:
+        plural, group = crd.split(".", 1)
+        cluster.kubectl("apply", "-f", str(Path(__file__).parents[2] / "manifests" / "crds" / f"{group}_{plural}.yaml"))
+        cluster.kubectl("wait", "--for=condition=Established", f"crd/{crd}", "--timeout=30s")
+    cluster.apply(agent_manifest(cluster.config("server")))
+    try:
+        with px.service_routes():
+            wait_for(lambda: len(px.agent_pods()) == len(px.nodes), "an agent pod on every node", 60)
+            px.wait_agents_ready()
+            yield px
+    finally:
+        if request.session.testsfailed:
+            for node, pod in px.agent_pods().items():
+                print(f"\n--- agent on {node}:\n" + "\n".join(px.logs(f"{AGENT_NS}/{pod}")[-40:]))
+        if crds:
+            cluster.kubectl("delete", "clusternetworkconfig", "default", "--ignore-not-found", check=False)
+        cluster.kubectl("delete", "namespace", AGENT_NS, "--wait=true", "--timeout=90s", check=False)
+        cluster.kubectl("delete", "clusterrolebinding,clusterrole", AGENT_ROLE, check=False)
+        if crds:
+            cluster.kubectl("delete", "nodenetworkstatuses", "--all", check=False)
+        for crd in ours:
+            cluster.kubectl("delete", "crd", crd, check=False)
+        px.cleanup_rules()
+        for node in px.nodes:
+            px.in_node(node, "ip", "link", "del", "knet-lb")

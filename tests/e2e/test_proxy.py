@@ -12,15 +12,15 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from conftest import Cluster, wait_for
-from proxy_helpers import (
+
+from tests.e2e.harness import Cluster, wait_for
+from tests.e2e.proxy_helpers import (
     AGENT_NS,
-    AGENT_ROLE,
     KEEPALIVE,
     UDP_STREAM,
     Proxy,
-    agent_manifest,
     backends_manifest,
+    deployed_agent,
     pod_manifest,
 )
 
@@ -30,22 +30,9 @@ HOSTNAME = re.compile(r"^netexec-[a-z0-9]+-[a-z0-9]+$")
 
 @pytest.fixture(scope="module")
 def proxy(cluster: Cluster, request: pytest.FixtureRequest) -> Iterator[Proxy]:
-    """The agent on every node, ready; removed afterwards with its rules. The nodes get a route for
-    the service range meanwhile (see `Proxy.service_routes`)."""
-    px = Proxy.of(cluster)
-    cluster.apply(agent_manifest(cluster.config("server")))
-    try:
-        with px.service_routes():
-            wait_for(lambda: len(px.agent_pods()) == len(px.nodes), "an agent pod on every node", 60)
-            px.wait_agents_ready()
-            yield px
-    finally:
-        if request.session.testsfailed:
-            for node, pod in px.agent_pods().items():
-                print(f"\n--- agent on {node}:\n" + "\n".join(px.logs(f"{AGENT_NS}/{pod}")[-40:]))
-        cluster.kubectl("delete", "namespace", AGENT_NS, "--wait=true", "--timeout=90s", check=False)
-        cluster.kubectl("delete", "clusterrolebinding,clusterrole", AGENT_ROLE, check=False)
-        px.cleanup_rules()
+    """The agent on every node, ready; removed afterwards with its rules (see `deployed_agent`)."""
+    with deployed_agent(cluster, request) as px:
+        yield px
 
 
 @pytest.fixture(scope="module")

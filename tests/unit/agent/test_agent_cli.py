@@ -25,10 +25,6 @@ def test_needs_a_node_name_and_an_api_server(capsys: pytest.CaptureFixture[str],
 
 
 def test_refuses_bad_settings(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    config = tmp_path / "proxy.yaml"
-    config.write_text("mode: iptables\n")
-    code, err = agent(capsys, "--node-name", "n1", "--config", str(config))
-    assert code == 2 and "proxy mode iptables is not implemented by the agent yet" in err
     code, err = agent(capsys, "--node-name", "n1", "--min-sync-period", "20", "--max-sync-period", "10")
     assert code == 2 and "sync periods must satisfy" in err
     code, err = agent(capsys, "--node-name", "n1", "--metrics-addr", "10249")

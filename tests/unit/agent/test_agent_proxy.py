@@ -37,6 +37,12 @@ class Kernel:
         self.table = True
         return True, ""
 
+    async def ipt_save(self, family: int) -> tuple[dict, str]:
+        return {}, ""  # no iptables rules: the start-up cleanup of the other mode has nothing to do
+
+    async def ipt_restore(self, family: int, text: str) -> tuple[bool, str]:
+        raise AssertionError(f"nftables mode wrote iptables rules: {text}")
+
     async def conntrack_delete(self, flush: Any) -> tuple[bool, str]:
         self.flushes.append(flush.argv())
         return True, ""
@@ -56,7 +62,7 @@ class Recorder:
 @pytest.fixture
 def kernel(monkeypatch: pytest.MonkeyPatch) -> Kernel:
     k = Kernel()
-    for name in ("table_present", "nft_apply", "conntrack_delete"):
+    for name in ("table_present", "nft_apply", "ipt_save", "ipt_restore", "conntrack_delete"):
         monkeypatch.setattr(dataplane, name, getattr(k, name))
     return k
 

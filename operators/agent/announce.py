@@ -1,0 +1,148 @@
+"""LoadBalancer addresses made reachable on the underlay, as MetalLB's layer-2 mode does.
+
+Which node answers ARP (IPv4) and neighbour solicitations (IPv6) for a LoadBalancer address is a pure
+choice that every agent makes alike from the same views, so exactly one node answers for each address
+without any talk between agents:
+- candidates: Ready Nodes without the label `node.kubernetes.io/exclude-from-external-load-balancers`;
+  for `externalTrafficPolicy: Local`, only those with a ready endpoint of the Service (traffic must
+  land where an endpoint is);
+- among them, the node whose `sha256("<node>#<address>")` sorts first (MetalLB's rule): deterministic,
+  and different addresses spread over the nodes.
+A Service of Cluster policy is announced even without endpoints, so that clients get the proxy's
+reject rather than an ARP timeout.
+
+How the node answers (the kernel does it, no packet code here): a proxy neighbour entry for the address
+on the node's underlay link (`ip neigh add proxy ADDR dev LINK`), with a host route for the address to
+`knet-lb`, a veth whose peer stays down. The kernel answers ARP for a proxy entry only when it would
+forward the address out of another link; packets to the Service ports are DNATed before routing by the
+proxy rules, and anything else routed to `knet-lb` is dropped, so the address answers only on its
+Service ports. Proxy replies go out at once (`proxy_delay` 0). The routes on `knet-lb` are the record
+of what is announced, so a restarted agent takes over (and cleans up) what its predecessor announced.
+Not done: gratuitous ARP on a takeover (a client learns the new node when its neighbour entry expires,
+within about 30 s).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import json
+import logging
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from operators.agent import dataplane
+from operators.kube.services import EndpointSlice, family_of
+from operators.proxy.model import ProxyModel
+
+EXCLUDE_LABEL = "node.kubernetes.io/exclude-from-external-load-balancers"
+LINK, PEER = "knet-lb", "knet-lb-peer"
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Peer:
+    """A Node as the LoadBalancer election sees it."""
+
+    name: str
+    eligible: bool  # Ready and not excluded from external load balancers
+
+
+def peer_of(body: Mapping[str, Any]) -> Peer:
+    md, status = body.get("metadata") or {}, body.get("status") or {}
+    ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or [])
+    return Peer(str(md.get("name") or ""), ready and EXCLUDE_LABEL not in (md.get("labels") or {}))
+
+
+def owner(address: str, candidates: Iterable[str]) -> str | None:
+    """The node that answers for `address` (None without candidates)."""
+    return min(candidates, key=lambda n: hashlib.sha256(f"{n}#{address}".encode()).hexdigest(), default=None)
+
+
+def announced(model: ProxyModel, peers: Iterable[Peer], slices: Iterable[EndpointSlice]) -> tuple[str, ...]:
+    """The LoadBalancer addresses that this node (`model.node`) answers for, sorted."""
+    eligible = sorted({p.name for p in peers if p.eligible})
+    with_endpoints: dict[tuple[str, str], set[str]] = {}
+    for sl in slices:
+        nodes = with_endpoints.setdefault((sl.namespace, sl.service_name), set())
+        nodes.update(e.node_name for e in sl.endpoints if e.ready and e.node_name)
+    mine: set[str] = set()
+    for p in model.ports:
+        candidates = eligible
+        if p.external_local:
+            candidates = [n for n in eligible if n in with_endpoints.get((p.namespace, p.name), set())]
+        mine.update(ip for ip in p.lb_ips if owner(ip, candidates) == model.node)
+    return tuple(sorted(mine, key=lambda ip: (family_of(ip), int(ipaddress.ip_address(ip)))))
+
+
+def _host(ip: str) -> str:
+    return f"{ip}/{32 if family_of(ip) == 4 else 128}"
+
+
+class Announcer:
+    """Keeps the kernel's proxy neighbour entries and `knet-lb` routes equal to `announced`."""
+
+    def __init__(self) -> None:
+        self.link = ""  # the underlay link (the one holding the node's address)
+
+    async def _ip(self, *args: str) -> tuple[bool, str]:
+        code, err = await dataplane.run(["ip", *args])
+        return code == 0, err
+
+    async def _underlay(self, node_ips: Iterable[str]) -> str:
+        code, out, _ = await dataplane.run_output(["ip", "-j", "addr", "show"])
+        for link in json.loads(out or "[]") if code == 0 else []:
+            if any(a.get("local") in node_ips for a in link.get("addr_info", [])):
+                return str(link["ifname"])
+        return ""
+
+    async def _current(self) -> set[str]:
+        found: set[str] = set()
+        for family in ("-4", "-6"):
+            code, out, _ = await dataplane.run_output(["ip", "-j", family, "route", "show", "dev", LINK])
+            found.update(r["dst"].split("/")[0] for r in json.loads(out or "[]") if code == 0)
+        return found
+
+    async def _prepare(self, families: set[int]) -> bool:
+        code, _, _ = await dataplane.run_output(["ip", "link", "show", LINK])
+        if code != 0:
+            ok, err = await self._ip("link", "add", LINK, "type", "veth", "peer", "name", PEER)
+            if not ok:
+                log.warning("cannot create %s: %s", LINK, err)
+                return False
+        await self._ip("link", "set", LINK, "up")
+        settings = [f"ipv4/neigh/{self.link}/proxy_delay", f"ipv4/conf/{self.link}/forwarding"]
+        if 6 in families:
+            settings += [f"ipv6/neigh/{self.link}/proxy_delay", f"ipv6/conf/{self.link}/proxy_ndp",
+                         "ipv6/conf/all/forwarding"]
+        for name in settings:
+            path = Path("/proc/sys/net") / name
+            try:
+                path.write_text("0" if name.endswith("proxy_delay") else "1")
+            except OSError as e:
+                log.warning("cannot set %s: %s", path, e)
+        return True
+
+    async def update(self, node_ips: Iterable[str], addresses: Iterable[str]) -> list[str]:
+        """Answer for exactly `addresses`; the errors met (each also logged)."""
+        wanted, errors = set(addresses), []
+        if not self.link:
+            self.link = await self._underlay(set(node_ips))
+        current = await self._current() if self.link else set()
+        if wanted and not (self.link and await self._prepare({family_of(ip) for ip in wanted})):
+            return [f"cannot announce LoadBalancer addresses: no underlay link for {list(node_ips)}"]
+        for ip in sorted(current - wanted):
+            await self._ip("neigh", "del", "proxy", ip, "dev", self.link)
+            await self._ip("route", "del", _host(ip), "dev", LINK)
+            log.info("no longer answering for LoadBalancer address %s", ip)
+        for ip in sorted(wanted - current):
+            for args in (("route", "replace", _host(ip), "dev", LINK),
+                         ("neigh", "replace", "proxy", ip, "dev", self.link)):
+                ok, err = await self._ip(*args)
+                if not ok:
+                    errors.append(f"ip {' '.join(args)}: {err}")
+                    log.warning("%s", errors[-1])
+            log.info("answering ARP/NDP for LoadBalancer address %s on %s", ip, self.link)
+        return errors

@@ -1,0 +1,75 @@
+"""ClusterNetworkConfig parsing, the LoadBalancer election and the NodeNetworkStatus body (pure parts)."""
+
+from __future__ import annotations
+
+import datetime
+
+from agent_builders import NODE_NAME, endpoint_slice, model, service
+
+from operators.agent import announce, config, status
+from operators.agent.schedule import Periods
+from operators.kube.services import parse_endpoint_slice
+
+
+def test_config_fields_override_the_file_and_bad_values_keep_the_base() -> None:
+    cfg = config.parse({"metadata": {"generation": 3}, "spec": {
+        "clusterCIDRs": ["10.200.0.0/16"], "proxy": {"mode": "iptables", "masqueradeAll": True,
+                                                      "nodePortAddresses": ["primary"], "minSyncPeriod": "250ms",
+                                                      "syncPeriod": "1m30s"},
+        "networkPolicy": {"strictMode": True}}}, base={"masqueradeAll": False, "serviceCIDRs": ["10.97.0.0/16"]},
+        periods=Periods(1, 10, 3600))
+    assert cfg.proxy.mode == "iptables" and cfg.proxy.masquerade_all and cfg.proxy.node_port_addresses == ("primary",)
+    assert cfg.proxy.cluster_cidrs == ("10.200.0.0/16",) and cfg.proxy.service_cidrs == ("10.97.0.0/16",)
+    assert cfg.periods == Periods(0.25, 90, 3600) and cfg.policy == config.PolicyOptions(strict_mode=True)
+    assert cfg.generation == 3 and cfg.problems == ()
+    bad = config.parse({"spec": {"proxy": {"mode": "ipvs", "syncPeriod": "soon", "minSyncPeriod": "2h"}}},
+                       periods=Periods(1, 10, 3600))
+    assert bad.proxy.mode == "nftables" and bad.periods == Periods(1, 10, 3600)
+    assert [p.message.split()[0] for p in bad.problems] == ["mode", "spec.proxy.syncPeriod", "sync"]
+    assert config.parse(None) == config.AgentConfig()
+
+
+def test_settings_tell_listeners_only_of_changes() -> None:
+    seen: list[str] = []
+    settings = config.Settings(None, Periods())
+    settings.listen(lambda c: seen.append(c.proxy.mode))
+    settings.update({"spec": {"proxy": {"mode": "iptables"}}})
+    settings.update({"spec": {"proxy": {"mode": "iptables"}}})
+    settings.update(None)
+    assert seen == ["nftables", "iptables", "nftables"]
+
+
+def test_one_node_answers_for_each_lb_address_and_local_policy_needs_an_endpoint() -> None:
+    peers = [announce.Peer("node-a", True), announce.Peer("node-b", True), announce.Peer("node-c", False)]
+    ips = [f"172.30.9.{i}" for i in range(130, 150)]
+    owners = {ip: announce.owner(ip, [p.name for p in peers if p.eligible]) for ip in ips}
+    assert set(owners.values()) == {"node-a", "node-b"}, "addresses spread over the eligible nodes"
+    lb = {"type": "LoadBalancer", "ports": [{"name": "p", "port": 53, "protocol": "UDP", "targetPort": 53,
+                                             "nodePort": 30053}]}
+    svc = service(**lb) | {"status": {"loadBalancer": {"ingress": [{"ip": ip} for ip in ips]}}}
+    slice_ = endpoint_slice("dns", "10.244.2.5")  # its endpoint is on node-b
+    m = model(svc, slice_)
+    slices = [parse_endpoint_slice(slice_)[0]]
+    mine = announce.announced(m, peers, slices)
+    assert m.node == NODE_NAME == "node-a" and set(mine) == {ip for ip, n in owners.items() if n == "node-a"}
+    local = model(svc | {"spec": svc["spec"] | {"externalTrafficPolicy": "Local"}}, slice_)
+    assert announce.announced(local, peers, slices) == (), "no local endpoint on node-a: node-b answers"
+    body = {"metadata": {"name": "n", "labels": {announce.EXCLUDE_LABEL: ""}},
+            "status": {"conditions": [{"type": "Ready", "status": "True"}]}}
+    assert announce.peer_of(body) == announce.Peer("n", False)
+
+
+def test_status_body_counts_conditions_and_keeps_transition_times() -> None:
+    t0 = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
+    report = status.Report(mode="iptables", generation=2, synced=True, healthy=True, failing=True, services=3,
+                           endpoints=7, rules=40, last_sync=t0, last_full=t0 + datetime.timedelta(seconds=1),
+                           duration=0.0125, failures=1, errors=((t0, "iptables transaction failed: busy"),),
+                           problems=())
+    body = status.status_body(report, [], t0)
+    assert body["counts"] == {"services": 3, "endpoints": 7, "rules": 40} and body["proxyMode"] == "iptables"
+    assert body["lastSyncDuration"] == "12.5ms" and body["lastFullSyncTime"] <= body["lastSyncTime"]
+    cond = {c["type"]: c for c in body["conditions"]}
+    assert cond["Ready"]["status"] == "True" and cond["RulesApplied"]["status"] == "False"
+    assert cond["RulesApplied"]["message"] == "iptables transaction failed: busy"
+    later = status.status_body(report, body["conditions"], t0 + datetime.timedelta(minutes=1))
+    assert later["conditions"] == body["conditions"]
