@@ -61,12 +61,23 @@ def cmd_dns(args: argparse.Namespace) -> int:
             asyncio.run(offline.serve(load_objects(args.objects), args.listen or OFFLINE_LISTEN, http=args.http))
         return 0
     from operators.dns import watch
+    from operators.dns.config import Server
+    from operators.dns.names import parse_server
 
-    listen = args.listen or cluster_listen()
+    forward_to = [parse_server(text) for text in args.forward_to]
+    if None in forward_to or bool(args.node_local) != bool(forward_to):
+        print("error: --node-local ADDR needs --forward-to IP[:PORT] (and only it)", file=sys.stderr)
+        return 2
+    if args.node_local:
+        from operators.dns import nodelocal
+
+        nodelocal.ensure_address(args.node_local)
+    listen = args.listen or (f"{args.node_local}:53" if args.node_local else cluster_listen())
     options = watch.Options(listen=listen, http=tuple(args.http or cluster_http()),
                             api_server=args.api_server, kubeconfig=args.kubeconfig,
                             cluster_domain=args.cluster_domain, nameservers=nameservers(args.nameserver, listen),
-                            resync_period=args.resync_period)
+                            resync_period=args.resync_period,
+                            forward_to=tuple(Server(*found) for found in forward_to if found))
     try:
         asyncio.run(watch.run(options))
     except LoginError as e:
@@ -98,5 +109,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--resync-period", type=float, default=300.0, metavar="SECONDS",
                    help="how often to list names and prune records of objects deleted while no watch was open "
                         "(default %(default)s)")
+    p.add_argument("--node-local", metavar="ADDR",
+                   help="node-local cache: hold ADDR (e.g. 169.254.20.10) on the loopback interface of this network "
+                        "namespace and listen on ADDR:53 (see operators/dns/nodelocal.py)")
+    p.add_argument("--forward-to", action="append", default=[], metavar="IP[:PORT]",
+                   help="with --node-local: the cluster DNS, where every name outside the cluster zones goes")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging (Kopf's too)")
     p.set_defaults(func=cmd_dns)

@@ -6,7 +6,7 @@ Bounded in every direction, because a pod can send a flood of random names:
   one exchange;
 - each attempt has a timeout, and a query tries at most MAX_ATTEMPTS upstreams;
 - the cache is two LRU maps (positive and negative answers) of `cache.size` entries each, with TTLs
-  capped by `successTTL` / `denialTTL`.
+  capped by `successTTL` / `denialTTL` (answers from the cache carry the capped TTL, as CoreDNS's do).
 Every upstream reply is checked (id, question) before use, and sent from a fresh socket, so
 spoofed or stray packets are ignored.
 """
@@ -73,12 +73,18 @@ class AnswerCache:
                 del table[key]
                 return None
             table.move_to_end(key)
-            age = int(now - entry.stored)
+            age, kept = int(now - entry.stored), round(entry.expires - entry.stored)
             msg = DNSRecord(DNSHeader(rcode=entry.rcode))
-            for src, dst in zip(entry.sections, (msg.rr, msg.auth, msg.ar), strict=True):
-                dst.extend(RR(r.rname, r.rtype, r.rclass, max(0, r.ttl - age), r.rdata) for r in src)
+            for src, dst in zip(entry.sections, (msg.rr, msg.auth, msg.ar), strict=True):  # TTLs capped as kept
+                dst.extend(RR(r.rname, r.rtype, r.rclass, max(0, min(r.ttl, kept) - age), r.rdata) for r in src)
             return msg
         return None
+
+    def lifetime(self, key: CacheKey) -> tuple[float, float] | None:
+        """(stored, expires) of the entry for `key`, None without one; the server ages its packed reply
+        from these instead of asking the cache again."""
+        entry = self._positive.get(key) or self._negative.get(key)
+        return (entry.stored, entry.expires) if entry is not None else None
 
     def put(self, key: CacheKey, msg: DNSRecord, now: float) -> None:
         if not self.config.enabled or msg.header.tc:
@@ -99,6 +105,10 @@ class AnswerCache:
         table.move_to_end(key)
         while len(table) > self.config.size:
             table.popitem(last=False)
+
+
+def cache_key(qname: DNSLabel, qtype: int, qclass: int = CLASS.IN) -> CacheKey:
+    return tuple(part.lower() for part in qname.label), qtype, qclass
 
 
 def system_resolvers(path: str = "/etc/resolv.conf") -> tuple[Server, ...]:
@@ -185,7 +195,7 @@ class Forwarder:
     async def resolve(self, qname: DNSLabel, name: str, qtype: int, qclass: int = CLASS.IN,
                       ) -> tuple[DNSRecord, bool]:
         """The upstream reply for one question and whether it came from the cache; raises ForwardError."""
-        key = (tuple(part.lower() for part in qname.label), qtype, qclass)
+        key = cache_key(qname, qtype, qclass)
         now = time.monotonic()
         cached = self.cache.get(key, now)
         if cached is not None:

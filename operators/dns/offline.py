@@ -56,8 +56,16 @@ async def serve(objects: list[Obj], listen: str, *, http: Sequence[str] = (),
     """Answer DNS at `listen` (ADDR:PORT, UDP and TCP) from the objects until cancelled."""
     config, problems = config_from_objects(objects)
     store, found = store_from_objects(objects, config)
+    del objects  # the store holds what it needs: the parsed objects may go
     for problem in problems + found:
         log.warning("%s", problem)
+    await serve_store(store, listen, http=http, resolvers=resolvers)
+
+
+async def serve_store(store: RecordStore, listen: str, *, http: Sequence[str] = (),
+                      resolvers: Sequence[Server] | None = None) -> None:
+    """Answer DNS at `listen` from a filled store (and its config) until cancelled."""
+    config = store.config
     server = DNSServer(store, config, resolvers=resolvers)
     host, port = await server.start(listen)
     log.info("serving %s on %s:%d (udp, tcp)", ", ".join(config.zones), host, port)

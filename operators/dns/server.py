@@ -21,19 +21,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import struct
 import time
 from collections.abc import Coroutine, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from dnslib import CLASS, EDNS0, OPCODE, QTYPE, RCODE, RD, RR, DNSHeader, DNSLabel, DNSRecord
 
 from operators.dns.config import DNSConfig, Server
-from operators.dns.forward import ADVERTISED_UDP, Forwarder, ForwardError, system_resolvers
+from operators.dns.forward import ADVERTISED_UDP, Forwarder, ForwardError, cache_key, system_resolvers
 from operators.dns.metrics import HealthServer, Metrics, rcode_label, type_label
 from operators.dns.policy import Policy
 from operators.dns.records import RecordStore, label
 from operators.dns.udp import UDPListener
+from operators.dns.wire import aged, ttl_offsets
 
 log = logging.getLogger("knet.dns")
 query_log = logging.getLogger("knet.dns.query")
@@ -47,6 +49,20 @@ HINFO_TTL = 8482
 _HINFO = RD(b"\x07RFC8482\x00")  # CPU "RFC8482", OS "": the minimal ANY answer of RFC 8482
 _REFUSED_TYPES = frozenset({QTYPE.AXFR, QTYPE.IXFR, QTYPE.OPT})
 _SAFE = frozenset(range(0x21, 0x7F)) - {ord("."), ord("\\")}
+
+
+class _Packed(NamedTuple):
+    """A reply packed for reuse: its bytes after the ID, its metrics (labelled once), until when it holds,
+    and for an upstream answer from the cache, what ages it: when the answer was stored, its age in
+    whole seconds when packed, and where its TTLs are."""
+
+    wire: bytes
+    requests: Any  # the requests counter for its proto, type and rcode
+    duration: Any  # the latency histogram for its source
+    until: float
+    stored: float = 0.0
+    age: int = 0
+    ttls: tuple[int, ...] = ()  # offsets in `wire`; empty: the TTLs never change (cluster answers)
 
 
 def parse_listen(text: str) -> tuple[str, int]:
@@ -83,8 +99,7 @@ class DNSServer:
         self._tcp: asyncio.Server | None = None
         self._tcp_clients = 0
         self.forwarder: Forwarder | None = None
-        self._answers: dict[bytes, tuple[bytes, str, str]] = {}  # proto + query after its ID -> (reply after
-        # its ID, type label, rcode label)
+        self._answers: dict[bytes, _Packed] = {}  # proto + query after its ID -> packed reply
         self._answers_of: tuple[int, DNSConfig | None] = (-1, None)  # the store serial and config they hold for
         self.configure(config or store.config)
 
@@ -107,7 +122,7 @@ class DNSServer:
         """Listen on UDP and TCP at `ADDR:PORT` (the same port for both); returns the bound address."""
         host, port = parse_listen(listen)
         for _ in range(20):
-            udp = UDPListener(host, port, self._answer_udp, self.spawn)
+            udp = UDPListener(host, port, self._answer_udp, self.spawn, self.cached_udp)
             bound = udp.port
             try:
                 self._tcp = await asyncio.start_server(self._tcp_client, host, bound)
@@ -183,10 +198,9 @@ class DNSServer:
 
     async def handle(self, data: bytes, client: tuple[str, int], proto: str) -> bytes | None:
         """The wire reply to one query packet, or None to send nothing."""
-        started = time.perf_counter()
-        cached = self._cached(data, proto)
+        started = time.monotonic()
+        cached = self._cached(data, proto, started)
         if cached is not None:
-            self.metrics.duration.labels(source="cluster").observe(time.perf_counter() - started)
             return cached
         try:
             request = DNSRecord.parse(data)
@@ -205,37 +219,67 @@ class DNSServer:
             wire = self._wire(request, reply, rcode, proto)
         qtype = request.q.qtype if request.questions else 0
         self.metrics.requests.labels(proto=proto, type=type_label(qtype), rcode=rcode_label(rcode)).inc()
-        elapsed = time.perf_counter() - started
+        elapsed = time.monotonic() - started
         self.metrics.duration.labels(source=source).observe(elapsed)
         if self.config.query_log:
             self._log(request, reply, client, proto, len(data), len(wire), rcode, elapsed)
-        elif source == "cluster" and rcode == RCODE.NOERROR and not self.config.acl:  # names that exist
-            self._remember(data, proto, wire, qtype, rcode)
+        elif not self.config.acl and (times := self._reusable(request, source, rcode)):
+            stored, until = times
+            ttls = tuple(at - 2 for at in ttl_offsets(wire)) if source == "cache" else ()
+            m = self.metrics
+            self._remember(data, proto, _Packed(
+                wire[2:], m.requests.labels(proto=proto, type=type_label(qtype), rcode=rcode_label(rcode)),
+                m.duration.labels(source=source), until, stored, int(started - stored), ttls))
         return wire
 
-    def _cached(self, data: bytes, proto: str) -> bytes | None:
-        """A reply packed before for the same bytes, while the store and config are unchanged.
+    def _cached(self, data: bytes, proto: str, now: float) -> bytes | None:
+        """A reply packed before for the same bytes, while the store and config are unchanged and, for
+        upstream answers, while they are in the cache (their TTLs lowered as they age).
 
-        Most cluster queries repeat (the same names, asked by every pod), and parsing and packing with
-        dnslib is most of their cost. The key is every byte but the ID (so name case, flags and EDNS0
-        are the same) and the transport (truncation differs). Only store answers for names that exist
-        are kept (a flood of random names adds nothing): no forwarded, acl-dependent or logged ones."""
+        Most queries repeat (the same names, asked by every pod), and parsing and packing with dnslib
+        is most of their cost. The key is every byte but the ID (so name case, flags and EDNS0 are the
+        same) and the transport (truncation differs). Only store answers for names that exist and
+        upstream answers served from the cache are kept (a flood of random names adds nothing): no
+        acl-dependent or logged ones."""
         if self._answers_of != (self.store.serial, self.config):
             self._answers.clear()
             self._answers_of = (self.store.serial, self.config)
             return None
-        hit = self._answers.get(proto.encode() + data[2:])
+        key = proto.encode() + data[2:]
+        hit = self._answers.get(key)
         if hit is None:
             return None
-        self.metrics.requests.labels(proto=proto, type=hit[1], rcode=hit[2]).inc()
-        return data[:2] + hit[0]
+        if hit.until <= now:
+            del self._answers[key]
+            return None
+        if hit.ttls:
+            age = int(now - hit.stored)
+            if age != hit.age:
+                hit = self._answers[key] = hit._replace(wire=aged(hit.wire, hit.ttls, age - hit.age), age=age)
+            self.metrics.cache_hits.inc()
+        hit.requests.inc()
+        hit.duration.observe(time.monotonic() - now)
+        return data[:2] + hit.wire
 
-    def _remember(self, data: bytes, proto: str, wire: bytes, qtype: int, rcode: int) -> None:
+    def cached_udp(self, data: bytes) -> bytes | None:
+        """The packed reply to a UDP query, if there is one: answered at once, without a task."""
+        return self._cached(data, "udp", time.monotonic())
+
+    def _reusable(self, request: DNSRecord, source: str, rcode: int) -> tuple[float, float] | None:
+        """(stored, until) for a reply that may answer the same bytes again, else None."""
+        if source == "cluster" and rcode == RCODE.NOERROR:  # names that exist, until the store changes
+            return 0.0, math.inf
+        if source == "cache" and self.forwarder is not None:
+            q = request.q
+            return self.forwarder.cache.lifetime(cache_key(q.qname, q.qtype, q.qclass))
+        return None
+
+    def _remember(self, data: bytes, proto: str, packed: _Packed) -> None:
         if self._answers_of != (self.store.serial, self.config):
             return
         if len(self._answers) >= ANSWER_CACHE:  # a flood of random names must not grow memory
             self._answers.clear()
-        self._answers[proto.encode() + data[2:]] = (wire[2:], type_label(qtype), rcode_label(rcode))
+        self._answers[proto.encode() + data[2:]] = packed
 
     def _formerr(self, data: bytes, proto: str) -> bytes | None:
         """FORMERR for a packet whose header is readable and is a query; None (drop) otherwise."""

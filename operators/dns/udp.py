@@ -21,13 +21,15 @@ READ_BATCH = 64  # datagrams read per wake-up, so that TCP and timers get their 
 MAX_DATAGRAM = 65535
 
 Answer = Callable[[bytes, tuple[Any, ...]], Coroutine[Any, Any, bytes | None]]
+Packed = Callable[[bytes], bytes | None]
 
 
 class UDPListener:
-    """Receives queries on one socket and hands each to `spawn(answer(data, client))`; replies as it was asked."""
+    """Receives queries on one socket and replies as it was asked: at once when `packed(data)` has the
+    reply (a task per query costs more than the answer), else through `spawn(answer(data, client))`."""
 
     def __init__(self, host: str, port: int, answer: Answer,
-                 spawn: Callable[[Coroutine[Any, Any, None]], None]) -> None:
+                 spawn: Callable[[Coroutine[Any, Any, None]], None], packed: Packed = lambda _: None) -> None:
         family, kind, _, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)[0]
         self.v6 = family == socket.AF_INET6
         self.sock = socket.socket(family, kind)
@@ -43,6 +45,7 @@ class UDPListener:
             raise
         self.port: int = self.sock.getsockname()[1]
         self._answer = answer
+        self._packed = packed
         self._spawn = spawn
         self._loop = asyncio.get_running_loop()
         self._loop.add_reader(self.sock.fileno(), self._readable)
@@ -56,7 +59,11 @@ class UDPListener:
                 return
             except OSError:  # e.g. ICMP errors reported on the socket: nothing to answer
                 continue
-            self._spawn(self._reply(data, client, self._source(ancillary)))
+            wire = self._packed(data)
+            if wire is None:
+                self._spawn(self._reply(data, client, self._source(ancillary)))
+            else:
+                self._send(wire, client, self._source(ancillary))
 
     def _source(self, ancillary: list[tuple[int, int, bytes]]) -> list[tuple[int, int, bytes]]:
         """The control message that makes the reply leave from the query's destination address."""
@@ -69,7 +76,11 @@ class UDPListener:
 
     async def _reply(self, data: bytes, client: tuple[Any, ...], source: list[tuple[int, int, bytes]]) -> None:
         wire = await self._answer(data, client)
-        if wire is not None and self.sock.fileno() >= 0:
+        if wire is not None:
+            self._send(wire, client, source)
+
+    def _send(self, wire: bytes, client: tuple[Any, ...], source: list[tuple[int, int, bytes]]) -> None:
+        if self.sock.fileno() >= 0:
             with contextlib.suppress(OSError):  # a full send buffer or a vanished client: UDP drops it
                 self.sock.sendmsg([wire], source, 0, client)
 

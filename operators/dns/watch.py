@@ -28,8 +28,8 @@ import kopf
 import kubernetes
 
 from operators.agent import login
-from operators.dns import resync
-from operators.dns.config import DEFAULT_DOMAIN, GROUP, parse_dns_config
+from operators.dns import nodelocal, resync
+from operators.dns.config import DEFAULT_DOMAIN, GROUP, DNSConfig, Server, parse_dns_config
 from operators.dns.records import RecordStore
 from operators.dns.server import DNSServer
 from operators.kube.services import SERVICE_NAME_LABEL
@@ -56,6 +56,7 @@ class Options:
     cluster_domain: str = DEFAULT_DOMAIN
     nameservers: tuple[str, ...] = ()
     resync_period: float = resync.PERIOD
+    forward_to: tuple[Server, ...] = ()  # node-local mode: every name outside the cluster zones goes there
 
 
 def configure(settings: kopf.OperatorSettings) -> None:
@@ -67,10 +68,12 @@ def configure(settings: kopf.OperatorSettings) -> None:
 class Feed:
     """What the handlers do with an object: apply it to the store, or reconfigure from a DNSConfig."""
 
-    def __init__(self, server: DNSServer, cluster_domain: str = DEFAULT_DOMAIN) -> None:
+    def __init__(self, server: DNSServer, cluster_domain: str = DEFAULT_DOMAIN,
+                 forward_to: tuple[Server, ...] = ()) -> None:
         self.server = server
         self.store = server.store
         self.cluster_domain = cluster_domain
+        self.forward_to = forward_to
         self.pruner = resync.Pruner(self.store.keys, self._delete)
 
     def apply(self, body: Mapping[str, Any], deleted: bool = False) -> None:
@@ -88,8 +91,11 @@ class Feed:
         config, problems = parse_dns_config(dict(body) if body is not None else None, self.cluster_domain)
         for problem in problems:
             log.warning("%s", problem)
-        self.server.configure(config)
+        self.server.configure(self.adapt(config))
         log.info("DNSConfig %s: zones %s", "default" if body is not None else "(none)", ", ".join(config.zones))
+
+    def adapt(self, config: DNSConfig) -> DNSConfig:
+        return nodelocal.forwarding_to(config, self.forward_to) if self.forward_to else config
 
     def synced(self) -> None:
         if not self.store.synced:
@@ -145,11 +151,12 @@ async def run(options: Options) -> None:
     credentials = login.configuration(options.api_server, options.kubeconfig)
     config, _ = parse_dns_config(None, options.cluster_domain)
     server = DNSServer(RecordStore(config, nameservers=options.nameservers), config)
+    feed = Feed(server, options.cluster_domain, options.forward_to)
+    server.configure(feed.adapt(config))
     host, port = await server.start(options.listen)
     log.info("serving %s on %s:%d (udp, tcp), API server %s", ", ".join(config.zones), host, port, credentials.host)
     for addr in options.http:
         log.info("health, readiness and metrics on %s:%d", *await server.start_http(addr))
-    feed = Feed(server, options.cluster_domain)
     pruning = asyncio.create_task(feed.pruner.run(resync.api_lister(credentials), lambda: feed.store.synced,
                                                   options.resync_period), name="dns resync")
     try:

@@ -26,11 +26,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from conftest import Cluster, knet, wait_for
-from dns_corpus import AGNHOST, EXPECTED, NS, ZONE, manifest, normalize, questions
 from dnslib import QTYPE, RCODE, DNSRecord
 
 from operators.devcluster import upstream
+from tests.e2e.dns_corpus import AGNHOST, EXPECTED, NS, ZONE, manifest, normalize, questions
+from tests.e2e.harness import Cluster, knet, wait_for
 
 DNS_NS = "knet-dns"
 HTTP_PORT = 18053
@@ -38,6 +38,9 @@ COREDNS_PORT = 1053
 COREDNS_READY = 18181
 DNSCONFIG_CRD = "dnsconfigs.knet.io"
 CRDS = Path(__file__).parents[2] / "manifests" / "crds"
+NODE_LOCAL = "169.254.20.10"
+NODE_LOCAL_HTTP = 18054
+PROBE_NAME, PROBE_IP = "nodelocal-probe.example", "10.9.9.9"  # only CoreDNS's hosts block knows it
 
 
 def ask(addr: str, port: int, name: str, qtype: str, timeout: float = 3) -> DNSRecord:
@@ -150,6 +153,10 @@ def coredns(cluster: Cluster, worker: str, dead_upstream: str, tmp_path_factory:
         fallthrough in-addr.arpa ip6.arpa
         ttl 5
     }}
+    hosts {{
+        {PROBE_IP} {PROBE_NAME}
+        fallthrough
+    }}
     forward . {dead_upstream}:53
 }}
 """)
@@ -229,6 +236,10 @@ spec:
     for name in ("web", f"web.{NS}", f"web.{NS}.svc", f"web.{NS}.svc.{ZONE}", f"web.{NS}.svc.{ZONE}."):
         out = cluster.exec(f"{NS}/client", "getent", "hosts", name)
         assert out.returncode == 0 and out.stdout.split()[0] == web, (name, out.stdout, out.stderr)
+        out = cluster.exec(f"{NS}/client", "dig", "+search", "+short", name)  # ndots and search from resolv.conf
+        assert out.returncode == 0 and out.stdout.split() == [web], (name, out.stdout, out.stderr)
+    srv = cluster.exec(f"{NS}/client", "dig", "+search", "+short", f"_http._tcp.web.{NS}", "SRV").stdout.split()
+    assert srv[2:] == ["80", f"web.{NS}.svc.{ZONE}."], srv
     out = cluster.exec(f"{NS}/client", "python3", "-c",
                        "import socket; print(socket.getaddrinfo('kubernetes.default', 443)[0][4][0])")
     assert out.stdout.strip() == "10.96.0.1", out
@@ -257,9 +268,16 @@ def _packet(name: bytes, qtype: int = 1) -> bytes:
     return struct.pack("!HHHHHH", random.randrange(65536), 0x0100, 1, 0, 0, 0) + name + struct.pack("!HH", qtype, 1)
 
 
+def resident_memory(knet_dns: str) -> float:
+    metrics = urllib.request.urlopen(f"http://{knet_dns}:{HTTP_PORT}/metrics", timeout=5).read().decode()
+    return next(float(line.split()[1]) for line in metrics.splitlines()
+                if line.startswith("process_resident_memory_bytes"))
+
+
 def test_bad_input_leaves_cluster_names_answered(cluster: Cluster, corpus: list, knet_dns: str) -> None:
     fqdn = f"web.{NS}.svc.{ZONE}"
     before = ask(knet_dns, 53, fqdn, "A").rr
+    rss_before = resident_memory(knet_dns)
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     target = (knet_dns, 53)
     for junk in (b"", b"\x00", os.urandom(11), os.urandom(512), _packet(b"\x3f" + b"a" * 63 + b"\x00")[:-6],
@@ -289,11 +307,10 @@ def test_bad_input_leaves_cluster_names_answered(cluster: Cluster, corpus: list,
     print(f"after {flood} random names: cluster name answered in {1000 * (time.monotonic() - t0):.0f} ms "
           "(a client retrying every 500 ms)")
     assert answered == before
-    metrics = urllib.request.urlopen(f"http://{knet_dns}:{HTTP_PORT}/metrics", timeout=5).read().decode()
-    rss = next(float(line.split()[1]) for line in metrics.splitlines()
-               if line.startswith("process_resident_memory_bytes"))
-    print(f"knet dns resident memory after the flood: {rss / 2**20:.0f} MiB")
-    assert rss < 300 * 2**20
+    rss = resident_memory(knet_dns)
+    print(f"knet dns resident memory: {rss_before / 2**20:.0f} MiB before the bad input, {rss / 2**20:.0f} MiB "
+          "after the flood")
+    assert rss - rss_before < 64 * 2**20 and rss < 300 * 2**20
     status = cluster.get("pod", "-n", DNS_NS, "knet-dns")["status"]
     assert status["containerStatuses"][0]["restartCount"] == 0
     assert http_ok(f"http://{knet_dns}:{HTTP_PORT}/health")
@@ -335,3 +352,59 @@ def test_resync_lists_with_its_rbac_and_prunes_nothing_live(cluster: Cluster, co
     logs = knet("devcluster", "logs", "--name", cluster.name, f"{DNS_NS}/knet-dns").stdout
     assert "resync skipped" not in logs and "pruning" not in logs, logs[-2000:]
     assert ask(knet_dns, 53, f"web.{NS}.svc.{ZONE}", "A").rr
+
+
+def test_node_local_cache_on_a_link_local_address(cluster: Cluster, corpus: list, knet_dns: str, coredns: str,
+                                                  ) -> None:
+    """`knet dns --node-local` on the control-plane node: a pod there that uses 169.254.20.10 resolves
+    cluster names (from the node-local server's own watch) and other names (forwarded to --forward-to,
+    here CoreDNS on the worker, whose hosts block alone knows PROBE_NAME)."""
+    node = f"{cluster.name}-control-plane"
+    address = next(a["address"] for a in cluster.get("node", node)["status"]["addresses"]
+                   if a["type"] == "InternalIP")
+    cluster.apply(f"""
+apiVersion: v1
+kind: Pod
+metadata: {{name: knet-dns-nodelocal, namespace: {DNS_NS}}}
+spec:
+  serviceAccountName: knet-dns
+  nodeName: {node}
+  hostNetwork: true
+  dnsPolicy: None
+  dnsConfig: {{nameservers: ["{NODE_LOCAL}"]}}
+  containers:
+  - name: dns
+    image: localhost/knet:dev
+    args: [dns, --node-local, "{NODE_LOCAL}", --forward-to, "{coredns}:{COREDNS_PORT}",
+           --http, "0.0.0.0:{NODE_LOCAL_HTTP}"]
+    env: [{{name: KNET_API_SERVER, value: "{cluster.config('server')}"}}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: nodelocal-client, namespace: {NS}}}
+spec:
+  nodeName: {node}
+  automountServiceAccountToken: false
+  dnsPolicy: None
+  dnsConfig:
+    nameservers: ["{NODE_LOCAL}"]
+    searches: [{NS}.svc.{ZONE}, svc.{ZONE}, {ZONE}]
+    options: [{{name: ndots, value: "5"}}]
+  containers: [{{name: c, image: {AGNHOST}, args: [pause]}}]
+""")
+    try:
+        wait_for(lambda: http_ok(f"http://{address}:{NODE_LOCAL_HTTP}/ready"), "node-local knet dns ready", 60)
+        wait_for(lambda: cluster.get("pod", "-n", NS, "nodelocal-client")["status"].get("phase") == "Running",
+                 "nodelocal-client", 60)
+        web = cluster.get("service", "-n", NS, "web")["spec"]["clusterIP"]
+        for name, ip in (("web", web), (f"web.{NS}", web), (f"web.{NS}.svc.{ZONE}", web), (PROBE_NAME, PROBE_IP)):
+            out = cluster.exec(f"{NS}/nodelocal-client", "getent", "hosts", name)
+            assert out.returncode == 0 and out.stdout.split()[0] == ip, (name, out.stdout, out.stderr)
+            out = cluster.exec(f"{NS}/nodelocal-client", "dig", "+search", "+short", name)
+            assert out.stdout.split() == [ip], (name, out.stdout, out.stderr)
+        metrics = urllib.request.urlopen(f"http://{address}:{NODE_LOCAL_HTTP}/metrics", timeout=5).read().decode()
+        forwarded = [line for line in metrics.splitlines() if line.startswith("knet_dns_forward_requests_total")]
+        assert forwarded and all(f"{coredns}:{COREDNS_PORT}" in line for line in forwarded), forwarded
+    finally:
+        cluster.kubectl("delete", "pod", "-n", NS, "nodelocal-client", "--wait=false", check=False)
+        cluster.kubectl("delete", "pod", "-n", DNS_NS, "knet-dns-nodelocal", "--wait=false", check=False)

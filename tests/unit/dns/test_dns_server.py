@@ -214,7 +214,7 @@ def test_forwarding_and_cache(running: Running, upstream: FakeUpstream) -> None:
     first = running.ask("www.example.com")
     assert (first.header.rcode, first.header.aa, rdata(first)) == (0, 0, ["10.0.0.1"])
     again = running.ask("WWW.example.com")
-    assert rdata(again) == ["10.0.0.1"] and again.rr[0].ttl <= 60
+    assert rdata(again) == ["10.0.0.1"] and again.rr[0].ttl <= 30  # capped by successTTL
     assert upstream.queries == [("udp", "www.example.com.")]  # the second came from the cache
     denied = running.ask("x.missing")
     assert denied.header.rcode == RCODE.NXDOMAIN and [QTYPE.get(r.rtype) for r in denied.auth] == ["SOA"]
@@ -405,3 +405,32 @@ def test_repeated_questions_are_answered_from_packed_replies_until_the_store_cha
     assert len(server._answers) == 1
     store.apply(service("web", ips=("10.96.0.11",)))
     assert [str(rr.rdata) for rr in asyncio.run(ask_as(3)).rr] == ["10.96.0.11"]
+
+
+def test_cached_upstream_answers_are_reused_packed_while_their_ttls_hold(
+        upstream: FakeUpstream, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An upstream answer from the cache is packed once and reused, its TTLs lowered as it ages, until
+    the cache entry expires."""
+    clock = [1000.0]
+    monkeypatch.setattr(time, "monotonic", lambda: clock[0])
+    config, _ = parse_dns_config({"spec": {"upstream": {"servers": [f"127.0.0.1:{upstream.port}"]}}})
+    server = DNSServer(RecordStore(config), config, resolvers=())
+    question = DNSRecord.question("www.example.com")
+
+    async def ttls() -> list[int]:
+        seen = []
+        for qid, advance in enumerate((0, 0, 0.4, 0.7, 0)):
+            clock[0] += advance
+            question.header.id = qid
+            reply = DNSRecord.parse(await server.handle(question.pack(), ("127.0.0.1", 1), "udp"))
+            assert reply.header.id == qid and rdata(reply) == ["10.0.0.1"]
+            seen.append(reply.rr[0].ttl)
+        return seen
+
+    assert asyncio.run(ttls()) == [60, 30, 30, 29, 29]  # upstream, cache (successTTL), packed, packed aged
+    assert upstream.queries == [("udp", "www.example.com.")]
+    assert [p.age for p in server._answers.values()] == [1]  # the packed reply was aged, not packed again
+    clock[0] += 30  # past successTTL: the cache entry and the packed reply expire together
+    question.header.id = 9
+    asyncio.run(server.handle(question.pack(), ("127.0.0.1", 1), "udp"))
+    assert len(upstream.queries) == 2

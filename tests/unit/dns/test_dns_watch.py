@@ -10,7 +10,7 @@ import pytest
 from dns_builders import ask, service
 
 from operators.dns import cli, watch
-from operators.dns.config import DNSConfig
+from operators.dns.config import DNSConfig, Server
 from operators.dns.records import RecordStore
 from operators.dns.server import DNSServer
 
@@ -94,3 +94,26 @@ def test_resync_prunes_objects_deleted_while_no_watch_was_open() -> None:
     assert asyncio.run(f.pruner.prune(lister)) == 1
     assert f.store.keys("Service") == {("shop", "kept"), ("shop", "racing")}
     assert ask(f.store, "gone.shop.svc.cluster.local")[0] == "NXDOMAIN"
+
+
+def test_node_local_mode_forwards_everything_outside_the_zones_to_the_cluster_dns() -> None:
+    """The DNSConfig's upstreams and stub domains belong to the cluster DNS; the node-local cache only
+    forwards there, whatever the DNSConfig says, and keeps its zones, TTL and hosts."""
+    cluster_dns = (Server("10.96.0.10"),)
+    f = watch.Feed(DNSServer(RecordStore(DNSConfig()), resolvers=[]), forward_to=cluster_dns)
+    f.dnsconfig(kopf.Body({"metadata": {"name": "default"}, "spec": {
+        "ttl": 7, "upstream": {"servers": ["192.0.2.1"]},
+        "stubDomains": [{"domain": "corp.example", "servers": ["192.0.2.2"]}]}}))
+    config = f.server.config
+    assert (config.ttl, config.upstream.servers, config.stub_domains) == (7, cluster_dns, ())
+    assert f.server.forwarder.servers_for("www.corp.example") == cluster_dns
+
+
+def test_node_local_needs_a_forward_target(capsys: pytest.CaptureFixture[str]) -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    cli.register(parser.add_subparsers())
+    args = parser.parse_args(["dns", "--node-local", "169.254.20.10"])
+    assert args.func(args) == 2
+    assert "--forward-to" in capsys.readouterr().err
