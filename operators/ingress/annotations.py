@@ -7,8 +7,8 @@ they were the root of ingress-nginx's remote-code-execution CVEs.
 
 Two deliberate approximations, documented here because users will ask:
 - `load-balance: ewma` becomes `least_conn`. ingress-nginx's EWMA scores peers by decaying latency;
-  nginx's least_conn picks the peer with the fewest in-flight requests, which is what a latency
-  score converges to under load, without a per-request Lua feedback loop.
+  knet's least_conn picks the peer with the fewest in-flight requests (over all workers), which is
+  what a latency score converges to under load, without a per-request Lua feedback loop.
 - `affinity: cookie` hashes the affinity cookie consistently onto the endpoints (setting it on the
   first response). A client keeps its endpoint while the endpoint set is stable; when endpoints
   change only the clients of the changed endpoints move (ingress-nginx behaves the same way).

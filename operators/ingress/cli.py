@@ -3,24 +3,18 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import os
 import shutil
 import socket
-import sys
 from pathlib import Path
 
 import yaml
 
 from operators.ingress.render import Runtime
+from operators.kube.component import add_common_options, fail, run_operator, setup_logging
 
 LUA_MODULE = "ngx_http_lua_module.so"
-
-
-def _fail(message: str) -> int:
-    print(f"error: {message}", file=sys.stderr)
-    return 2
 
 
 def _has_ipv6() -> bool:
@@ -45,7 +39,6 @@ def runtime_for(args: argparse.Namespace) -> Runtime:
 
 
 def cmd_ingress(args: argparse.Namespace) -> int:
-    from operators.agent.login import LoginError
     from operators.agent.servers import parse_addr
     from operators.ingress import operator
     from operators.ingress.controller import Periods
@@ -57,15 +50,13 @@ def cmd_ingress(args: argparse.Namespace) -> int:
         parse_addr(args.health_addr)
         runtime = runtime_for(args)
     except (OSError, yaml.YAMLError, ValueError) as e:
-        return _fail(str(e))
+        return fail(str(e))
     nginx = shutil.which(args.nginx) or args.nginx
     if not Path(nginx).exists():
-        return _fail(f"nginx not found: {args.nginx}")
+        return fail(f"nginx not found: {args.nginx}")
     config, problems = IngressConfig.from_dict({**(data if isinstance(data, dict) else {}),
                                                  "controller": args.controller})
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("kopf").setLevel(logging.DEBUG if args.verbose else logging.WARNING)
+    setup_logging(args.verbose)
     for problem in problems:
         logging.warning("config: %s", problem)
     if not runtime.dynamic_endpoints:
@@ -76,11 +67,7 @@ def cmd_ingress(args: argparse.Namespace) -> int:
         publish=tuple(a for a in (args.publish_address or "").split(",") if a), service=args.service or "",
         host=args.pod_name or socket.gethostname(), periods=Periods(args.min_sync_period, args.max_sync_period),
         nginx=nginx)
-    try:
-        asyncio.run(operator.run(options))
-    except LoginError as e:
-        return _fail(str(e))
-    return 0
+    return run_operator(operator.run(options))
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -90,9 +77,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                                    "nginx with the rendered config, reloading only when the config changes "
                                    "(endpoints are pushed without a reload). Talks to the API server at "
                                    "KNET_API_SERVER with the pod's service account, or with --kubeconfig.")
-    p.add_argument("--api-server", default=env("KNET_API_SERVER"),
-                   help="the control-plane endpoint, https://HOST:PORT (default: $KNET_API_SERVER)")
-    p.add_argument("--kubeconfig", help="server and credentials from a kubeconfig instead of the service account")
+    add_common_options(p)
     p.add_argument("--controller", default=env("KNET_INGRESS_CLASS_CONTROLLER") or "knet.io/ingress-nginx",
                    help="serve the IngressClasses with this spec.controller (default %(default)s)")
     p.add_argument("--config", help="YAML file with controller settings (IngressConfig keys: defaultBackend, "
@@ -100,10 +85,6 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--http-port", type=int, default=int(env("KNET_HTTP_PORT") or 80), help="default %(default)s")
     p.add_argument("--https-port", type=int, default=int(env("KNET_HTTPS_PORT") or 443), help="default %(default)s")
     p.add_argument("--status-port", type=int, default=10254, help="nginx's loopback /healthz (default %(default)s)")
-    p.add_argument("--metrics-addr", default=f"0.0.0.0:{env('KNET_METRICS_PORT') or 9090}",
-                   help="Prometheus /metrics (default %(default)s)")
-    p.add_argument("--health-addr", default=f"0.0.0.0:{env('KNET_HEALTH_PORT') or 8080}",
-                   help="/healthz, /livez, /readyz (default %(default)s)")
     p.add_argument("--publish-address", default=env("KNET_PUBLISH_ADDRESS") or env("HOST_IP"),
                    help="comma-separated addresses for Ingress status (default: $KNET_PUBLISH_ADDRESS or $HOST_IP)")
     p.add_argument("--service", default=env("KNET_INGRESS_SERVICE"),
@@ -113,8 +94,4 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--access-log", default="/dev/stdout", help="nginx's access log, or off (default %(default)s)")
     p.add_argument("--modules-dir", default="/usr/lib/nginx/modules", help="default %(default)s")
     p.add_argument("--nginx", default="nginx", help="the nginx binary (default %(default)s)")
-    p.add_argument("--pod-name", default=env("POD_NAME"), help="reporting instance of Events (default $POD_NAME)")
-    p.add_argument("--min-sync-period", type=float, default=0.5, help="seconds to collect changes into one sync")
-    p.add_argument("--max-sync-period", type=float, default=30.0, help="seconds between resyncs at most")
-    p.add_argument("-v", "--verbose", action="store_true", help="debug logging (Kopf's too)")
     p.set_defaults(func=cmd_ingress)

@@ -14,7 +14,6 @@ watch events gives one reload), and at least every `max_period` (a resync that a
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import logging
 import os
@@ -32,16 +31,11 @@ from operators.ingress.model import IngressConfig, IngressModel, build_model
 from operators.ingress.nginx import Nginx, NginxError
 from operators.ingress.render import Runtime, render_config, render_endpoints
 from operators.ingress.status import StatusWriter
+from operators.kube.component import Periods, sync_loop
 from operators.kube.parse import Problem
 
 log = logging.getLogger(__name__)
 KINDS = ("classes", "ingresses", "services", "slices", "secrets")
-
-
-@dataclass(frozen=True)
-class Periods:
-    min: float = 0.5
-    max: float = 30.0
 
 
 def entries(index: Any) -> list[Entry[Any]]:
@@ -77,14 +71,14 @@ class Applied:
 
 class IngressController:
     def __init__(self, config: IngressConfig, runtime: Runtime, nginx: Nginx, metrics: Metrics,
-                 events: EventRecorder, status: StatusWriter, periods: Periods = Periods()) -> None:
+                 events: EventRecorder, status: StatusWriter, periods: Periods | None = None) -> None:
         self.config = config
         self.rt = runtime
         self.nginx = nginx
         self.metrics = metrics
         self.events = events
         self.status = status
-        self.periods = periods
+        self.periods = periods or Periods()
         self.indexes: dict[str, Any] = {}
         self.dirty = asyncio.Event()
         self.applied = Applied()
@@ -102,18 +96,7 @@ class IngressController:
         return self.synced and await self.nginx.healthy()
 
     async def run(self) -> None:
-        """Wait for the first watch event (Kopf sends none before every initial listing is complete), then sync."""
-        await self.dirty.wait()
-        while True:
-            await asyncio.sleep(self.periods.min)
-            self.dirty.clear()
-            try:
-                await self.sync()
-            except Exception:
-                log.exception("ingress sync failed")
-                self.metrics.errors.labels("sync").inc()
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self.dirty.wait(), self.periods.max)
+        await sync_loop(self.dirty, self.periods, self.sync, "ingress", self.metrics.errors.labels("sync").inc)
 
     def snapshot(self) -> tuple[IngressModel, list[Problem], dict[tuple[str, str, str], ObjectRef], dict[str, Any]]:
         views: dict[str, list[Any]] = {}

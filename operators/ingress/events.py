@@ -22,8 +22,9 @@ COMPONENT = "knet-ingress"
 log = logging.getLogger(__name__)
 
 
-def event_body(ref: ObjectRef, reason: str, message: str, host: str, now: datetime.datetime) -> dict[str, Any]:
-    """A core/v1 Warning Event about `ref`."""
+def event_body(ref: ObjectRef, reason: str, message: str, host: str, now: datetime.datetime,
+               component: str = COMPONENT) -> dict[str, Any]:
+    """A core/v1 Warning Event about `ref` (`component`: knet-ingress, knet-controller)."""
     stamp = now.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     return {
         "apiVersion": "v1",
@@ -33,8 +34,8 @@ def event_body(ref: ObjectRef, reason: str, message: str, host: str, now: dateti
         "type": "Warning",
         "reason": reason,
         "message": message[:1024],
-        "source": {"component": COMPONENT, "host": host},
-        "reportingComponent": f"knet.io/{COMPONENT}",
+        "source": {"component": component, "host": host},
+        "reportingComponent": f"knet.io/{component}",
         "reportingInstance": host,
         "firstTimestamp": stamp,
         "lastTimestamp": stamp,
@@ -51,9 +52,10 @@ def ref_of(problem: Problem, refs: dict[tuple[str, str, str], ObjectRef]) -> Obj
 class EventRecorder:
     """Posts Events with the kubernetes client (in a thread: the client is synchronous)."""
 
-    def __init__(self, configuration: kubernetes.client.Configuration, host: str) -> None:
+    def __init__(self, configuration: kubernetes.client.Configuration, host: str, component: str = COMPONENT) -> None:
         self.api = kubernetes.client.CoreV1Api(kubernetes.client.ApiClient(configuration))
         self.host = host
+        self.component = component
 
     def _post(self, body: dict[str, Any]) -> None:
         try:
@@ -64,7 +66,7 @@ class EventRecorder:
 
     async def post(self, ref: ObjectRef, reason: str, message: str) -> bool:
         """Post one Event; False (logged) when the API server refused it or could not be reached."""
-        body = event_body(ref, reason, message, self.host, datetime.datetime.now(datetime.UTC))
+        body = event_body(ref, reason, message, self.host, datetime.datetime.now(datetime.UTC), self.component)
         try:
             await asyncio.to_thread(self._post, body)
         except Exception as e:  # noqa: BLE001 - any client failure: retried at the next sync

@@ -309,6 +309,10 @@ class _Builder:
             return [("~*", "^" + p.path)] if _regex_ok(p.path) else None
         if not _PLAIN_PATH.fullmatch(p.path):
             return None
+        if p.path_type == "Exact" and p.path != "/" and p.path.endswith("/"):
+            # nginx answers `P` without the slash with a 301 when a proxying `location = P/` exists (its
+            # auto_redirect); a regex location has no such redirect, and goes before the other regexes
+            return [("~", "^" + re.escape(p.path) + "$")]
         if p.path_type == "Exact":
             return [("=", p.path)]
         if p.path_type == "ImplementationSpecific":
@@ -402,9 +406,11 @@ def _ip_sort_key(ip: str) -> bytes:
 
 
 def _location_order(loc: Location) -> tuple[int, int, str]:
-    """Exact first, then prefixes, then regexes longest first (nginx tries regexes in file order)."""
+    """Exact first, then prefixes, then regexes longest first (nginx tries regexes in file order), where the
+    Exact paths written as regexes come first."""
     rank = {"=": 0, "": 1, "~": 2, "~*": 2}[loc.modifier]
-    return rank, -len(loc.path) if rank == 2 else 0, loc.pattern
+    length = -len(loc.path) - (1 << 16 if loc.path_type == "Exact" else 0)
+    return rank, length if rank == 2 else 0, loc.pattern
 
 
 def build_model(classes: Iterable[IngressClass], ingresses: Iterable[Ingress], services: Iterable[Service],

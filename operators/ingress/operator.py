@@ -34,6 +34,7 @@ from operators.ingress.render import Runtime
 from operators.ingress.status import StatusWriter, lb_addresses
 from operators.kube import ingresses as views
 from operators.kube import services as api
+from operators.kube.component import waker
 from operators.kube.services import SERVICE_NAME_LABEL
 from operators.kube.watching import observe_only
 
@@ -112,14 +113,8 @@ def build_registry(controller: IngressController, credentials: kubernetes.client
     for group, plural, extra in ((net, "ingressclasses", {}), (net, "ingresses", {}), ("", "services", {}),
                                  (disc, "endpointslices", {"labels": with_service}), ("", "secrets", TLS)):
         kopf.on.event(*([group] if group else []), "v1", plural, registry=registry, id=f"{plural}_changed",
-                      **extra)(_waker(controller))
+                      **extra)(waker(controller.changed))
     return registry
-
-
-def _waker(controller: IngressController) -> Callable[..., Any]:
-    async def wake(**_: Any) -> None:
-        controller.changed()
-    return wake
 
 
 async def run(options: Options) -> None:

@@ -221,6 +221,9 @@ def render_config(model: IngressModel, runtime: Runtime | None = None) -> str:
     } for s in model.servers]
     for s in servers:
         s["errors"] = any(loc["errors"] for loc in s["locations"]) and model.error_upstream in names.usable
+        # without the controller's default backend, nginx answers the listed codes with its own page
+        s["status_pages"] = [] if s["errors"] else sorted(
+            {int(code) for loc in s["locations"] for code in loc["errors"].split()})
     return _ENV.get_template("nginx.conf.j2").render(
         rt=rt,
         servers=servers,

@@ -92,3 +92,19 @@ def test_hostile_annotation_values(name: str, value: str) -> None:
 @given(hostile)
 def test_hostile_secret_names(secret: str) -> None:
     _check(_objects(secret=secret), secret)
+
+
+@SETTINGS
+@given(hostile, st.sampled_from(["name", "namespace", "service", "port"]))
+def test_hostile_object_names(value: str, where: str) -> None:
+    """Names end up in comments and upstream names: a newline there would end the comment."""
+    objects = _objects()
+    hostile_ingress = objects[-1]
+    backend = hostile_ingress["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]
+    if where in ("name", "namespace"):
+        hostile_ingress["metadata"][where] = value
+    elif where == "service":
+        backend["name"] = value
+    else:
+        backend["port"] = {"name": value}
+    _check(objects, value)

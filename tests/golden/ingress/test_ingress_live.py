@@ -159,6 +159,8 @@ def test_path_types(serve) -> None:
     assert n.get(host, "/apix")[1] == "shop_web_80"  # Prefix matches whole path elements
     assert n.get(host, "/api/health")[1] == "shop_web_80"  # Exact beats Prefix
     assert n.get(host, "/staticfiles")[1] == "shop_web_80"
+    assert n.get(host, "/docs/") == (200, "shop_api_9000")
+    assert n.get(host, "/docs") == (200, "shop_web_80")  # no auto-redirect to the Exact `/docs/`
 
 
 def test_regex_paths(serve) -> None:

@@ -1,0 +1,174 @@
+"""nginx instances for the ingress benchmark, in a network namespace of the benchmark's own: a backend
+(one worker, answering each request with the port it came in on), knet's rendered config, and a minimal
+hand-written proxy config for the same route.
+
+Everything listens on the namespace's loopback, so the figures compare the two proxy configs on the
+same machine, through the same backend, with the same client (wrk, also run in the namespace)."""
+
+from __future__ import annotations
+
+import http.client
+import os
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+from operators.devcluster import netns
+from operators.ingress import files
+from operators.ingress.model import IngressModel
+from operators.ingress.render import Runtime, render_config, render_endpoints
+
+NS = "knet-bench-ing"
+HOST = "bench.test"
+BACKEND = "10.254.0.1"  # on the namespace's lo, outside 127/8 (knet refuses loopback endpoint addresses)
+BACKEND_PORTS = tuple(range(9001, 9011))
+KNET_PORT, MINIMAL_PORT = 8001, 8002
+
+
+def in_ns(*argv: str, cpu: int | None = None) -> list[str]:
+    """argv run in the benchmark's namespace, pinned to one CPU when `cpu` is given (nginx on 0, the
+    load client on 1, so that the two proxies are measured under the same placement)."""
+    pin = ["taskset", "-c", str(cpu)] if cpu is not None else []
+    return [*pin, "nsenter", f"--net=/run/netns/{NS}", "--", *argv]
+
+
+def backend_conf(prefix: Path) -> str:
+    listens = "".join(f"        listen {BACKEND}:{p};\n" for p in BACKEND_PORTS)
+    return f"""worker_processes 1;
+daemon off;
+pid {prefix}/nginx.pid;
+error_log {prefix}/error.log;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    server {{
+{listens}        location / {{ return 200 "$server_port"; }}
+    }}
+}}
+"""
+
+
+def minimal_conf(prefix: Path) -> str:
+    """What one would write by hand for one route: a keep-alive upstream and a proxy_pass."""
+    return f"""worker_processes 1;
+daemon off;
+pid {prefix}/nginx.pid;
+error_log {prefix}/error.log;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    upstream backend {{
+        server {BACKEND}:{BACKEND_PORTS[0]};
+        keepalive 32;
+    }}
+    server {{
+        listen 127.0.0.1:{MINIMAL_PORT};
+        server_name {HOST};
+        location / {{
+            proxy_pass http://backend;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Host $host;
+        }}
+    }}
+}}
+"""
+
+
+def knet_runtime(prefix: Path) -> Runtime:
+    """The controller's runtime (dynamic endpoints, the Lua balancer) with one worker and no access log."""
+    p = str(prefix)
+    return Runtime(prefix=p, certificate_dir=f"{p}/certs", default_certificate=f"{p}/certs/default.pem",
+                   pid_file=f"{p}/nginx.pid", temp_dir=f"{p}/tmp", error_log=f"{p}/error.log", access_log="off",
+                   http_port=KNET_PORT, https_port=8441, status_port=8254, ipv6=False, worker_processes=1,
+                   dynamic_endpoints=True, control_socket=f"{p}/control.sock")
+
+
+def bench_objects(ports: tuple[int, ...]) -> list[dict]:
+    """One Ingress routing bench.test to a Service whose endpoints are the backend's `ports`."""
+    return [
+        {"apiVersion": "networking.k8s.io/v1", "kind": "IngressClass", "metadata": {"name": "knet"},
+         "spec": {"controller": "knet.io/ingress-nginx"}},
+        {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web", "namespace": "bench"},
+         "spec": {"clusterIP": "10.96.0.10", "ports": [{"name": "http", "port": 80, "targetPort": "http"}]}},
+        *({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+           "metadata": {"name": f"web-{p}", "namespace": "bench", "labels": {"kubernetes.io/service-name": "web"}},
+           "addressType": "IPv4", "ports": [{"name": "http", "port": p}],
+           "endpoints": [{"addresses": [BACKEND], "conditions": {"ready": True}}]} for p in ports),
+        {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+         "metadata": {"name": "web", "namespace": "bench", "creationTimestamp": "2026-01-01T00:00:00Z"},
+         "spec": {"ingressClassName": "knet", "rules": [{"host": HOST, "http": {"paths": [
+             {"path": "/", "pathType": "Prefix", "backend": {"service": {"name": "web", "port": {"number": 80}}}}]}}]}},
+    ]
+
+
+def get(port: int, path: str = "/", addr: str = "127.0.0.1") -> tuple[int, str]:
+    """One request to bench.test from inside the namespace (curl); (0, "") when none came back."""
+    proc = subprocess.run(in_ns("curl", "-s", "--max-time", "3", "-H", f"Host: {HOST}", "-o", "-", "-w",
+                                "\n%{http_code}", f"http://{addr}:{port}{path}"),
+                          capture_output=True, text=True, check=False)
+    body, _, code = proc.stdout.rpartition("\n")
+    return (int(code), body) if code.isdigit() else (0, "")
+
+
+def push_endpoints(control_socket: str, body: str) -> str:
+    """POST the endpoints to knet's nginx over its control socket (a file: reachable from any namespace)."""
+    sock = socket.socket(socket.AF_UNIX)
+    sock.connect(control_socket)
+    conn = http.client.HTTPConnection("localhost", timeout=5)
+    conn.sock = sock
+    conn.request("POST", "/endpoints", body=body.encode())
+    response = conn.getresponse()
+    text = response.read().decode()
+    if response.status != 200:
+        raise RuntimeError(f"endpoint push refused: {response.status} {text}")
+    return text
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of a process so far (per request, it does not depend on other load)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class Namespace:
+    """The benchmark's namespace and the nginx masters started in it (all stopped and removed on close)."""
+
+    def __init__(self) -> None:
+        netns.delete(NS)
+        netns.add(NS)
+        netns.ip(NS, "addr", "add", f"{BACKEND}/32", "dev", "lo")
+        self.procs: list[subprocess.Popen[bytes]] = []
+        self.backend = 0  # the backend's worker pid, once started
+
+    def nginx(self, prefix: Path, conf: str, check_port: int, check_addr: str = "127.0.0.1") -> int:
+        """Start an nginx master on `conf`, wait until `check_port` answers; the pid of its (one) worker."""
+        (prefix / "tmp").mkdir(parents=True, exist_ok=True)
+        (prefix / "nginx.conf").write_text(conf)
+        self.procs.append(subprocess.Popen(in_ns("nginx", "-c", str(prefix / "nginx.conf"), "-p", f"{prefix}/", cpu=0),
+                                           stderr=subprocess.DEVNULL))
+        deadline = time.monotonic() + 10
+        while get(check_port, "/healthz", check_addr)[0] == 0:
+            if time.monotonic() > deadline or self.procs[-1].poll() is not None:
+                raise RuntimeError(f"nginx on {prefix} did not start: {(prefix / 'error.log').read_text()}")
+            time.sleep(0.1)
+        master = self.procs[-1].pid  # taskset and nsenter exec nginx: the same process
+        return int(Path(f"/proc/{master}/task/{master}/children").read_text().split()[0])
+
+    def knet(self, prefix: Path, model: IngressModel) -> int:
+        """knet's rendered config for `model`, started, with the model's endpoints pushed; its worker's pid."""
+        rt = knet_runtime(prefix)
+        files.prepare(rt)
+        files.write_certificates(model, rt)
+        worker = self.nginx(prefix, render_config(model, rt), rt.http_port)
+        push_endpoints(rt.control_socket, render_endpoints(model))
+        return worker
+
+    def close(self) -> None:
+        for proc in self.procs:
+            proc.terminate()
+        for proc in self.procs:
+            proc.wait(timeout=10)
+        netns.delete(NS)
+
