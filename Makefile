@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: all deps venv tools test unit e2e lint demo demo-down bench clean
+.PHONY: all deps venv tools test unit e2e lint demo demo-down bench image clean
 
 all: test
 
@@ -23,7 +23,7 @@ tools:
 	@hack/build-upstream.sh >/dev/null
 
 lint: venv
-	$(BIN)/ruff check operators tests bench
+	$(BIN)/ruff check operators tests bench conftest.py
 
 unit: venv
 	$(BIN)/pytest -m "not e2e" -q
@@ -42,6 +42,10 @@ demo-down: venv
 
 bench: deps venv tools
 	$(BIN)/pytest bench -q --bench-full -s
+
+# knet's image from the Containerfile, without Docker (buildah + mmdebstrap); minutes, so not part of test.
+image:
+	@hack/build-image.sh
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

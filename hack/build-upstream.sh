@@ -12,15 +12,19 @@ cache_root=${KNET_CACHE:-$HOME/.cache/knet}
 bin="$cache_root/upstream/k8s-$KUBE_VERSION-etcd-$ETCD_VERSION-helm-$HELM_VERSION-coredns-$COREDNS_VERSION/bin"
 names=(etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kube-proxy helm coredns)
 
+# The first line a command prints, read whole: `cmd | head -1` under pipefail fails at random when
+# the command is still writing after head has gone (SIGPIPE, exit 141), as a cold run showed.
+first_line() { local out; out=$("$@" 2>/dev/null) || return 1; printf '%s' "${out%%$'\n'*}"; }
+
 verify() {
   local v
-  v=$("$bin/etcd" --version | head -1);                  [[ $v == *"${ETCD_VERSION#v}"* ]] || { echo "etcd reports '$v'" >&2; return 1; }
+  v=$(first_line "$bin/etcd" --version);                  [[ $v == *"${ETCD_VERSION#v}"* ]] || { echo "etcd reports '$v'" >&2; return 1; }
   for b in kube-apiserver kube-controller-manager kube-scheduler kube-proxy; do
-    v=$("$bin/$b" --version);                             [[ $v == *"$KUBE_VERSION"* ]] || { echo "$b reports '$v'" >&2; return 1; }
+    v=$(first_line "$bin/$b" --version);                  [[ $v == *"$KUBE_VERSION"* ]] || { echo "$b reports '$v'" >&2; return 1; }
   done
-  v=$("$bin/kubectl" version --client 2>/dev/null | head -1); [[ $v == *"$KUBE_VERSION"* ]] || { echo "kubectl reports '$v'" >&2; return 1; }
-  v=$("$bin/helm" version --short);                      [[ $v == "$HELM_VERSION"* ]] || { echo "helm reports '$v'" >&2; return 1; }
-  v=$("$bin/coredns" -version | head -1);                [[ $v == *"${COREDNS_VERSION#v}"* ]] || { echo "coredns reports '$v'" >&2; return 1; }
+  v=$(first_line "$bin/kubectl" version --client);        [[ $v == *"$KUBE_VERSION"* ]] || { echo "kubectl reports '$v'" >&2; return 1; }
+  v=$(first_line "$bin/helm" version --short);            [[ $v == "$HELM_VERSION"* ]] || { echo "helm reports '$v'" >&2; return 1; }
+  v=$(first_line "$bin/coredns" -version);                [[ $v == *"${COREDNS_VERSION#v}"* ]] || { echo "coredns reports '$v'" >&2; return 1; }
 }
 
 complete=1

@@ -2,7 +2,7 @@
 # Installs the Debian packages knet's tests and demo need, only those missing (idempotent:
 # a machine that has them all returns at once, without touching apt).
 set -euo pipefail
-pkgs=(nftables iptables iproute2 util-linux procps psmisc conntrack nginx libnginx-mod-http-lua dnsutils socat curl iputils-ping)
+pkgs=(nftables iptables iproute2 util-linux procps psmisc conntrack nginx libnginx-mod-http-lua dnsutils dnsperf socat curl iputils-ping wrk)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -11,6 +11,7 @@ from . import __version__
 def main(argv: list[str] | None = None) -> None:
     from . import offline_cli
     from .agent import cli as agent_cli
+    from .controller import cli as controller_cli
     from .devcluster import cli as devcluster_cli
     from .dns import cli as dns_cli
     from .ingress import cli as ingress_cli
@@ -21,6 +22,7 @@ def main(argv: list[str] | None = None) -> None:
     devcluster_cli.register(sub)
     offline_cli.register(sub)
     agent_cli.register(sub)
+    controller_cli.register(sub)
     dns_cli.register(sub)
     ingress_cli.register(sub)
     args = parser.parse_args(argv)

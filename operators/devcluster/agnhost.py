@@ -208,6 +208,9 @@ def cmd_netexec(a: argparse.Namespace) -> None:
             self.rfile.read(int(self.headers.get("Content-Length") or 0))
             self.do_GET()
 
+        # upstream's handlers answer every method (Go's mux does not filter them)
+        do_PUT = do_DELETE = do_PATCH = do_OPTIONS = do_POST
+
         def _text(self, text: str, ctype: str = "text/plain; charset=utf-8") -> None:
             body = text.encode()
             self.send_response(200)

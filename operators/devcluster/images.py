@@ -4,6 +4,8 @@
   component of the repository): the container's command runs from the installed package.
 - agnhost (`registry.k8s.io/e2e-test-images/agnhost:*`) and pause: our Python stand-ins
   (`operators.devcluster.agnhost`), which answer like upstream's.
+- CoreDNS (a repository ending in `coredns/coredns`, any tag): the pinned CoreDNS binary built in
+  `upstream.bin_dir()`, with the container's args (kind's Deployment: `-conf /etc/coredns/Corefile`).
 - anything else: the pod waits with reason ErrImagePull and a message naming these.
 """
 
@@ -11,6 +13,8 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass
+
+from . import upstream
 
 
 @dataclass(frozen=True)
@@ -26,8 +30,14 @@ def repository_name(image: str) -> str:
     return last.split(":", 1)[0]
 
 
+def is_coredns(image: str) -> bool:
+    """`<registry>/coredns/coredns:v1.11.3` (and Docker Hub's `coredns/coredns`)."""
+    head, _, last = image.split("@", 1)[0].rpartition("/")
+    return head.rsplit("/", 1)[-1] == "coredns" and last.split(":", 1)[0] == "coredns"
+
+
 def supported(knet_image: str) -> str:
-    return f"{knet_image} (knet's own image), agnhost and pause (test images)"
+    return f"{knet_image} (knet's own image), CoreDNS, agnhost and pause (test images)"
 
 
 def resolve(image: str, command: list[str] | None, args: list[str] | None, knet_image: str = "knet") -> Resolved:
@@ -44,6 +54,10 @@ def resolve(image: str, command: list[str] | None, args: list[str] | None, knet_
             argv = [*agnhost, *command[1:], *args]
         else:
             argv = command + args
+    elif is_coredns(image):
+        binary = str(upstream.bin_dir() / "coredns")  # the image's entrypoint is /coredns
+        entry = [binary, *command[1:]] if command and command[0] in ("/coredns", "coredns") else command
+        argv = (entry or [binary]) + args
     elif name == "pause":
         argv = [*agnhost, "pause"]
     else:

@@ -9,6 +9,7 @@ machine-wide `created-paths` record, which the last `down` removes again.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import time
@@ -22,6 +23,7 @@ from .podspec import ConfigError, Lookup, field_value
 Obj = dict[str, Any]
 # token_request(serviceAccountName, audiences, expirationSeconds) -> (token, expires_in_seconds)
 TokenRequest = Callable[[str, list[str] | None, int], tuple[str, int]]
+CONFIG_SYNC = 5.0  # seconds between re-reads of configMap and secret volumes (the kubelet: about a minute)
 
 
 @dataclass
@@ -42,11 +44,20 @@ class Volumes:
             self._write(vol)
 
     def refresh(self) -> None:
-        """Re-request service-account tokens past 80% of their lifetime (as the kubelet does)."""
+        """Re-request service-account tokens past 80% of their lifetime, and bring configMap and secret
+        volumes up to date every CONFIG_SYNC seconds (as the kubelet does; files change only if their
+        content did, so CoreDNS's `reload` and the like see an edit as one atomic replacement)."""
         now = time.time()
         for vol in (self.pod.get("spec") or {}).get("volumes") or []:
+            if "configMap" in vol or "secret" in vol:
+                self.refresh_at.setdefault(vol["name"], now + CONFIG_SYNC)
             if (t := self.refresh_at.get(vol["name"])) and now >= t:
-                self._write(vol)
+                if "configMap" not in vol and "secret" not in vol:
+                    self._write(vol)
+                    continue
+                self.refresh_at[vol["name"]] = now + CONFIG_SYNC
+                with contextlib.suppress(ConfigError):  # gone since the pod started: keep the files it had
+                    self._write(vol)
 
     def _write(self, vol: Obj) -> None:
         name = vol["name"]
@@ -81,6 +92,8 @@ class Volumes:
         )
         for rel, (text, mode) in files.items():
             p = d / rel
+            if p.is_file() and p.read_text() == text:
+                continue
             p.parent.mkdir(parents=True, exist_ok=True)
             tmp = p.with_name(p.name + ".tmp")
             tmp.write_text(text)

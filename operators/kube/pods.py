@@ -10,6 +10,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from operators.kube.parse import PROTOCOLS, Problem, Reader, field, is_port
@@ -41,8 +42,8 @@ class Pod:
     hostname: str  # spec.hostname, a DNS label, or ""
     subdomain: str  # spec.subdomain, a DNS label, or ""
 
-    @property
-    def key(self) -> str:
+    @cached_property
+    def key(self) -> str:  # cached: the NetworkPolicy compiler looks up every pod by key on every sync
         return f"{self.namespace}/{self.name}"
 
     @property

@@ -34,6 +34,13 @@ class Labels(Mapping[str, str]):
     def __len__(self) -> int:
         return len(self._map)
 
+    # the dict's own methods: Mapping's generic ones cost most of a selector match
+    def __contains__(self, key: object) -> bool:
+        return key in self._map
+
+    def items(self):  # type: ignore[override]
+        return self._map.items()
+
     def __hash__(self) -> int:
         return hash(self._items)
 

@@ -23,9 +23,9 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import Cluster, wait_for
 
 from operators.devcluster import upstream
+from tests.e2e.harness import Cluster, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "knet"

@@ -6,9 +6,8 @@ import ssl
 import urllib.error
 import urllib.request
 
-from conftest import Cluster, wait_for
-
 from operators.devcluster import testapps
+from tests.e2e.harness import Cluster, wait_for
 
 
 def test_startup_time_is_within_budget(cluster: Cluster) -> None:
@@ -21,15 +20,11 @@ def test_controllers_create_replicaset_pods_and_endpointslices(cluster: Cluster,
     cluster.apply(testapps.netexec(namespace))
     rs = wait_for(lambda: cluster.get("replicasets", "-n", namespace)["items"], "a ReplicaSet")
     assert rs[0]["metadata"]["ownerReferences"][0]["name"] == "web"
-    pods = wait_for(
-        lambda: (
-            [p for p in cluster.pods(namespace, "app=web") if cluster.condition(p, "Ready") == "True"]
-            if len(cluster.pods(namespace, "app=web")) == 2
-            else None
-        ),
-        "2 ready pods",
-        timeout=90,
-    )
+    def ready_pods() -> list[dict] | None:
+        ready = [p for p in cluster.pods(namespace, "app=web") if cluster.condition(p, "Ready") == "True"]
+        return ready if len(ready) == 2 else None
+
+    pods = wait_for(ready_pods, "2 ready pods", timeout=90)
     ips = sorted(p["status"]["podIP"] for p in pods)
 
     def slice_ips() -> list[str] | None:

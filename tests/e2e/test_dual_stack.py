@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from conftest import Cluster, knet, wait_for
 
 from operators.devcluster import testapps
+from tests.e2e.harness import Cluster, knet, wait_for
 
 NAME = "e2e-dual"
 

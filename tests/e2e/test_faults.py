@@ -12,9 +12,9 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import Cluster, knet, wait_for
 
 from operators.devcluster.layout import state_root
+from tests.e2e.harness import Cluster, knet, wait_for
 
 SIDE = "e2e-side"
 

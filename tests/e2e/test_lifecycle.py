@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 
-from conftest import Cluster, knet, wait_for
+from tests.e2e.harness import Cluster, knet, wait_for
 
 AGNHOST = "registry.k8s.io/e2e-test-images/agnhost:2.53"
 

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import subprocess
 
-from conftest import Cluster, wait_for
-
 from operators.devcluster import testapps
 from operators.devcluster.testapps import AGNHOST
+from tests.e2e.harness import Cluster, wait_for
 
 
 def netexec(ns: str, replicas: int = 4) -> str:

@@ -130,6 +130,12 @@ def test_agent_daemonset(default: list[dict[str, Any]]) -> None:
         assert c[probe]["httpGet"] == {"path": path, "port": "healthz"}
     mounts = {m["mountPath"]: m for m in c["volumeMounts"]}
     assert mounts["/lib/modules"]["readOnly"] is True and "/run/xtables.lock" in mounts
+    # on SIGTERM the agent reads its own DaemonSet (gone: uninstalled, remove the rules), and nothing else
+    assert e["KNET_AGENT_DAEMONSET"] == f"{NAMESPACE}/knet-agent"
+    role = one(default, "Role", "knet-agent")
+    assert role["rules"] == [{"apiGroups": ["apps"], "resources": ["daemonsets"], "resourceNames": ["knet-agent"],
+                              "verbs": ["get"]}]
+    assert one(default, "RoleBinding", "knet-agent")["subjects"][0]["name"] == "knet-agent"
 
 
 def test_control_plane_endpoint_is_split_for_in_cluster_clients() -> None:

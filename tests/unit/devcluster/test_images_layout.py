@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from operators.devcluster import images
+from operators.devcluster import images, upstream
 from operators.devcluster.layout import Layout
 
 AGNHOST = (sys.executable, "-m", "operators.devcluster.agnhost")
@@ -32,6 +32,15 @@ def test_knet_image_runs_its_command_and_unknown_images_fail_with_a_list() -> No
     bad = images.resolve("nginx:1.27", None, None)
     assert bad.argv == () and "cannot be pulled" in bad.error and "agnhost" in bad.error
     assert images.resolve("mine@sha256:abc", None, None, knet_image="mine").argv == ("knet",)
+
+
+def test_coredns_images_run_the_pinned_binary_with_their_args() -> None:
+    coredns = str(upstream.bin_dir() / "coredns")
+    conf = ["-conf", "/etc/coredns/Corefile"]
+    for image in ("registry.k8s.io/coredns/coredns:v1.11.3", "coredns/coredns", "r:5000/coredns/coredns@sha256:0"):
+        assert images.resolve(image, None, conf).argv == (coredns, *conf)
+    assert images.resolve("coredns/coredns:1", ["/coredns"], conf).argv == (coredns, *conf)
+    assert images.resolve("other/coredns:1", None, conf).error
 
 
 def test_layout_addresses_do_not_collide_between_clusters() -> None:

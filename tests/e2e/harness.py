@@ -1,4 +1,8 @@
-"""The session's devcluster and helpers to drive it as a user would (kubectl, exec)."""
+"""The session's devcluster and helpers to drive it as a user would (kubectl, exec).
+
+A pytest plugin (registered by the root conftest.py), so that the end-to-end tests and the
+benchmarks under bench/ share one cluster per session.
+"""
 
 from __future__ import annotations
 
@@ -21,9 +25,10 @@ KNET = [sys.executable, "-m", "operators.cli"]
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Everything under tests/e2e, and anything else that uses the cluster, is end-to-end."""
     here = Path(__file__).parent
     for item in items:
-        if here in Path(item.fspath).parents:
+        if here in Path(item.fspath).parents or "cluster" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.e2e)
 
 

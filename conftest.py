@@ -1,4 +1,8 @@
-"""Shared pytest options: `--update-golden` rewrites golden files instead of comparing."""
+"""Shared pytest options and fixtures for tests/ and bench/.
+
+`--update-golden` rewrites golden files instead of comparing; `--bench-full` runs the
+benchmarks at full size (`make bench`), otherwise they run in a quick mode (`make test`).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+
+pytest_plugins = ["tests.e2e.harness"]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -1,0 +1,47 @@
+"""The `bench` fixture: quick or full size, and the figures printed at the end of the run."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pytest
+
+FIGURES: dict[str, list[str]] = {}
+
+
+@dataclass
+class Bench:
+    """Size switch and figure sink for one benchmark."""
+
+    full: bool
+    name: str
+    lines: list[str] = field(default_factory=list)
+
+    def pick(self, quick: int, full: int) -> int:
+        """A size: `quick` under `make test`, `full` under `make bench`."""
+        return full if self.full else quick
+
+    def record(self, line: str) -> None:
+        """Keep a figure for the end-of-run summary (and print it at once under -s)."""
+        print(line)
+        FIGURES.setdefault(self.name, []).append(line)
+
+
+def ratio(ours: float, theirs: float) -> str:
+    """`theirs / ours` as 'N.NNx' (above 1 means knet is faster or smaller)."""
+    return f"{theirs / ours:.2f}x" if ours > 0 else "n/a"
+
+
+@pytest.fixture
+def bench(request: pytest.FixtureRequest) -> Bench:
+    mode = "full" if request.config.getoption("--bench-full") else "quick"
+    return Bench(full=mode == "full", name=f"{request.node.nodeid} ({mode})")
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if FIGURES:
+        terminalreporter.section("benchmark figures")
+        for name, lines in FIGURES.items():
+            terminalreporter.write_line(name)
+            for line in lines:
+                terminalreporter.write_line(f"  {line}")
