@@ -45,7 +45,7 @@ from operators.netpol.update import update
 log = logging.getLogger(__name__)
 REASON = "NetworkPolicyProblem"
 EVENTS_PER_SYNC = 20
-Index = Mapping[Any, Iterable[Entry[Any]]]
+Index = Iterable[Entry[Any]]  # a live collection the watches keep current
 
 
 def _ref(body: Mapping[str, Any], api_version: str, kind: str) -> ObjectRef:
@@ -165,9 +165,7 @@ class NetpolAgent:
                 self.state = schedule.finished(self.state, started, Kind.FULL, ok=False)
 
     def views(self) -> Views:
-        indices = self.indices or ({}, {}, {}, {})
-        entries = [[e for store in index.values() for e in store] for index in indices]
-        policies, pods, namespaces, nodes = entries
+        policies, pods, namespaces, nodes = (list(index) for index in self.indices or ((), (), (), ()))
         node = next((e.view for e in nodes if e.view is not None and e.view.name == self.node), None)
         return Views(
             tuple(e.view for e in policies if e.view is not None),

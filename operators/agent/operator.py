@@ -1,14 +1,16 @@
-"""`knet agent` as a Kopf operator: watches feeding the proxy's sync loop, run standalone on every node.
+"""`knet agent`: informers feeding the proxy's and the NetworkPolicy loops, inside a standalone Kopf
+operator run on every node.
 
-Only `@kopf.index` and `@kopf.on.event` handlers: Kopf then never patches the watched objects (no
-finalizers, no annotations). The indices hold the parsed entries; the event handlers only wake the
-sync loop. Kopf runs no event handler before every index finished its initial listing, which is how
-the loop knows the cluster was listed in full.
+The objects whose number grows with the cluster (Services, EndpointSlices, Pods, and with them
+Namespaces, NetworkPolicies and our Node) come through `operators.kube.informer` (one list, then a
+watch), parsed at once into compact views; Kopf's per-object workers made its initial listing
+quadratic. Kopf keeps the lifecycle (login, signals) and the small watches: ClusterNetworkConfig and
+the peers' Nodes for the node report. Nothing here writes to the watched objects.
 
 Kopf is set up for a node agent: standalone (no peering), no resource scanning (which would need
 RBAC on CRDs and namespaces), no Kubernetes Events from log lines (ours are explicit), API requests
 retried forever (losing the API server must not stop the agent) and watch timeouts that notice a
-silently dead connection.
+silently dead connection; the informers retry forever too.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,6 +34,8 @@ from operators.agent.netpol_metrics import NetpolMetrics
 from operators.agent.proxy import ProxyAgent
 from operators.agent.schedule import Periods
 from operators.agent.servers import StatusServers
+from operators.kube import informer
+from operators.kube.informer import Index, Resource
 from operators.kube.services import SERVICE_NAME_LABEL, Problem
 from operators.kube.watching import observe_only
 from operators.proxy.model import ProxyConfig
@@ -53,81 +57,82 @@ class Options:
     config_file: Mapping[str, Any] | None = None  # `--config` keys, under ClusterNetworkConfig's
 
 
-def build_registry(agent: ProxyAgent, credentials: kubernetes.client.Configuration,
-                   netpol: NetpolAgent | None = None, network_config: config.Settings | None = None,
+class Feeds:
+    """The informers of the proxy's and the NetworkPolicy loop's objects, and the indices they fill.
+
+    Neither loop hears of a change before every informer listed its kind in full: a half-listed
+    cluster would reject traffic to Services whose slices were not seen yet, or isolate pods whose
+    policies were not seen yet. The first notice after that starts both loops (`changed` sets their
+    `listed`)."""
+
+    def __init__(self, client: informer.Client, agent: ProxyAgent, netpol: NetpolAgent | None) -> None:
+        self.agent, self.netpol, self.listed = agent, netpol, False
+        self.services = Index(store.service_entry, self.when_listed(lambda *_: agent.changed()))
+        self.slices = Index(store.slice_entry, self.when_listed(self.slice_changed))
+        self.node = Index(store.node_entry, self.when_listed(self.node_changed))
+        sources: list[tuple[Resource, Index]] = [
+            (Resource("v1", "services"), self.services),
+            (Resource("discovery.k8s.io/v1", "endpointslices", label_selector=SERVICE_NAME_LABEL), self.slices),
+            (Resource("v1", "nodes", field_selector=f"metadata.name={agent.node}"), self.node),
+        ]
+        agent.attach(self.services, self.slices, self.node)
+        if netpol is not None:
+            tell_netpol = self.when_listed(lambda *_: netpol.changed())
+            policies, pods, namespaces = (Index(entry, tell_netpol) for entry in (policy_entry, pod_entry,
+                                                                                  namespace_entry))
+            sources += [(Resource("networking.k8s.io/v1", "networkpolicies"), policies),
+                        (Resource("v1", "pods"), pods), (Resource("v1", "namespaces"), namespaces)]
+            netpol.attach(policies, pods, namespaces, self.node)
+        self.informers = [informer.Informer(client, resource, index.handle) for resource, index in sources]
+
+    def when_listed(self, notify: Callable[..., None]) -> Callable[..., None]:
+        def tell(*args: Any) -> None:
+            if self.listed:
+                notify(*args)
+        return tell
+
+    def slice_changed(self, kind: str, body: Mapping[str, Any]) -> None:
+        uid = str((body.get("metadata") or {}).get("uid") or "")
+        self.agent.slice_changed(uid, store.trigger_time(body), deleted=kind == "DELETED")
+
+    def node_changed(self, *_: Any) -> None:
+        self.agent.changed()
+        if self.netpol is not None:
+            self.netpol.changed()
+
+    async def run(self) -> None:
+        tasks = [asyncio.create_task(i.run(), name=f"informer {i.name}") for i in self.informers]
+        try:
+            await asyncio.gather(*(i.listed.wait() for i in self.informers))
+            self.listed = True
+            log.info("listed %d services, %d endpointslices", len(self.services.entries), len(self.slices.entries))
+            self.node_changed()
+            await asyncio.gather(*tasks)
+        finally:
+            for task in tasks:
+                task.cancel()
+
+
+def build_registry(credentials: kubernetes.client.Configuration, network_config: config.Settings | None = None,
                    reporter: status.NodeReporter | None = None) -> kopf.OperatorRegistry:
+    """Kopf keeps the agent's lifecycle and its small watches (ClusterNetworkConfig, the peers' Nodes)."""
     registry = kopf.OperatorRegistry()
-    own_node = {"field": "metadata.name", "value": agent.node}
 
     @kopf.on.startup(registry=registry)
-    async def startup(settings: kopf.OperatorSettings, services: Any, endpointslices: Any, nodes: Any,
-                      **kwargs: Any) -> None:
+    async def startup(settings: kopf.OperatorSettings, **kwargs: Any) -> None:
         observe_only(settings)
-        agent.attach(services, endpointslices, nodes)
         if reporter is not None:
             reporter.attach(kwargs["peers"])
-        if network_config is not None:  # before the first sync, so that it uses the configured mode
-            found, body = await config.read(credentials)
-            if found:
-                network_config.update(body)
-        if netpol is not None:
-            netpol.attach(kwargs["networkpolicies"], kwargs["pods"], kwargs["namespaces"], nodes)
 
     @kopf.on.login(registry=registry)
     def authenticate(**_: Any) -> kopf.ConnectionInfo:
         return login.connection_info(credentials)
 
-    @kopf.index("v1", "services", id="services", registry=registry)
-    async def services(body: kopf.Body, **_: Any) -> store.Entry[Any]:
-        return store.service_entry(body)
-
-    @kopf.index("discovery.k8s.io", "v1", "endpointslices", id="endpointslices",
-                labels={SERVICE_NAME_LABEL: kopf.PRESENT}, registry=registry)
-    async def endpointslices(body: kopf.Body, **_: Any) -> store.Entry[Any]:
-        return store.slice_entry(body)
-
-    @kopf.index("v1", "nodes", id="nodes", registry=registry, **own_node)
-    async def nodes(body: kopf.Body, **_: Any) -> store.Entry[Any]:
-        return store.node_entry(body)
-
-    @kopf.on.event("v1", "services", registry=registry)
-    async def service_changed(**_: Any) -> None:
-        agent.changed()
-
-    @kopf.on.event("discovery.k8s.io", "v1", "endpointslices", labels={SERVICE_NAME_LABEL: kopf.PRESENT},
-                   registry=registry)
-    async def slice_changed(body: kopf.Body, uid: str, type: str | None, **_: Any) -> None:
-        agent.slice_changed(uid, store.trigger_time(body), deleted=type == "DELETED")
-
-    @kopf.on.event("v1", "nodes", registry=registry, **own_node)
-    async def node_changed(**_: Any) -> None:
-        agent.changed()
-        if netpol is not None:
-            netpol.changed()
-
-    if netpol is not None:
-        add_netpol_watches(registry, netpol)
     if network_config is not None:
         config.add_watch(registry, network_config)
     if reporter is not None:
         status.add_watches(registry, reporter)
     return registry
-
-
-def add_netpol_watches(registry: kopf.OperatorRegistry, netpol: NetpolAgent) -> None:
-    """NetworkPolicies, Pods (all of them: peers live on every node) and Namespaces, as compact views."""
-    watched = (("networking.k8s.io", "v1", "networkpolicies", policy_entry), ("", "v1", "pods", pod_entry),
-               ("", "v1", "namespaces", namespace_entry))
-    for group, version, plural, entry in watched:
-        resource = (group, version, plural) if group else (version, plural)
-
-        @kopf.index(*resource, id=plural, registry=registry)
-        async def index(body: kopf.Body, entry: Any = entry, **_: Any) -> store.Entry[Any]:
-            return entry(body)
-
-        @kopf.on.event(*resource, id=f"{plural}-changed", registry=registry)
-        async def event(**_: Any) -> None:
-            netpol.changed()
 
 
 async def run(options: Options) -> None:
@@ -150,21 +155,27 @@ async def run(options: Options) -> None:
     settings.listen(configure)
     if netpol is not None:
         settings.listen(lambda cfg: netpol.configure(cfg.policy, cfg.periods))
+    found, body = await config.read(credentials)  # before the first sync, so that it uses the configured mode
+    if found:
+        settings.update(body)
     reporter = status.NodeReporter(agent, settings, status.StatusWriter(credentials, options.node), Announcer())
     servers = StatusServers(metrics.registry, agent.status)
     await servers.start(options.metrics_addr, options.health_addr)
-    loop = asyncio.create_task(agent.run(), name="proxy sync loop")
-    report_loop = asyncio.create_task(reporter.run(), name="node reports")
-    netpol_loop = asyncio.create_task(netpol.run(), name="netpol sync loop") if netpol else None
+    client = informer.Client(credentials)
+    tasks = [asyncio.create_task(agent.run(), name="proxy sync loop"),
+             asyncio.create_task(reporter.run(), name="node reports"),
+             asyncio.create_task(Feeds(client, agent, netpol).run(), name="informers")]
+    if netpol is not None:
+        tasks.append(asyncio.create_task(netpol.run(), name="netpol sync loop"))
     log.info("knet agent on node %s, API server %s", options.node, credentials.host)
     try:
-        await kopf.operator(registry=build_registry(agent, credentials, netpol, settings, reporter),
-                            standalone=True, clusterwide=True)
+        await kopf.operator(registry=build_registry(credentials, settings, reporter), standalone=True,
+                            clusterwide=True)
     finally:
-        for task in (loop, netpol_loop, report_loop):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+        for task in tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await client.close()
         await agent.stop()
         await servers.stop()

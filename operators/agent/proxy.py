@@ -22,7 +22,7 @@ import contextlib
 import datetime
 import logging
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from typing import Any
 
 from operators.agent import conntrack, dataplane, schedule
@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 EVENTS_PER_SYNC = 20  # the rest wait for the next sync: posting must not hold up programming for long
 HEALTH_TIMEOUT_PERIODS = 2  # /healthz fails when a due sync waits this many max periods (kube-proxy: 2)
 
-Index = Mapping[Any, Iterable[Entry[Any]]]  # a Kopf index: key -> store of entries
+Index = Iterable[Entry[Any]]  # a live collection the watches keep current (`operators.kube.informer.Index`)
 
 
 class ProxyAgent:
@@ -69,11 +69,11 @@ class ProxyAgent:
     # --- fed by the watches ---------------------------------------------------------------------
 
     def attach(self, services: Index, slices: Index, nodes: Index) -> None:
-        """The Kopf indices holding the entries (all under the key None)."""
+        """The collections of entries the watches keep current."""
         self.indices = (services, slices, nodes)
 
     def changed(self) -> None:
-        """A watched object changed (Kopf calls handlers only once all indices are populated)."""
+        """A watched object changed (the watches tell only once every kind was listed)."""
         self.listed.set()
         self.state = schedule.changed(self.state, time.monotonic())
         self.wake.set()
@@ -118,8 +118,7 @@ class ProxyAgent:
                 self.state = schedule.finished(self.state, started, Kind.FULL, ok=False)
 
     def snapshot(self) -> Snapshot:
-        indices = self.indices or ({}, {}, {})
-        return Snapshot.collect(*((e for store in index.values() for e in store) for index in indices))
+        return Snapshot.collect(*(self.indices or ((), (), ())))
 
     async def sync(self, now: float) -> None:
         changed = self.state.dirty_since is not None or self.retry_reports

@@ -76,7 +76,6 @@ def cmd_dns(args: argparse.Namespace) -> int:
     options = watch.Options(listen=listen, http=tuple(args.http or cluster_http()),
                             api_server=args.api_server, kubeconfig=args.kubeconfig,
                             cluster_domain=args.cluster_domain, nameservers=nameservers(args.nameserver, listen),
-                            resync_period=args.resync_period,
                             forward_to=tuple(Server(*found) for found in forward_to if found))
     try:
         asyncio.run(watch.run(options))
@@ -106,9 +105,6 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                    help="the cluster zone when no DNSConfig says otherwise (default %(default)s)")
     p.add_argument("--nameserver", action="append", default=[], metavar="IP",
                    help="address(es) answered for ns.dns.<zone> (default: the --listen address, else $POD_IP)")
-    p.add_argument("--resync-period", type=float, default=300.0, metavar="SECONDS",
-                   help="how often to list names and prune records of objects deleted while no watch was open "
-                        "(default %(default)s)")
     p.add_argument("--node-local", metavar="ADDR",
                    help="node-local cache: hold ADDR (e.g. 169.254.20.10) on the loopback interface of this network "
                         "namespace and listen on ADDR:53 (see operators/dns/nodelocal.py)")

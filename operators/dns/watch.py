@@ -1,18 +1,14 @@
-"""`knet dns` against an API server: Kopf watches feed the record store one object at a time.
+"""`knet dns` against an API server: informers feed the record store one object at a time.
 
-Only `@kopf.index` and `@kopf.on.event` handlers, standalone: Kopf never writes to the watched
-objects (no finalizers, no annotations, no peering). The index handlers apply every listed, added
-or modified object to the store and keep nothing in Kopf's indices (they return None); deletions
-reach only event handlers (Kopf drops deleted objects from indices without calling the handler), so
-an event handler applies them. Kopf calls no event handler before every index handler of the
-initial listings ran, so the first event (there is always one: the `default` and `kube-system`
-Namespaces) marks the store synced, which is what /ready reports. Deletions missed while no watch
-was open are pruned by a periodic metadata-only listing (`resync.py`).
-
-The `DNSConfig` named `default` (knet.io/v1alpha1) reconfigures the server when its CRD exists; if
-it does not, Kopf's one initial resource scan skips it and the defaults (plus --cluster-domain)
-apply. Resource scanning is otherwise off, so the operator needs no RBAC beyond list/watch of the
-five resources.
+Namespaces, Services, EndpointSlices and Pods come through `operators.kube.informer` (one paged list,
+then a watch from its resourceVersion): every listed, added, modified or deleted object is applied to
+the store at once, and the store is marked synced (what /ready reports) once every kind was listed in
+full. A watch that broke resumes where it was; one too old is replaced by a new listing that also
+hands over the objects deleted meanwhile, so no record outlives its object. Kopf (standalone, never
+writing to the watched objects) keeps the lifecycle and the `DNSConfig` named `default`
+(knet.io/v1alpha1), which reconfigures the server when its CRD exists; if it does not, Kopf's one
+initial resource scan skips it and the defaults (plus --cluster-domain) apply. Resource scanning is
+otherwise off, so the server needs no RBAC beyond list/watch of the five resources.
 """
 
 from __future__ import annotations
@@ -28,23 +24,21 @@ import kopf
 import kubernetes
 
 from operators.agent import login
-from operators.dns import nodelocal, resync
+from operators.dns import nodelocal
 from operators.dns.config import DEFAULT_DOMAIN, GROUP, DNSConfig, Server, parse_dns_config
 from operators.dns.records import RecordStore
 from operators.dns.server import DNSServer
+from operators.kube import informer
+from operators.kube.informer import Resource
 from operators.kube.services import SERVICE_NAME_LABEL
 from operators.kube.watching import observe_only
 
 log = logging.getLogger("knet.dns")
 
-BATCH_WINDOW = 0.01  # seconds Kopf waits for more events on one object: small, a new Service must resolve in 1s
-WATCHED: tuple[tuple[str, str, dict[str, Any]], ...] = (  # (group/version, plural, Kopf filters)
-    ("v1", "namespaces", {}),
-    ("v1", "services", {}),
-    ("discovery.k8s.io/v1", "endpointslices", {"labels": {SERVICE_NAME_LABEL: kopf.PRESENT}}),
-    ("v1", "pods", {}),
-)
-DNSCONFIG = (f"{GROUP}/v1alpha1", "dnsconfigs", {"field": "metadata.name", "value": "default"})
+WATCHED = (Resource("v1", "namespaces"), Resource("v1", "services"),
+           Resource("discovery.k8s.io/v1", "endpointslices", label_selector=SERVICE_NAME_LABEL),
+           Resource("v1", "pods"))
+DNSCONFIG_PATH = f"/apis/{GROUP}/v1alpha1/dnsconfigs/default"  # also watched by Kopf, from start-up on
 
 
 @dataclass(frozen=True)
@@ -55,14 +49,7 @@ class Options:
     kubeconfig: str | None
     cluster_domain: str = DEFAULT_DOMAIN
     nameservers: tuple[str, ...] = ()
-    resync_period: float = resync.PERIOD
     forward_to: tuple[Server, ...] = ()  # node-local mode: every name outside the cluster zones goes there
-
-
-def configure(settings: kopf.OperatorSettings) -> None:
-    """A read-only watcher: no scanning (no RBAC on CRDs), no Events, retries forever, fast batching."""
-    observe_only(settings)
-    settings.batching.batch_window = BATCH_WINDOW
 
 
 class Feed:
@@ -74,16 +61,27 @@ class Feed:
         self.store = server.store
         self.cluster_domain = cluster_domain
         self.forward_to = forward_to
-        self.pruner = resync.Pruner(self.store.keys, self._delete)
 
     def apply(self, body: Mapping[str, Any], deleted: bool = False) -> None:
         for problem in self.store.apply(dict(body), deleted=deleted):
             log.warning("%s", problem)
-        md = body.get("metadata") or {}
-        self.pruner.applied(str(body.get("kind")), (md.get("namespace", ""), md.get("name", "")))
 
-    def _delete(self, kind: str, key: tuple[str, str]) -> None:
-        self.store.apply({"kind": kind, "metadata": {"namespace": key[0], "name": key[1]}}, deleted=True)
+    def handle(self, kind: str, body: Mapping[str, Any]) -> None:
+        """An informer's change (ADDED, MODIFIED, DELETED)."""
+        self.apply(body, deleted=kind == "DELETED")
+
+    async def watch(self, client: informer.Client) -> None:
+        """Every watched kind into the store, synced once all were listed; until cancelled."""
+        self.dnsconfig(await client.read(DNSCONFIG_PATH, "DNSConfig"))  # ready with it, not with the defaults
+        informers = [informer.Informer(client, resource, self.handle) for resource in WATCHED]
+        tasks = [asyncio.create_task(i.run(), name=f"informer {i.name}") for i in informers]
+        try:
+            await asyncio.gather(*(i.listed.wait() for i in informers))
+            self.synced()
+            await asyncio.gather(*tasks)
+        finally:
+            for task in tasks:
+                task.cancel()
 
     def dnsconfig(self, body: Mapping[str, Any] | None) -> None:
         """Adopt the DNSConfig (None: it was deleted, back to defaults); an invalid one is reported, still used
@@ -103,46 +101,29 @@ class Feed:
             log.info("initial listings done: %s", self.store.stats())
 
 
-def _split(api: str) -> tuple[str, str]:
-    group, _, version = api.rpartition("/")
-    return group, version
-
-
 def build_registry(feed: Feed, credentials: kubernetes.client.Configuration) -> kopf.OperatorRegistry:
+    """Kopf's part: login, and the DNSConfig (the record store's kinds come through `Feed.watch`)."""
     registry = kopf.OperatorRegistry()
 
     @kopf.on.startup(registry=registry)
     async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
-        configure(settings)
+        observe_only(settings)
 
     @kopf.on.login(registry=registry)
     def authenticate(**_: Any) -> kopf.ConnectionInfo:
         return login.connection_info(credentials)
 
-    async def index(body: kopf.Body, **_: Any) -> None:
-        feed.apply(body)
-
-    async def event(type: str | None, body: kopf.Body, **_: Any) -> None:
-        if type == "DELETED":
-            feed.apply(body, deleted=True)
-        feed.synced()
-
-    for api, plural, filters in WATCHED:
-        group, version = _split(api)
-        kopf.index(group, version, plural, id=f"{plural}-store", registry=registry, **filters)(index)
-        kopf.on.event(group, version, plural, id=f"{plural}-deleted", registry=registry, **filters)(event)
-
+    @kopf.index(GROUP, "v1alpha1", "dnsconfigs", id="dnsconfig", registry=registry, field="metadata.name",
+                value="default")
     async def dnsconfig_index(body: kopf.Body, **_: Any) -> None:
         feed.dnsconfig(body)
 
+    @kopf.on.event(GROUP, "v1alpha1", "dnsconfigs", id="dnsconfig-deleted", registry=registry,
+                   field="metadata.name", value="default")
     async def dnsconfig_event(type: str | None, **_: Any) -> None:
         if type == "DELETED":
             feed.dnsconfig(None)
 
-    group, version = _split(DNSCONFIG[0])
-    kopf.index(group, version, DNSCONFIG[1], id="dnsconfig", registry=registry, **DNSCONFIG[2])(dnsconfig_index)
-    kopf.on.event(group, version, DNSCONFIG[1], id="dnsconfig-deleted", registry=registry,
-                  **DNSCONFIG[2])(dnsconfig_event)
     return registry
 
 
@@ -157,12 +138,13 @@ async def run(options: Options) -> None:
     log.info("serving %s on %s:%d (udp, tcp), API server %s", ", ".join(config.zones), host, port, credentials.host)
     for addr in options.http:
         log.info("health, readiness and metrics on %s:%d", *await server.start_http(addr))
-    pruning = asyncio.create_task(feed.pruner.run(resync.api_lister(credentials), lambda: feed.store.synced,
-                                                  options.resync_period), name="dns resync")
+    client = informer.Client(credentials)
+    watching = asyncio.create_task(feed.watch(client), name="dns informers")
     try:
         await kopf.operator(registry=build_registry(feed, credentials), standalone=True, clusterwide=True)
     finally:
-        pruning.cancel()
+        watching.cancel()
         with contextlib.suppress(asyncio.CancelledError):
-            await pruning
+            await watching
+        await client.close()
         await server.stop()

@@ -68,15 +68,15 @@ def kernel(monkeypatch: pytest.MonkeyPatch) -> Kernel:
 
 
 class Cluster:
-    """Kopf-like indices (every entry under the key None) that tests edit."""
+    """Live collections of entries, as the informers keep them, that tests edit."""
 
     def __init__(self, *objects: dict[str, Any]) -> None:
-        self.services = {None: [service_entry(o) for o in objects if o["kind"] == "Service"]}
-        self.slices = {None: [slice_entry(o) for o in objects if o["kind"] == "EndpointSlice"]}
-        self.nodes = {None: [node_entry(NODE)]}
+        self.services = [service_entry(o) for o in objects if o["kind"] == "Service"]
+        self.slices = [slice_entry(o) for o in objects if o["kind"] == "EndpointSlice"]
+        self.nodes = [node_entry(NODE)]
 
     def set_slices(self, *objects: dict[str, Any]) -> None:
-        self.slices[None] = [slice_entry(o) for o in objects]
+        self.slices[:] = [slice_entry(o) for o in objects]
 
 
 def make_agent(cluster: Cluster, recorder: Recorder | None = None) -> ProxyAgent:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import kopf
 import kubernetes
 import pytest
@@ -21,9 +19,11 @@ def feed() -> watch.Feed:
 
 def test_objects_come_and_go_incrementally() -> None:
     f = feed()
-    f.apply(kopf.Body(service("web", "shop", ("10.96.3.4",))))
+    f.handle("ADDED", service("web", "shop", ("10.96.3.4",)))
     assert ask(f.store, "web.shop.svc.cluster.local")[:2] == ("NOERROR", ["10.96.3.4"])
-    f.apply(kopf.Body(service("web", "shop", ("10.96.3.4",))), deleted=True)
+    f.handle("MODIFIED", service("web", "shop", ("10.96.3.5",)))
+    assert ask(f.store, "web.shop.svc.cluster.local")[:2] == ("NOERROR", ["10.96.3.5"])
+    f.handle("DELETED", service("web", "shop", ("10.96.3.5",)))
     assert ask(f.store, "web.shop.svc.cluster.local")[0] == "NXDOMAIN"
 
 
@@ -43,12 +43,13 @@ def test_dnsconfig_reconfigures_and_its_deletion_restores_defaults() -> None:
     assert f.server.config.zones == ("cluster.local",)
 
 
-def test_registry_watches_the_five_resources_without_writing_to_them() -> None:
+def test_kopf_watches_only_the_dnsconfig_without_writing_to_it() -> None:
+    """The record store's four kinds come through informers (`watch.WATCHED`); Kopf keeps the DNSConfig."""
     registry = watch.build_registry(feed(), kubernetes.client.Configuration())
-    plurals = {h.selector.any_name for h in registry._indexing.get_all_handlers()}
-    assert plurals == {"namespaces", "services", "endpointslices", "pods", "dnsconfigs"}
-    assert {h.selector.any_name for h in registry._watching.get_all_handlers()} == plurals
+    assert {h.selector.any_name for h in registry._indexing.get_all_handlers()} == {"dnsconfigs"}
+    assert {h.selector.any_name for h in registry._watching.get_all_handlers()} == {"dnsconfigs"}
     assert not registry._changing.get_all_handlers()  # no on.create/update: Kopf adds no finalizers
+    assert {r.plural for r in watch.WATCHED} == {"namespaces", "services", "endpointslices", "pods"}
 
 
 def test_cli_rejects_a_bad_listen_address(capsys: pytest.CaptureFixture[str]) -> None:
@@ -77,23 +78,6 @@ def test_ports_from_the_charts_environment(monkeypatch: pytest.MonkeyPatch) -> N
     for name, port in zip(("KNET_DNS_PORT", *cli.HTTP_PORT_ENV), ("5353", "8080", "8181", "8080"), strict=True):
         monkeypatch.setenv(name, port)
     assert (cli.cluster_listen(), cli.cluster_http()) == ("0.0.0.0:5353", ["0.0.0.0:8080", "0.0.0.0:8181"])
-
-
-def test_resync_prunes_objects_deleted_while_no_watch_was_open() -> None:
-    f = feed()
-    for name in ("kept", "gone"):
-        f.apply(kopf.Body(service(name, "shop", ("10.96.3.4",))))
-    f.apply(kopf.Body({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}}))
-
-    def lister(kind: str) -> set[tuple[str, str]]:
-        if kind == "Service":  # a Service created while the list runs is not in it, and must survive
-            f.apply(kopf.Body(service("racing", "shop", ("10.96.3.5",))))
-            return {("shop", "kept")}
-        return {("", "shop")} if kind == "Namespace" else set()
-
-    assert asyncio.run(f.pruner.prune(lister)) == 1
-    assert f.store.keys("Service") == {("shop", "kept"), ("shop", "racing")}
-    assert ask(f.store, "gone.shop.svc.cluster.local")[0] == "NXDOMAIN"
 
 
 def test_node_local_mode_forwards_everything_outside_the_zones_to_the_cluster_dns() -> None:

@@ -64,7 +64,7 @@ def test_counters_are_read_when_a_sync_has_nothing_to_apply(monkeypatch: pytest.
     registry = CollectorRegistry()
     metrics = NetpolMetrics(registry)
     agent = NetpolAgent("n1", PERIODS, metrics, FailingEvents())  # type: ignore[arg-type]
-    agent.attach({1: [policy_entry(policy)]}, {1: [pod_entry(pod)]}, {1: [namespace_entry(ns)]}, {})
+    agent.attach([policy_entry(policy)], [pod_entry(pod)], [namespace_entry(ns)], [])
     agent.configure(PolicyOptions(drop_logging=True), PERIODS)
 
     async def run() -> None:

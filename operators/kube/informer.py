@@ -1,0 +1,253 @@
+"""List-then-watch of one resource kind, as client-go's informers do, for the read-only watchers.
+
+Why not Kopf for these: Kopf gives every object its own worker and, during the initial listing of an
+indexed resource, every worker drops a toggle and waits on one shared condition, so each listed object
+wakes all the others (quadratic: 1k Services took minutes, 10k would take hours). An informer lists the
+kind in pages, hands each object to its handler at once, then watches from the list's resourceVersion
+(with bookmarks), so starting is linear in the number of objects. Kopf keeps the operators' lifecycle
+and their small watches.
+
+What it guarantees:
+- `listed` is set once the first complete listing was handed over;
+- a watch that ends is resumed from the last resourceVersion seen; one that is too old (410 Gone) is
+  replaced by a fresh listing, and objects that vanished meanwhile are handed over as DELETED, so no
+  deletion is lost;
+- API errors and a lost API server are retried forever with a backoff; what was handed over stays.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import logging
+import ssl
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+import kubernetes
+
+log = logging.getLogger(__name__)
+
+PAGE = 500  # objects per list request, as client-go's pager
+WATCH_TIMEOUT = 300  # seconds the API server keeps one watch open; the client gives it 30 more
+BACKOFFS = (1.0, 2.0, 5.0)  # then 10 s forever
+
+Handler = Callable[[str, Mapping[str, Any]], None]  # (ADDED | MODIFIED | DELETED, object)
+
+
+class Gone(Exception):
+    """The resourceVersion is too old (410): only a new listing can continue."""
+
+
+@dataclass(frozen=True)
+class Resource:
+    """Where a kind is listed, and which of its objects: `api` is "v1" or "group/version"."""
+
+    api: str
+    plural: str
+    label_selector: str = ""
+    field_selector: str = ""
+
+    @property
+    def path(self) -> str:
+        return f"/api/{self.api}/{self.plural}" if "/" not in self.api else f"/apis/{self.api}/{self.plural}"
+
+    def query(self, **extra: str) -> dict[str, str]:
+        selectors = {"labelSelector": self.label_selector, "fieldSelector": self.field_selector}
+        return {k: v for k, v in {**selectors, **extra}.items() if v}
+
+
+class Client:
+    """aiohttp requests with the credentials of a `kubernetes.client.Configuration` (the same the
+    operators give Kopf); the token is read again before each request, as the kubelet rotates it."""
+
+    def __init__(self, config: kubernetes.client.Configuration) -> None:
+        self.config = config
+        self.session: aiohttp.ClientSession | None = None
+
+    def _ssl(self) -> ssl.SSLContext:
+        ctx = ssl.create_default_context(cafile=self.config.ssl_ca_cert)
+        if self.config.cert_file:
+            ctx.load_cert_chain(self.config.cert_file, self.config.key_file)
+        if not self.config.verify_ssl:
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+        return ctx
+
+    def _headers(self) -> dict[str, str]:
+        if self.config.refresh_api_key_hook is not None:
+            self.config.refresh_api_key_hook(self.config)
+        auth = self.config.get_api_key_with_prefix("BearerToken") or self.config.get_api_key_with_prefix(
+            "authorization")
+        return {"Accept": "application/json", **({"Authorization": auth} if auth else {})}
+
+    async def get(self, path: str, params: Mapping[str, str], timeout: float) -> aiohttp.ClientResponse:
+        if self.session is None:
+            self.session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=self._ssl()))
+        response = await self.session.get(self.config.host + path, params=params, headers=self._headers(),
+                                          timeout=aiohttp.ClientTimeout(total=None, sock_connect=10,
+                                                                        sock_read=timeout))
+        if response.status == 410:
+            response.release()
+            raise Gone(path)
+        if response.status >= 400:
+            text = await response.text()
+            response.release()
+            raise aiohttp.ClientResponseError(response.request_info, (), status=response.status,
+                                              message=text[:300])
+        return response
+
+    async def read(self, path: str, what: str) -> dict[str, Any] | None:
+        """One object, None if there is none (404, also when its CRD is missing); retried until the API
+        server answers either way."""
+        delays = _delays()
+        while True:
+            try:
+                response = await self.get(path, {}, WATCH_TIMEOUT)
+                async with response:
+                    return dict(await response.json(loads=json.loads))
+            except aiohttp.ClientResponseError as e:
+                if e.status == 404:
+                    return None
+                log.warning("reading %s: %s; retrying", what, e)
+            except (aiohttp.ClientError, TimeoutError, OSError, ValueError) as e:
+                log.warning("reading %s: %s; retrying", what, e or type(e).__name__)
+            await asyncio.sleep(next(delays))
+
+    async def close(self) -> None:
+        if self.session is not None:
+            await self.session.close()
+            self.session = None
+
+
+def _delays() -> Iterator[float]:
+    return itertools.chain(BACKOFFS, itertools.repeat(10.0))
+
+
+def _meta(obj: Mapping[str, Any]) -> Mapping[str, Any]:
+    return obj.get("metadata") or {}
+
+
+def _tombstone(obj: Mapping[str, Any]) -> dict[str, Any]:
+    """What is kept of a handed-over object to hand it over as DELETED if a listing misses it."""
+    md = _meta(obj)
+    return {"apiVersion": obj.get("apiVersion"), "kind": obj.get("kind"),
+            "metadata": {k: md[k] for k in ("namespace", "name", "uid", "resourceVersion") if k in md}}
+
+
+async def _lines(response: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
+    """The watch stream's JSON lines, of any length (aiohttp's readline stops at 64 KiB)."""
+    buffer = b""
+    async for chunk in response.content.iter_any():
+        buffer += chunk
+        *lines, buffer = buffer.split(b"\n")
+        for line in lines:
+            if line.strip():
+                yield line
+
+
+class Informer:
+    """Hands every object of one `Resource` to `handle`, then every change, until cancelled."""
+
+    def __init__(self, client: Client, resource: Resource, handle: Handler, name: str = "") -> None:
+        self.client = client
+        self.resource = resource
+        self.handle = handle
+        self.name = name or resource.plural
+        self.known: dict[str, dict[str, Any]] = {}  # uid -> tombstone of every object handed over
+        self.version = ""  # the resourceVersion to watch from
+        self.listed = asyncio.Event()
+
+    async def run(self) -> None:
+        delays = _delays()
+        while True:
+            try:
+                if not self.version:
+                    await self.list()
+                await self.watch()
+                delays = _delays()
+            except Gone:
+                log.info("%s: watch too old, listing again", self.name)
+                self.version = ""
+            except (aiohttp.ClientError, TimeoutError, OSError, ValueError) as e:
+                delay = next(delays)
+                log.warning("%s: %s; retrying in %.0f s", self.name, e or type(e).__name__, delay)
+                await asyncio.sleep(delay)
+
+    async def list(self) -> None:
+        """One complete listing in pages; objects missing from it since the last one are DELETED."""
+        seen: set[str] = set()
+        token, version = "", ""
+        while True:
+            response = await self.client.get(self.resource.path, self.resource.query(
+                limit=str(PAGE), **({"continue": token} if token else {})), WATCH_TIMEOUT)
+            async with response:
+                page = await response.json(loads=json.loads)
+            kind = str(page.get("kind", "")).removesuffix("List")
+            for obj in page.get("items") or ():
+                obj.setdefault("kind", kind)
+                obj.setdefault("apiVersion", page.get("apiVersion"))
+                seen.add(self._handle("ADDED", obj))
+            version = version or str(_meta(page).get("resourceVersion") or "")
+            token = str(_meta(page).get("continue") or "")
+            if not token:
+                break
+        for uid in [u for u in self.known if u not in seen]:
+            self.handle("DELETED", self.known.pop(uid))
+        self.version = version
+        self.listed.set()
+
+    async def watch(self) -> None:
+        """Changes from `version` on, until the API server ends the watch (then the caller resumes)."""
+        params = self.resource.query(watch="1", allowWatchBookmarks="true", resourceVersion=self.version,
+                                     timeoutSeconds=str(WATCH_TIMEOUT))
+        response = await self.client.get(self.resource.path, params, WATCH_TIMEOUT + 30)
+        async with response:
+            async for line in _lines(response):
+                event = json.loads(line)
+                kind, obj = event.get("type"), event.get("object") or {}
+                if kind == "ERROR":
+                    if obj.get("code") == 410:
+                        raise Gone(self.resource.path)
+                    raise ValueError(f"watch error: {obj.get('message')}")
+                if kind in ("ADDED", "MODIFIED", "DELETED"):
+                    self._handle(kind, obj)
+                self.version = str(_meta(obj).get("resourceVersion") or self.version)
+
+    def _handle(self, kind: str, obj: Mapping[str, Any]) -> str:
+        uid = str(_meta(obj).get("uid") or "")
+        if kind == "DELETED":
+            self.known.pop(uid, None)
+            self.handle(kind, obj)
+            return uid
+        old = self.known.get(uid)
+        if old is not None and old["metadata"].get("resourceVersion") == _meta(obj).get("resourceVersion"):
+            return uid  # a relisting of an unchanged object
+        self.known[uid] = _tombstone(obj)
+        self.handle("MODIFIED" if old is not None else "ADDED", obj)
+        return uid
+
+
+class Index:
+    """Parsed views of one kind by uid, fed by an `Informer`: iterating gives the current views."""
+
+    def __init__(self, parse: Callable[[Mapping[str, Any]], Any],
+                 changed: Callable[[str, Mapping[str, Any]], None] | None = None) -> None:
+        self.parse = parse
+        self.changed = changed
+        self.entries: dict[str, Any] = {}
+
+    def handle(self, kind: str, obj: Mapping[str, Any]) -> None:
+        uid = str(_meta(obj).get("uid") or "")
+        if kind == "DELETED":
+            self.entries.pop(uid, None)
+        else:
+            self.entries[uid] = self.parse(obj)
+        if self.changed is not None:
+            self.changed(kind, obj)
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self.entries.values())
