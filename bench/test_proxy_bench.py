@@ -6,7 +6,8 @@ Per proxy and size: full sync from process start until the kernel's dispatch map
 Service's EndpointSlice moved between two backend ports; time from the API write until a new
 connection from the client namespace reaches the new port) p50/p99, the proxies' network-programming
 latency metric for those changes, RSS, and first-packet connect latency through the rules.
-Sizes: quick 200 Services, full 1k, 10k and 30k (10 endpoints each).
+Sizes: quick 200 Services, full 1k, 10k and 30k (10 endpoints each); KNET_BENCH_PROXY_SIZES=1000,10000
+picks others.
 """
 
 from __future__ import annotations
@@ -131,7 +132,8 @@ def _measure(proxy: Proxy, cluster: Cluster, objects: Objects, addr: str, workdi
 
 def test_proxy(cluster: Cluster, bench: Bench, tmp_path: Path) -> None:
     layout = load_layout(cluster.name)
-    sizes = list(FULL_SIZES) if bench.full else [200]
+    chosen = os.environ.get("KNET_BENCH_PROXY_SIZES")
+    sizes = [int(n) for n in chosen.split(",")] if chosen else list(FULL_SIZES) if bench.full else [200]
     changes = bench.pick(5, 20)
     nodes = {"knet": BenchNode(layout, "knet"), "kube-proxy": BenchNode(layout, "kp")}
     proxies = [
