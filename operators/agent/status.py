@@ -217,8 +217,8 @@ class NodeReporter:
 
     def _node_uid(self) -> str:
         """Our Node's uid (for the ownerReference), from the agent's own-node index."""
-        nodes = self.agent.indices[2] if self.agent.indices else {}
-        return next((e.ref.uid for entries in nodes.values() for e in entries if e.ref.name == self.agent.node), "")
+        nodes = self.agent.indices[2] if self.agent.indices else ()
+        return next((e.ref.uid for e in nodes if e.ref.name == self.agent.node), "")
 
     async def run(self) -> None:
         await self.agent.listed.wait()

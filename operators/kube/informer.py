@@ -97,7 +97,7 @@ class Client:
             text = await response.text()
             response.release()
             raise aiohttp.ClientResponseError(response.request_info, (), status=response.status,
-                                              message=text[:300])
+                                              message=status_message(text))
         return response
 
     async def read(self, path: str, what: str) -> dict[str, Any] | None:
@@ -121,6 +121,16 @@ class Client:
         if self.session is not None:
             await self.session.close()
             self.session = None
+
+
+def status_message(text: str) -> str:
+    """The message of the API server's Status body (as kubectl prints it), else the start of the text."""
+    try:
+        body = json.loads(text)
+    except ValueError:
+        return text[:300]
+    message = body.get("message") if isinstance(body, dict) else None
+    return str(message)[:1000] if message else text[:300]
 
 
 def _delays() -> Iterator[float]:

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 
-from agent_builders import NODE_NAME, endpoint_slice, model, service
+from agent_builders import NODE, NODE_NAME, endpoint_slice, model, service
 
 from operators.agent import announce, config, status
+from operators.agent.metrics import Metrics
+from operators.agent.proxy import ProxyAgent
 from operators.agent.schedule import Periods
+from operators.agent.store import node_entry, service_entry, slice_entry
+from operators.kube.informer import Index
 from operators.kube.services import parse_endpoint_slice
+from operators.proxy.model import ProxyConfig
 
 
 def test_config_fields_override_the_file_and_bad_values_keep_the_base() -> None:
@@ -73,3 +79,21 @@ def test_status_body_counts_conditions_and_keeps_transition_times() -> None:
     assert cond["RulesApplied"]["message"] == "iptables transaction failed: busy"
     later = status.status_body(report, body["conditions"], t0 + datetime.timedelta(minutes=1))
     assert later["conditions"] == body["conditions"]
+
+
+def test_the_reporter_writes_the_status_owned_by_the_node_from_the_informer_index() -> None:
+    """The report step finds our Node's uid in the agent's own-node index (an informer `Index`)."""
+    agent = ProxyAgent(NODE_NAME, ProxyConfig(), Periods(0, 10, 3600), Metrics(), None)
+    nodes = Index(node_entry)
+    nodes.handle("ADDED", NODE)
+    agent.attach(Index(service_entry), Index(slice_entry), nodes)
+    written: list[tuple[str, dict]] = []
+
+    class Writer:
+        async def write(self, report: status.Report, node_uid: str) -> None:
+            written.append((node_uid, status.status_body(report, [], datetime.datetime.now(datetime.UTC))))
+
+    reporter = status.NodeReporter(agent, config.Settings(None, Periods()), Writer(), None)  # type: ignore[arg-type]
+    asyncio.run(reporter.step())
+    assert [uid for uid, _ in written] == [NODE["metadata"]["uid"]]
+    assert written[0][1]["counts"] == {"services": 0, "endpoints": 0, "rules": 0}

@@ -216,3 +216,12 @@ def test_index_keeps_parsed_views_by_uid() -> None:
     assert list(index) == ["B"]
     index.handle("DELETED", obj)
     assert list(index) == [] and told == ["ADDED", "MODIFIED", "DELETED"]
+
+
+def test_api_errors_carry_the_status_message_as_kubectl_prints_it() -> None:
+    forbidden = {"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "Forbidden", "code": 403,
+                 "message": 'endpointslices.discovery.k8s.io is forbidden: User "u" cannot list resource '
+                            '"endpointslices" in API group "discovery.k8s.io" at the cluster scope'}
+    assert informer.status_message(json.dumps(forbidden)) == forbidden["message"]
+    assert informer.status_message("etcd is sad") == "etcd is sad"
+    assert informer.status_message("[1, 2]") == "[1, 2]"
