@@ -344,6 +344,49 @@ def test_upgrade_rolls_without_dropping_service_traffic(demo: Proxy) -> None:
     assert not before & after, "every knet pod was replaced"
 
 
+NODE_LOCAL = "169.254.20.10"
+
+
+def test_node_local_dns_cache(demo: Proxy) -> None:
+    """`dns.nodeLocal.enabled` by `helm upgrade`: the chart's DaemonSet holds 169.254.20.10 in every node, and a
+    pod on each node that uses it resolves the demo's names through its search list (answered from the cache's
+    own watch) while a name outside the cluster zones goes on to the cluster DNS Service at 10.96.0.10."""
+    c = demo.cluster
+    helm(c, "upgrade", "knet", *release_args(c), "--set", "dns.nodeLocal.enabled=true")
+    wait_for(lambda: rolled_out(c.get("daemonset", "knet-dns-node-local", "-n", NS)),
+             "the node-local cache on every node", 90, 1)
+    ip, _ = service(c, "demo", "web")
+    clients = {node: f"resolver-{i}" for i, node in enumerate(demo.nodes)}
+    c.apply("---".join(f"""
+apiVersion: v1
+kind: Pod
+metadata: {{name: {name}, namespace: demo}}
+spec:
+  nodeName: {node}
+  automountServiceAccountToken: false
+  dnsPolicy: None
+  dnsConfig:
+    nameservers: ["{NODE_LOCAL}"]
+    searches: [demo.svc.cluster.local, svc.cluster.local, cluster.local]
+    options: [{{name: ndots, value: "5"}}]
+  containers: [{{name: c, image: registry.k8s.io/e2e-test-images/agnhost:2.53, args: [pause]}}]
+""" for node, name in clients.items()))
+    try:
+        for node, name in clients.items():
+            wait_for(lambda n=name: c.get("pod", n, "-n", "demo")["status"].get("phase") == "Running", name, 60)
+            for asked in ("web", "web.demo", "web.demo.svc.cluster.local"):  # the first once the agent lets it out
+                out = wait_for(lambda n=name, a=asked: (o := c.exec(f"demo/{n}", "getent", "hosts", a)).returncode == 0
+                               and o, f"{asked} from {name}", 20)
+                assert out.stdout.split()[0] == ip, (node, asked, out.stdout)
+            c.exec(f"demo/{name}", "dig", "+time=3", "+tries=1", "outside.invalid")
+            metrics = demo.in_node(node, "curl", "-s", "-m", "3", "http://127.0.0.1:9254/metrics").stdout
+            forwarded = [x for x in metrics.splitlines() if x.startswith("knet_dns_forward_requests_total")]
+            assert forwarded and all("10.96.0.10:53" in x for x in forwarded), (node, forwarded)
+    finally:
+        for name in clients.values():
+            c.kubectl("delete", "pod", "-n", "demo", name, "--wait=false", check=False)
+
+
 def test_uninstall_removes_rules_and_objects(demo: Proxy) -> None:
     c = demo.cluster
     crds = {o["metadata"]["name"] for o in c.get("crds")["items"]}

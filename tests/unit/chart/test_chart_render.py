@@ -187,6 +187,26 @@ def test_dns(default: list[dict[str, Any]]) -> None:
     assert not find(compat, "Service", "knet-dns")
     renamed = render(None, "--set", "dns.service.name=cluster-dns")
     assert one(renamed, "Service", "cluster-dns")
+    assert not find(default, "DaemonSet", "knet-dns-node-local")
+
+
+def test_dns_node_local_cache() -> None:
+    objs = render("dns-node-local-values.yaml")
+    ds = one(objs, "DaemonSet", "knet-dns-node-local")
+    pod = ds["spec"]["template"]["spec"]
+    assert pod["hostNetwork"] is True and pod["dnsPolicy"] == "Default"
+    assert pod["serviceAccountName"] == "knet-dns" and pod["tolerations"] == [{"operator": "Exists"}]
+    c = container(ds)
+    assert c["args"] == ["dns", "--node-local", "169.254.20.10", "--forward-to", "10.96.0.10", "--http",
+                         "0.0.0.0:9254"]
+    assert c["securityContext"]["capabilities"] == {"drop": ["ALL"], "add": ["NET_ADMIN", "NET_BIND_SERVICE"]}
+    forwarded = render("dns-node-local-values.yaml", "--set", "dns.nodeLocal.forwardTo=10.96.0.53:5353")
+    assert container(one(forwarded, "DaemonSet", "knet-dns-node-local"))["args"][4] == "10.96.0.53:5353"
+    # without the DNS Deployment it keeps the DNS ServiceAccount and its reads
+    alone = render("dns-node-local-values.yaml", "--set", "dns.enabled=false")
+    assert not find(alone, "Deployment", "knet-dns") and one(alone, "ClusterRole", "knet-dns")
+    proc = helm("template", "knet", str(CHART), "--set", "dns.nodeLocal.enabled=true", check=False)
+    assert proc.returncode != 0 and "dns.nodeLocal.forwardTo or dns.service.clusterIP" in proc.stderr
 
 
 def test_ingress(default: list[dict[str, Any]]) -> None:
@@ -296,6 +316,8 @@ BAD_VALUES = [
     (["--set-json", "dns.service.kubeDNSCompatible=\"yes\""], "/dns/service/kubeDNSCompatible"),
     (["--set", "controller.peering.enabled=false"], "/controller/replicas"),
     (["--set", "metrics.serviceMonitor.enabled=true,metrics.services=false"], "/metrics/services"),
+    (["--set", "dns.nodeLocal.address=10.0.0.1"], "/dns/nodeLocal/address"),
+    (["--set", "dns.nodeLocal.forwardTo=kube-dns"], "/dns/nodeLocal/forwardTo"),
 ]
 
 
