@@ -38,6 +38,7 @@ class NftSet:
     timeout: int = 0  # seconds, for dynamic sets
     comment: str = ""
     elements: tuple[tuple[str, str], ...] = ()  # (key, value); value "" in sets
+    typeof: bool = False  # `type` holds expressions (`typeof numgen random mod 1 : ip daddr . tcp dport`)
 
     @property
     def kind(self) -> str:
@@ -45,7 +46,7 @@ class NftSet:
 
     def decl(self) -> list[str]:
         """The declaration statements (without elements), one per line."""
-        lines = [f"type {self.type}"]
+        lines = [f"{'typeof' if self.typeof else 'type'} {self.type}"]
         if self.flags:
             lines.append(f"flags {','.join(self.flags)}")
         if self.timeout:
@@ -127,7 +128,8 @@ def diff(old: Table, new: Table) -> str:
     gone_sets = [s for s in old.sets if s.name not in new_sets or not s.same_decl(new_sets[s.name])]
     added_sets = [s for s in new.sets if s.name not in old_sets or not s.same_decl(old_sets[s.name])]
     gone_set_names = {s.name for s in gone_sets}
-    if gone_set_names:  # chains of unchanged groups may use them: look at every chain
+    if gone_set_names - {name for c in old_c for name in _refs(c)}:
+        # a set none of the changed chains used may be used by chains of unchanged groups: look at every chain
         old_c, new_c = old.chains, new.chains
     old_chains = {c.name: c for c in old_c}
     new_chains = {c.name: c for c in new_c}
@@ -141,6 +143,8 @@ def diff(old: Table, new: Table) -> str:
     out += [f"flush chain {t} {c.name}" for c in refill + gone_chains]
     adds: list[tuple[NftSet, list[tuple[str, str]]]] = []
     for s in kept_sets:
+        if s is old_sets[s.name]:
+            continue  # rendered once for an unchanged port and kept as it was
         before, after = dict(old_sets[s.name].elements), dict(s.elements)
         dropped = [k for k, v in before.items() if after.get(k) != v]
         if dropped:

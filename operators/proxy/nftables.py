@@ -9,15 +9,19 @@ Layout (after kube-proxy's nftables mode, see its pkg/proxy/nftables/README.md):
   LB IPs) and, for local non-loopback destinations (optionally within `nodePortAddresses`),
   `l4proto . dport` in `service-nodeports-v4/-v6`.
 - Per service port: `svc` (Cluster-policy endpoints) and `local` (Local-policy endpoints) chains pick
-  an endpoint with `numgen random mod N-i == 0 goto` rules after the ClientIP affinity checks
-  (`ip saddr @aff... goto ep...`); `ext` chains handle external traffic (masquerade, or for
-  externalTrafficPolicy Local the short-circuit of pod and node traffic); `fw` chains drop sources
-  outside loadBalancerSourceRanges; `ep` chains mark hairpin traffic, refresh the affinity set
-  (`update @aff... { ip saddr }`, timeout = timeoutSeconds) and DNAT.
+  an endpoint and DNAT to it in one rule, `dnat ip to numgen random mod N map @eps...`, through a named
+  map per chain (`eps`/`leps`: index -> address . port), so an endpoint change is a few map elements
+  and the table has no chain per endpoint (nft reads every chain of the table before each transaction:
+  fewer chains make every sync cheaper). With ClientIP affinity the chain instead checks the affinity
+  sets (`ip saddr @aff... goto ep...`) and then picks with `numgen random mod N-i == 0 goto` rules; its
+  `ep` chains refresh the affinity set (`update @aff... { ip saddr }`, timeout = timeoutSeconds) and
+  DNAT. `ext` chains handle external traffic (masquerade, or for externalTrafficPolicy Local the
+  short-circuit of pod and node traffic); `fw` chains drop sources outside loadBalancerSourceRanges.
 - Masquerade: rules jump to `mark-for-masquerade` (sets `masqueradeBit`); `masquerading` (nat
-  postrouting) masquerades marked packets. Marked: hairpin (an endpoint reaching itself), ClusterIP
-  traffic from outside the pod CIDRs (or all of it with masqueradeAll), external traffic unless
-  externalTrafficPolicy is Local.
+  postrouting) masquerades marked packets. Marked: ClusterIP traffic from outside the pod CIDRs (or
+  all of it with masqueradeAll), external traffic unless externalTrafficPolicy is Local, and, in
+  `masquerading` itself, hairpin traffic (an endpoint reaching itself: after DNAT source and
+  destination are the same address, looked up in `hairpin-v4/-v6`, the set of `ep . ep` pairs).
 - Filtering (type filter): `firewall-check` (prerouting and output at -110, before DNAT, so it sees
   the LB address) applies `firewall-ips-*`. `service-endpoints-check` (input, forward, and output
   at -90, after DNAT, so host traffic short-circuited by an `ext` chain is not caught) applies
@@ -110,13 +114,15 @@ def _static_chains(model: ProxyModel) -> list[Chain]:
             *(f"{_nodeport_match(model, f)} {dispatch} @service-nodeports-{_v(f)}" for f in fams),
         )),
         Chain("mark-for-masquerade", (f"meta mark set meta mark or {mark}",)),
-        Chain("masquerading", (f"meta mark & {mark} == 0 return", f"meta mark set meta mark xor {mark}",
-                               "masquerade fully-random")),
+        Chain("masquerading", (
+            *(f"ct status dnat {_ip(f)} saddr . {_ip(f)} daddr @{HAIRPIN[f]} {MASQ}" for f in fams),
+            f"meta mark & {mark} == 0 return", f"meta mark set meta mark xor {mark}", "masquerade fully-random")),
     ]
 
 
 MAPS = tuple(f"{m}-{_v(f)}" for m in ("service-ips", "service-nodeports", "no-endpoint-services",
                                        "no-endpoint-nodeports", "firewall-ips") for f in (4, 6))
+HAIRPIN = {f: f"hairpin-{_v(f)}" for f in (4, 6)}  # sets of `endpoint . endpoint`, elements gathered like maps'
 
 
 @dataclass(frozen=True)
@@ -125,8 +131,8 @@ class PortRules:
 
     port: ProxiedPort
     chains: tuple[Chain, ...]
-    elements: tuple[tuple[str, str, str], ...]  # (map, key, verdict)
-    affinity: tuple[NftSet, ...]
+    elements: tuple[tuple[str, str, str], ...]  # (map or set shared by every port, key, verdict or "")
+    sets: tuple[NftSet, ...]  # the port's own: endpoint maps, affinity sets
 
 
 class RenderCache:
@@ -143,18 +149,19 @@ class _Builder:
     def __init__(self, model: ProxyModel) -> None:
         self.model = model
         self.chains: list[Chain] = []
-        self.affinity: list[NftSet] = []
-        # map name -> elements, in the order the maps are declared
-        self.maps: dict[str, list[tuple[str, str]]] = {m: [] for m in MAPS}
+        self.own_sets: list[NftSet] = []
+        # map or set name -> elements, in the order they are declared
+        self.maps: dict[str, list[tuple[str, str]]] = {m: [] for m in (*MAPS, *HAIRPIN.values())}
 
     def rules(self, p: ProxiedPort) -> PortRules:
         """The rules of one port (the builder must be fresh)."""
         self.port(p)
         return PortRules(p, tuple(self.chains), tuple((m, k, v) for m, els in self.maps.items() for k, v in els),
-                         tuple(self.affinity))
+                         tuple(self.own_sets))
 
-    def policy_chain(self, name: str, p: ProxiedPort, endpoints: tuple[Target, ...], internal: bool) -> None:
-        """Endpoint selection; the internal chain also marks ClusterIP traffic that needs SNAT."""
+    def policy_chain(self, kind: str, p: ProxiedPort, endpoints: tuple[Target, ...], internal: bool) -> None:
+        """Endpoint selection and DNAT (`kind` svc or local); the internal chain also marks ClusterIP traffic
+        that needs SNAT."""
         ip, rules = _ip(p.family), []
         if internal:
             cidrs = of_family(self.model.local_cidrs, p.family)
@@ -163,17 +170,24 @@ class _Builder:
                 rules.append(f"{match} {MASQ}")
             elif cidrs:
                 rules.append(f"{match} {ip} saddr != {_set_expr(cidrs)} {MASQ}")
-        if p.affinity_seconds:
-            rules += [f"{ip} saddr @{names.nft_endpoint('aff', p, t)} goto {names.nft_endpoint('ep', p, t)}"
-                      for t in endpoints]
+        n = len(endpoints)
+        if not p.affinity_seconds:
+            # One named map per chain: an anonymous `numgen ... map { ... }` would cost the kernel a walk of
+            # the whole pending transaction when bound, which makes a full sync quadratic.
+            eps = names.nft_port("eps" if kind == "svc" else "leps", p)
+            self.own_sets.append(NftSet(eps, f"numgen random mod 1 : {ip} daddr . {p.protocol} dport", typeof=True,
+                                        elements=tuple((str(i), f"{t.ip} . {t.port}")
+                                                       for i, t in enumerate(endpoints))))
+            rules.append(f"meta l4proto {p.protocol} dnat {ip} to numgen random mod {n} map @{eps}")
+            self.chains.append(Chain(names.nft_port(kind, p), tuple(rules)))
+            return
+        rules += [f"{ip} saddr @{names.nft_endpoint('aff', p, t)} goto {names.nft_endpoint('ep', p, t)}"
+                  for t in endpoints]
         targets = [names.nft_endpoint("ep", p, t) for t in endpoints]
-        # Endpoint i is taken with probability 1/(n-i) when reached: equal weight overall. Not one
-        # `numgen ... vmap { ... }`: each anonymous map costs the kernel a walk of the whole pending
-        # transaction when it is bound, which makes a full sync quadratic (4 minutes at 10k Services).
-        n = len(targets)
+        # Endpoint i is taken with probability 1/(n-i) when reached: equal weight overall.
         rules += [f"numgen random mod {n - i} == 0 goto {t}" for i, t in enumerate(targets[:-1])]
         rules.append(f"goto {targets[-1]}")
-        self.chains.append(Chain(name, tuple(rules)))
+        self.chains.append(Chain(names.nft_port(kind, p), tuple(rules)))
 
     def external_chain(self, p: ProxiedPort) -> None:
         svc, rules = names.nft_port("svc", p), []
@@ -190,33 +204,33 @@ class _Builder:
                 rules.append(f"goto {names.nft_port('local', p)}")
         self.chains.append(Chain(names.nft_port("ext", p), tuple(rules)))
 
-    def endpoint_chains(self, p: ProxiedPort) -> None:
+    def endpoints(self, p: ProxiedPort) -> None:
+        """Hairpin pairs of every reachable endpoint; with ClientIP affinity, a chain and a set per endpoint."""
         ip = _ip(p.family)
         for t in p.reachable_endpoints:
-            rules = [f"{ip} saddr {t.ip} {MASQ}"]
-            if p.affinity_seconds:
-                aff = names.nft_endpoint("aff", p, t)
-                rules.append(f"update @{aff} {{ {ip} saddr }}")
-                self.affinity.append(NftSet(aff, f"ipv{p.family}_addr", ("dynamic", "timeout"),
-                                            p.affinity_seconds))
+            self.maps[HAIRPIN[p.family]].append((f"{t.ip} . {t.ip}", ""))
+            if not p.affinity_seconds:
+                continue
+            aff = names.nft_endpoint("aff", p, t)
+            self.own_sets.append(NftSet(aff, f"ipv{p.family}_addr", ("dynamic", "timeout"), p.affinity_seconds))
             dest = t.ip if p.family == 4 else f"[{t.ip}]"
-            rules.append(f"meta l4proto {p.protocol} dnat {ip} to {dest}:{t.port}")
-            self.chains.append(Chain(names.nft_endpoint("ep", p, t), tuple(rules)))
+            rules = (f"update @{aff} {{ {ip} saddr }}", f"meta l4proto {p.protocol} dnat {ip} to {dest}:{t.port}")
+            self.chains.append(Chain(names.nft_endpoint("ep", p, t), rules))
 
     def port(self, p: ProxiedPort) -> None:
         v, proto = _v(p.family), p.protocol
         none_verdict = "drop" if p.has_endpoints else REJECT
         if p.cluster_endpoints:
-            self.policy_chain(names.nft_port("svc", p), p, p.cluster_endpoints, internal=not p.internal_local)
+            self.policy_chain("svc", p, p.cluster_endpoints, internal=not p.internal_local)
         if p.local_endpoints:
-            self.policy_chain(names.nft_port("local", p), p, p.local_endpoints, internal=p.internal_local)
+            self.policy_chain("local", p, p.local_endpoints, internal=p.internal_local)
         if p.uses_external_chain:
             self.external_chain(p)
         if p.firewalled:
             ranges = p.source_ranges or ()
             rule = f"{_ip(p.family)} saddr != {_set_expr(ranges)} drop" if ranges else "drop"
             self.chains.append(Chain(names.nft_port("fw", p), (rule,)))
-        self.endpoint_chains(p)
+        self.endpoints(p)
 
         cluster_key = f"{p.cluster_ip} . {proto} . {p.port}"
         if p.internal_endpoints:
@@ -247,12 +261,15 @@ class _Builder:
         health = sorted({h.node_port for h in model.health_checks})
         out.append(NftSet("health-check-nodeports", "inet_service", comment="healthCheckNodePorts",
                           elements=tuple((str(n), "") for n in health)))
-        for name, elements in self.maps.items():
+        for name in MAPS:
             key = "inet_proto . inet_service"
             if "nodeports" not in name:
                 key = f"ipv{name[-1]}_addr . {key}"
-            out.append(NftSet(name, f"{key} : verdict", elements=tuple(elements)))
-        return out + self.affinity
+            out.append(NftSet(name, f"{key} : verdict", elements=tuple(self.maps[name])))
+        for f, name in HAIRPIN.items():  # an endpoint of several Services is there once
+            out.append(NftSet(name, f"ipv{f}_addr . ipv{f}_addr", comment="endpoint . endpoint: hairpin traffic",
+                              elements=tuple(sorted(set(self.maps[name])))))
+        return out + self.own_sets
 
 
 def build_table(model: ProxyModel, cache: RenderCache | None = None) -> Table:
@@ -270,7 +287,7 @@ def build_table(model: ProxyModel, cache: RenderCache | None = None) -> Table:
             rules = _Builder(model).rules(p)
         rendered[id(p)] = rules
         b.chains += rules.chains
-        b.affinity += rules.affinity
+        b.own_sets += rules.sets
         for m, key, verdict in rules.elements:
             b.maps[m].append((key, verdict))
     cache.ports = rendered

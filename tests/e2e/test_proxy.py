@@ -164,6 +164,24 @@ def test_session_affinity_client_ip_sticks(cluster: Cluster, proxy: Proxy, backe
         assert len(set(answers)) == 1 and HOSTNAME.match(answers[0]), f"from {node}: {answers}"
 
 
+def test_a_pod_reaches_itself_through_its_service(cluster: Cluster, proxy: Proxy, backends: dict) -> None:
+    """Hairpin: the only endpoint of a Service connects to the Service and gets its own answer. The
+    connection is masqueraded (the pod sees a node address, not its own), else the reply would go
+    straight back inside the pod without being un-DNATed and the connection would never open."""
+    node = proxy.nodes[1]
+    cluster.apply(pod_manifest(NS, "loner", node, labels="{app: loner}", args="[netexec, --http-port=8080]"))
+    try:
+        vip = apply_service(cluster, "loner", "ports: [{name: http, port: 80, targetPort: 8080}]",
+                            selector="{app: loner}")["spec"]["clusterIP"]
+        wait_for(lambda: proxy.fetch(f"{NS}/loner", f"http://{vip}/hostname")[0] == "loner",
+                 "the pod answering itself through its Service", 60)
+        pod_ip = cluster.get("pod", "-n", NS, "loner")["status"]["podIP"]
+        seen = {a.rsplit(":", 1)[0] for a in proxy.fetch(f"{NS}/loner", f"http://{vip}/clientip", 5)}
+        assert len(seen) == 1 and pod_ip not in seen, (pod_ip, seen)
+    finally:
+        cluster.kubectl("delete", "pod,service", "-n", NS, "loner", "--wait=false", check=False)
+
+
 def test_external_traffic_policy_local_keeps_the_client_address_and_local_endpoints(
     cluster: Cluster, proxy: Proxy, backends: dict[str, list[str]]
 ) -> None:
