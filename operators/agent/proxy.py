@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime
+import gc
 import logging
 import time
 from collections.abc import Iterable
@@ -147,6 +148,10 @@ class ProxyAgent:
                 return
             self.metrics.sync_duration.labels(kind.value).observe(time.monotonic() - now)
         previous, self.applied = self.applied, model
+        if kind is Kind.FULL:
+            # The views, model and table just built live until they change: out of the cyclic collector's
+            # sight, its full passes over a large heap (~0.3 s at 10k Services) no longer stall the syncs.
+            gc.freeze()
         self.state = schedule.finished(self.state, now, kind, ok=True)
         self.last_success = datetime.datetime.now(datetime.UTC)
         self.node_known = any(n.name == self.node for n in snap.nodes)

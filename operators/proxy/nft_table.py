@@ -56,7 +56,8 @@ class NftSet:
         return lines
 
     def same_decl(self, other: NftSet) -> bool:
-        return self.decl() == other.decl()
+        return self is other or (self.type, self.flags, self.timeout, self.comment, self.typeof) == (
+            other.type, other.flags, other.timeout, other.comment, other.typeof)
 
 
 def _element(key: str, value: str) -> str:
@@ -73,6 +74,10 @@ class Table:
     # The same chains in groups that are built together (one per service port). A group that both
     # tables share as one object is unchanged, so `diff` looks only inside the others.
     groups: tuple[tuple[Chain, ...], ...] = ()
+    # Likewise the elements of the sets named in `grouped_sets`, which hold nothing else: per group,
+    # (set name, its (key, value) elements). An element is in such a set once however many groups give it.
+    element_groups: tuple[tuple[tuple[str, tuple[tuple[str, str], ...]], ...], ...] = ()
+    grouped_sets: frozenset[str] = frozenset()
 
     @property
     def ref(self) -> str:
@@ -114,6 +119,21 @@ def _changed_chains(old: Table, new: Table) -> tuple[tuple[Chain, ...], tuple[Ch
             tuple(c for g in new.groups if id(g) not in old_ids for c in g))
 
 
+def _changed_elements(old: Table, new: Table) -> dict[str, tuple[list[tuple[str, str]], list[tuple[str, str]]]] | None:
+    """Per grouped set, the elements of the old and of the new groups that are not shared by both tables
+    (the only elements that can differ); None when the tables were not built in groups."""
+    if not (old.element_groups and new.element_groups) or old.grouped_sets != new.grouped_sets:
+        return None
+    old_ids, new_ids = {id(g) for g in old.element_groups}, {id(g) for g in new.element_groups}
+    out: dict[str, tuple[list[tuple[str, str]], list[tuple[str, str]]]] = {}
+    for groups, ids, side in ((old.element_groups, new_ids, 0), (new.element_groups, old_ids, 1)):
+        for g in groups:
+            if id(g) not in ids:
+                for name, elements in g:
+                    out.setdefault(name, ([], []))[side].extend(elements)
+    return out
+
+
 def diff(old: Table, new: Table) -> str:
     """The transaction turning `old` into `new`; "" when they are the same."""
     old_c, new_c = _changed_chains(old, new)
@@ -142,14 +162,21 @@ def diff(old: Table, new: Table) -> str:
     out = [f"add chain {t} {c.name}" for c in added_chains]
     out += [f"flush chain {t} {c.name}" for c in refill + gone_chains]
     adds: list[tuple[NftSet, list[tuple[str, str]]]] = []
+    changed = _changed_elements(old, new)
     for s in kept_sets:
         if s is old_sets[s.name]:
             continue  # rendered once for an unchanged port and kept as it was
         before, after = dict(old_sets[s.name].elements), dict(s.elements)
-        dropped = [k for k, v in before.items() if after.get(k) != v]
+        if changed is not None and s.name in new.grouped_sets:  # only elements of changed groups can differ
+            was, now = changed.get(s.name, ((), ()))
+            dropped = list(dict.fromkeys(k for k, v in was if after.get(k) != v))
+            added = list(dict.fromkeys((k, v) for k, v in now if before.get(k) != v))
+        else:
+            dropped = [k for k, v in before.items() if after.get(k) != v]
+            added = [(k, v) for k, v in s.elements if before.get(k) != v]
         if dropped:
             out.append(f"delete element {t} {s.name} {{ {', '.join(dropped)} }}")
-        adds.append((s, [(k, v) for k, v in s.elements if before.get(k) != v]))
+        adds.append((s, added))
     out += [f"delete {s.kind} {t} {s.name}" for s in gone_sets]
     for s in added_sets:
         out.append(f"add {s.kind} {t} {s.name} {{ {'; '.join(s.decl())}; }}")

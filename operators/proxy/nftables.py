@@ -21,7 +21,8 @@ Layout (after kube-proxy's nftables mode, see its pkg/proxy/nftables/README.md):
   postrouting) masquerades marked packets. Marked: ClusterIP traffic from outside the pod CIDRs (or
   all of it with masqueradeAll), external traffic unless externalTrafficPolicy is Local, and, in
   `masquerading` itself, hairpin traffic (an endpoint reaching itself: after DNAT source and
-  destination are the same address, looked up in `hairpin-v4/-v6`, the set of `ep . ep` pairs).
+  destination are the same address, looked up in `hairpin-v4/-v6`, the set of `ep . ep` pairs of the
+  node's own endpoints, the only ones a pod can reach itself at through this node's rules).
 - Filtering (type filter): `firewall-check` (prerouting and output at -110, before DNAT, so it sees
   the LB address) applies `firewall-ips-*`. `service-endpoints-check` (input, forward, and output
   at -90, after DNAT, so host traffic short-circuited by an `ext` chain is not caught) applies
@@ -131,7 +132,7 @@ class PortRules:
 
     port: ProxiedPort
     chains: tuple[Chain, ...]
-    elements: tuple[tuple[str, str, str], ...]  # (map or set shared by every port, key, verdict or "")
+    elements: tuple[tuple[str, tuple[tuple[str, str], ...]], ...]  # (shared map or set, its (key, verdict or ""))
     sets: tuple[NftSet, ...]  # the port's own: endpoint maps, affinity sets
 
 
@@ -156,7 +157,7 @@ class _Builder:
     def rules(self, p: ProxiedPort) -> PortRules:
         """The rules of one port (the builder must be fresh)."""
         self.port(p)
-        return PortRules(p, tuple(self.chains), tuple((m, k, v) for m, els in self.maps.items() for k, v in els),
+        return PortRules(p, tuple(self.chains), tuple((m, tuple(els)) for m, els in self.maps.items() if els),
                          tuple(self.own_sets))
 
     def policy_chain(self, kind: str, p: ProxiedPort, endpoints: tuple[Target, ...], internal: bool) -> None:
@@ -205,10 +206,11 @@ class _Builder:
         self.chains.append(Chain(names.nft_port("ext", p), tuple(rules)))
 
     def endpoints(self, p: ProxiedPort) -> None:
-        """Hairpin pairs of every reachable endpoint; with ClientIP affinity, a chain and a set per endpoint."""
+        """Hairpin pairs of the local endpoints; with ClientIP affinity, a chain and a set per endpoint."""
         ip = _ip(p.family)
         for t in p.reachable_endpoints:
-            self.maps[HAIRPIN[p.family]].append((f"{t.ip} . {t.ip}", ""))
+            if t.local:  # only a pod of this node can reach itself through this node's rules
+                self.maps[HAIRPIN[p.family]].append((f"{t.ip} . {t.ip}", ""))
             if not p.affinity_seconds:
                 continue
             aff = names.nft_endpoint("aff", p, t)
@@ -268,7 +270,7 @@ class _Builder:
             out.append(NftSet(name, f"{key} : verdict", elements=tuple(self.maps[name])))
         for f, name in HAIRPIN.items():  # an endpoint of several Services is there once
             out.append(NftSet(name, f"ipv{f}_addr . ipv{f}_addr", comment="endpoint . endpoint: hairpin traffic",
-                              elements=tuple(sorted(set(self.maps[name])))))
+                              elements=tuple(dict.fromkeys(self.maps[name]))))
         return out + self.own_sets
 
 
@@ -288,12 +290,13 @@ def build_table(model: ProxyModel, cache: RenderCache | None = None) -> Table:
         rendered[id(p)] = rules
         b.chains += rules.chains
         b.own_sets += rules.sets
-        for m, key, verdict in rules.elements:
-            b.maps[m].append((key, verdict))
+        for m, elements in rules.elements:
+            b.maps[m].extend(elements)
     cache.ports = rendered
     static = tuple(_base_chains() + _static_chains(model))
     return Table(FAMILY, TABLE, "knet service proxy; generated, do not edit", tuple(b.sets()),
-                 static + tuple(b.chains), (static, *(rules.chains for rules in rendered.values())))
+                 static + tuple(b.chains), (static, *(rules.chains for rules in rendered.values())),
+                 tuple(rules.elements for rules in rendered.values()), frozenset(b.maps))
 
 
 def render_full(model: ProxyModel) -> str:

@@ -65,3 +65,20 @@ def test_recreated_set_refills_its_users() -> None:
         "add rule inet t ep-a update @aff { ip saddr }",
         "add rule inet t ep-a dnat ip to 10.1.0.1:80",
     ]
+
+
+def test_grouped_elements_are_diffed_from_the_changed_groups_only() -> None:
+    """An element two groups give stays while one of them does; unchanged groups are not looked into."""
+    both = (("pairs", (("10.1.0.1 . 10.1.0.1", ""),)),)
+    only_b = (("pairs", (("10.1.0.2 . 10.1.0.2", ""),)),)
+
+    def table(*groups: tuple) -> Table:
+        elements = tuple(dict.fromkeys(e for g in groups for _, els in g for e in els))
+        return Table("inet", "t", "test", (NftSet("pairs", "ipv4_addr . ipv4_addr", elements=elements),), (BASE,),
+                     ((BASE,),), groups, frozenset({"pairs"}))
+
+    a, b = both, (("pairs", both[0][1] + only_b[0][1]),)
+    old = table(a, b)
+    assert diff(old, table(a)).splitlines() == ["delete element inet t pairs { 10.1.0.2 . 10.1.0.2 }"]
+    assert diff(old, table(a, only_b)) == ""
+    assert diff(table(a), old).splitlines() == ["add element inet t pairs { 10.1.0.2 . 10.1.0.2 }"]
