@@ -46,6 +46,24 @@ spec:
     return "\n---\n".join(docs) + "\n"
 
 
+def resolver_pod(name: str, ns: str, node: str, nameserver: str) -> str:
+    """A pause pod on `node` that resolves through `nameserver` with a pod's search list and ndots:5."""
+    return f"""
+apiVersion: v1
+kind: Pod
+metadata: {{name: {name}, namespace: {ns}}}
+spec:
+  nodeName: {node}
+  automountServiceAccountToken: false
+  dnsPolicy: None
+  dnsConfig:
+    nameservers: ["{nameserver}"]
+    searches: [{ns}.svc.{ZONE}, svc.{ZONE}, {ZONE}]
+    options: [{{name: ndots, value: "5"}}]
+  containers: [{{name: c, image: {AGNHOST}, args: [pause]}}]
+"""
+
+
 def dashed(ip: str) -> str:
     return ip.replace(".", "-") if "." in ip else ip.replace(":", "-")
 

@@ -29,7 +29,7 @@ import pytest
 from dnslib import QTYPE, RCODE, DNSRecord
 
 from operators.devcluster import upstream
-from tests.e2e.dns_corpus import AGNHOST, EXPECTED, NS, ZONE, manifest, normalize, questions
+from tests.e2e.dns_corpus import AGNHOST, EXPECTED, NS, ZONE, manifest, normalize, questions, resolver_pod
 from tests.e2e.harness import Cluster, knet, wait_for
 
 DNS_NS = "knet-dns"
@@ -378,20 +378,7 @@ spec:
     args: [dns, --node-local, "{NODE_LOCAL}", --forward-to, "{coredns}:{COREDNS_PORT}",
            --http, "0.0.0.0:{NODE_LOCAL_HTTP}"]
     env: [{{name: KNET_API_SERVER, value: "{cluster.config('server')}"}}]
----
-apiVersion: v1
-kind: Pod
-metadata: {{name: nodelocal-client, namespace: {NS}}}
-spec:
-  nodeName: {node}
-  automountServiceAccountToken: false
-  dnsPolicy: None
-  dnsConfig:
-    nameservers: ["{NODE_LOCAL}"]
-    searches: [{NS}.svc.{ZONE}, svc.{ZONE}, {ZONE}]
-    options: [{{name: ndots, value: "5"}}]
-  containers: [{{name: c, image: {AGNHOST}, args: [pause]}}]
-""")
+---""" + resolver_pod("nodelocal-client", NS, node, NODE_LOCAL))
     try:
         wait_for(lambda: http_ok(f"http://{address}:{NODE_LOCAL_HTTP}/ready"), "node-local knet dns ready", 60)
         wait_for(lambda: cluster.get("pod", "-n", NS, "nodelocal-client")["status"].get("phase") == "Running",

@@ -24,6 +24,7 @@ import yaml
 from operators.devcluster import upstream
 from operators.netpol.nftables import TABLE as NETPOL_TABLE
 from operators.proxy.nftables import TABLE as PROXY_TABLE
+from tests.e2e.dns_corpus import resolver_pod
 from tests.e2e.harness import KNET, Cluster, knet, wait_for
 from tests.e2e.proxy_helpers import Proxy
 from tests.e2e.test_chart import printer_columns, table
@@ -357,20 +358,7 @@ def test_node_local_dns_cache(demo: Proxy) -> None:
              "the node-local cache on every node", 90, 1)
     ip, _ = service(c, "demo", "web")
     clients = {node: f"resolver-{i}" for i, node in enumerate(demo.nodes)}
-    c.apply("---".join(f"""
-apiVersion: v1
-kind: Pod
-metadata: {{name: {name}, namespace: demo}}
-spec:
-  nodeName: {node}
-  automountServiceAccountToken: false
-  dnsPolicy: None
-  dnsConfig:
-    nameservers: ["{NODE_LOCAL}"]
-    searches: [demo.svc.cluster.local, svc.cluster.local, cluster.local]
-    options: [{{name: ndots, value: "5"}}]
-  containers: [{{name: c, image: registry.k8s.io/e2e-test-images/agnhost:2.53, args: [pause]}}]
-""" for node, name in clients.items()))
+    c.apply("---".join(resolver_pod(name, "demo", node, NODE_LOCAL) for node, name in clients.items()))
     try:
         for node, name in clients.items():
             wait_for(lambda n=name: c.get("pod", n, "-n", "demo")["status"].get("phase") == "Running", name, 60)
