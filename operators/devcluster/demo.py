@@ -142,7 +142,8 @@ def check_demo(d: Demo, controller: bool) -> None:
     node_ips = [d.layout.node_ips(i)[0] for i in range(len(d.layout.node_names))]
 
     print("-- Service (knet agent: nftables on every node)")
-    # a new pod is cut off until the agents have programmed its address (the NetworkPolicy guard): a second
+    # a new pod is cut off until the agents have programmed its address (the NetworkPolicy guard), about a
+    # second after it runs: wait for the first answer before counting answers
     d.wait(lambda: d.http("demo/client", f"http://{ip}/hostname")[0] in pods, 20)
     answers = d.http("demo/client", *[f"http://{ip}/hostname"] * 6)
     d.step(set(answers) <= set(pods) and len(set(answers)) > 1,

@@ -17,8 +17,10 @@ never diffed: the diff is then the full text.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TypeVar
 
 INDENT = "\t"
+G = TypeVar("G")
 
 
 @dataclass(frozen=True)
@@ -56,8 +58,7 @@ class NftSet:
         return lines
 
     def same_decl(self, other: NftSet) -> bool:
-        return self is other or (self.type, self.flags, self.timeout, self.comment, self.typeof) == (
-            other.type, other.flags, other.timeout, other.comment, other.typeof)
+        return self is other or self.decl() == other.decl()
 
 
 def _element(key: str, value: str) -> str:
@@ -110,13 +111,18 @@ def _refs(chain: Chain) -> set[str]:
     return {tok[1:] for rule in chain.rules for tok in rule.split() if tok.startswith("@")}
 
 
+def _not_shared(old: tuple[G, ...], new: tuple[G, ...]) -> tuple[list[G], list[G]]:
+    """The groups of each side that are not the very same object on the other side."""
+    old_ids, new_ids = {id(g) for g in old}, {id(g) for g in new}
+    return [g for g in old if id(g) not in new_ids], [g for g in new if id(g) not in old_ids]
+
+
 def _changed_chains(old: Table, new: Table) -> tuple[tuple[Chain, ...], tuple[Chain, ...]]:
     """The chains of each table outside the groups both share: all of them unless both have groups."""
     if not (old.groups and new.groups):
         return old.chains, new.chains
-    old_ids, new_ids = {id(g) for g in old.groups}, {id(g) for g in new.groups}
-    return (tuple(c for g in old.groups if id(g) not in new_ids for c in g),
-            tuple(c for g in new.groups if id(g) not in old_ids for c in g))
+    old_only, new_only = _not_shared(old.groups, new.groups)
+    return tuple(c for g in old_only for c in g), tuple(c for g in new_only for c in g)
 
 
 def _changed_elements(old: Table, new: Table) -> dict[str, tuple[list[tuple[str, str]], list[tuple[str, str]]]] | None:
@@ -124,13 +130,11 @@ def _changed_elements(old: Table, new: Table) -> dict[str, tuple[list[tuple[str,
     (the only elements that can differ); None when the tables were not built in groups."""
     if not (old.element_groups and new.element_groups) or old.grouped_sets != new.grouped_sets:
         return None
-    old_ids, new_ids = {id(g) for g in old.element_groups}, {id(g) for g in new.element_groups}
     out: dict[str, tuple[list[tuple[str, str]], list[tuple[str, str]]]] = {}
-    for groups, ids, side in ((old.element_groups, new_ids, 0), (new.element_groups, old_ids, 1)):
+    for side, groups in enumerate(_not_shared(old.element_groups, new.element_groups)):
         for g in groups:
-            if id(g) not in ids:
-                for name, elements in g:
-                    out.setdefault(name, ([], []))[side].extend(elements)
+            for name, elements in g:
+                out.setdefault(name, ([], []))[side].extend(elements)
     return out
 
 
@@ -148,7 +152,7 @@ def diff(old: Table, new: Table) -> str:
     gone_sets = [s for s in old.sets if s.name not in new_sets or not s.same_decl(new_sets[s.name])]
     added_sets = [s for s in new.sets if s.name not in old_sets or not s.same_decl(old_sets[s.name])]
     gone_set_names = {s.name for s in gone_sets}
-    if gone_set_names - {name for c in old_c for name in _refs(c)}:
+    if gone_set_names and gone_set_names - {name for c in old_c for name in _refs(c)}:
         # a set none of the changed chains used may be used by chains of unchanged groups: look at every chain
         old_c, new_c = old.chains, new.chains
     old_chains = {c.name: c for c in old_c}

@@ -180,14 +180,13 @@ class _Builder:
                                         elements=tuple((str(i), f"{t.ip} . {t.port}")
                                                        for i, t in enumerate(endpoints))))
             rules.append(f"meta l4proto {p.protocol} dnat {ip} to numgen random mod {n} map @{eps}")
-            self.chains.append(Chain(names.nft_port(kind, p), tuple(rules)))
-            return
-        rules += [f"{ip} saddr @{names.nft_endpoint('aff', p, t)} goto {names.nft_endpoint('ep', p, t)}"
-                  for t in endpoints]
-        targets = [names.nft_endpoint("ep", p, t) for t in endpoints]
-        # Endpoint i is taken with probability 1/(n-i) when reached: equal weight overall.
-        rules += [f"numgen random mod {n - i} == 0 goto {t}" for i, t in enumerate(targets[:-1])]
-        rules.append(f"goto {targets[-1]}")
+        else:
+            rules += [f"{ip} saddr @{names.nft_endpoint('aff', p, t)} goto {names.nft_endpoint('ep', p, t)}"
+                      for t in endpoints]
+            targets = [names.nft_endpoint("ep", p, t) for t in endpoints]
+            # Endpoint i is taken with probability 1/(n-i) when reached: equal weight overall.
+            rules += [f"numgen random mod {n - i} == 0 goto {t}" for i, t in enumerate(targets[:-1])]
+            rules.append(f"goto {targets[-1]}")
         self.chains.append(Chain(names.nft_port(kind, p), tuple(rules)))
 
     def external_chain(self, p: ProxiedPort) -> None:

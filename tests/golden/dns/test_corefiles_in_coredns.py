@@ -94,8 +94,8 @@ def questions(corefile: str) -> list[Question]:
     return asked
 
 
-def serve(corefile: Path, tmp: Path, cert: Path, key: Path) -> list[str]:
-    """CoreDNS's reply to each question (dig's output), or raises with its log."""
+def serve(corefile: Path, tmp: Path, cert: Path, key: Path) -> tuple[list[str], str]:
+    """CoreDNS's reply to each question (dig's output) and its log, or raises with the log."""
     d = tmp / corefile.stem
     d.mkdir()
     shutil.copy(corefile, d / "Corefile")
@@ -113,11 +113,11 @@ def serve(corefile: Path, tmp: Path, cert: Path, key: Path) -> list[str]:
         log = log or ((d / "log").read_text() if (d / "log").exists() else "")
         raise AssertionError(f"CoreDNS did not answer with {corefile.name} (exit {proc.returncode}): "
                              f"{proc.stderr}\n{log}")
-    return [f"{reply}\n--- CoreDNS log:\n{log}" for reply in replies]
+    return replies, log
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[str] | AssertionError]:
+def served(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[list[str], str] | AssertionError]:
     tools = ("unshare", "dig", "ip", "openssl", "curl")
     if os.geteuid() != 0 or not COREDNS.exists() or not all(shutil.which(t) for t in tools):
         pytest.skip("needs root, unshare, dig, openssl, curl and the pinned CoreDNS binary (hack/build-upstream.sh)")
@@ -127,7 +127,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[str] | As
                     "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
                     "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
 
-    def one(corefile: Path) -> list[str] | AssertionError:
+    def one(corefile: Path) -> tuple[list[str], str] | AssertionError:
         try:
             return serve(corefile, tmp, cert, key)
         except AssertionError as e:
@@ -138,14 +138,17 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[str] | As
 
 
 @pytest.mark.parametrize("corefile", COREFILES, ids=lambda p: p.stem)
-def test_coredns_serves_the_golden_corefile(corefile: Path, served: dict[str, list[str] | AssertionError]) -> None:
-    replies = served[corefile.stem]
-    if isinstance(replies, AssertionError):
-        raise replies
+def test_coredns_serves_the_golden_corefile(corefile: Path,
+                                           served: dict[str, tuple[list[str], str] | AssertionError]) -> None:
+    result = served[corefile.stem]
+    if isinstance(result, AssertionError):
+        raise result
+    replies, log = result
     for question, reply in zip(questions(corefile.read_text()), replies, strict=True):
-        assert f"status: {question.rcode}" in reply, (question, reply)
+        why = (question, reply, f"CoreDNS log:\n{log}")
+        assert f"status: {question.rcode}" in reply, why
         if question.answer:
             record = rf"^{re.escape(question.name)}\s+\d+\s+IN\s+{question.qtype}\s+{re.escape(question.answer)}$"
-            assert re.search(record, reply, re.M), (question, reply)
+            assert re.search(record, reply, re.M), why
         else:
-            assert re.search(r"AUTHORITY SECTION:\n\S+\s+\d+\s+IN\s+SOA", reply), (question, reply)
+            assert re.search(r"AUTHORITY SECTION:\n\S+\s+\d+\s+IN\s+SOA", reply), why
