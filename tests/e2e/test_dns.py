@@ -29,7 +29,7 @@ import pytest
 from dnslib import QTYPE, RCODE, DNSRecord
 
 from operators.devcluster import upstream
-from tests.e2e.dns_corpus import AGNHOST, EXPECTED, NS, ZONE, manifest, normalize, questions, resolver_pod
+from tests.e2e.dns_corpus import EXPECTED, NS, ZONE, manifest, normalize, questions, resolver_pod
 from tests.e2e.harness import Cluster, knet, wait_for
 
 DNS_NS = "knet-dns"
@@ -217,20 +217,8 @@ def test_knet_dns_answers_like_coredns(corpus: list[tuple[str, str]], knet_dns: 
 
 
 def test_pod_resolves_through_its_search_list(cluster: Cluster, corpus: list, knet_dns: str) -> None:
-    cluster.apply(f"""
-apiVersion: v1
-kind: Pod
-metadata: {{name: client, namespace: {NS}}}
-spec:
-  nodeName: {cluster.name}-worker  # beside knet dns: the reply must leave from the node address, not the veth's
-  automountServiceAccountToken: false
-  dnsPolicy: None
-  dnsConfig:
-    nameservers: ["{knet_dns}"]
-    searches: [{NS}.svc.{ZONE}, svc.{ZONE}, {ZONE}]
-    options: [{{name: ndots, value: "5"}}]
-  containers: [{{name: c, image: {AGNHOST}, args: [pause]}}]
-""")
+    # beside knet dns, on the worker: the reply must leave from the node address, not the veth's
+    cluster.apply(resolver_pod("client", NS, f"{cluster.name}-worker", knet_dns))
     wait_for(lambda: cluster.get("pod", "-n", NS, "client")["status"].get("phase") == "Running", "client", 60)
     web = cluster.get("service", "-n", NS, "web")["spec"]["clusterIP"]
     for name in ("web", f"web.{NS}", f"web.{NS}.svc", f"web.{NS}.svc.{ZONE}", f"web.{NS}.svc.{ZONE}."):
