@@ -352,7 +352,8 @@ def test_removing_the_daemonset_breaks_nothing_else(
     vip = web
     client = clients(proxy)[proxy.nodes[0]]
     cluster.kubectl("delete", "daemonset", "-n", AGENT_NS, "knet-agent", "--wait=true", "--timeout=60s")
-    wait_for(lambda: proxy.agent_pods() == {}, "the agents gone", 60)
+    # gone, not just terminating: an agent still in its grace period would restore the table removed below
+    wait_for(lambda: not cluster.pods(AGENT_NS, "app=knet-agent"), "the agent pods gone", 60)
     assert answered(proxy, client, f"http://{vip}/hostname"), "the last rules stay, as with kube-proxy"
     proxy.cleanup_rules()
     for node in proxy.nodes:
