@@ -4,9 +4,10 @@ network namespace playing the node), reading a JSON job on stdin and printing JS
 - {"apply": [ruleset, ...], "show": "map inet knet-netpol ingress-v4"}: `nft -f` each ruleset in turn
   (the first creates the table, the rest replace it, as the agent's syncs do); seconds per apply, and
   the listing of `show` after the last one.
-- {"latency": [ruleset, ...], "client": ip, "server": ip, "port": n, "closed": n, "connects": n}: two
-  pods on this node; per ruleset, TCP connect times client -> server:port, and whether a connect to
-  the port `closed` (no rule allows it) still succeeds.
+- {"latency": [ruleset, ...], "client": ip, "server": ip, "port": n, "closed": n, "connects": n,
+  "rounds": n}: two pods on this node; per ruleset, TCP connect times client -> server:port in each
+  round (the rulesets take turns, so a busy moment of the machine falls on all of them), and whether a
+  connect to the port `closed` (no rule allows it) still succeeds.
 """
 
 from __future__ import annotations
@@ -68,17 +69,21 @@ def main() -> None:
     sh("ip", "link", "set", "lo", "up")
     add_pod(0, "client", job["client"])
     add_pod(1, "server", job["server"])
-    server = subprocess.Popen(["ip", "netns", "exec", "server", sys.executable, "-c", SERVER, str(job["port"]),
+    pinned = ["taskset", "-c", "1", sys.executable, "-c"]  # client and server on one core: less jitter
+    server = subprocess.Popen(["ip", "netns", "exec", "server", *pinned, SERVER, str(job["port"]),
                                str(job["closed"])], stdout=subprocess.PIPE, text=True)
     try:
         assert server.stdout and server.stdout.readline().strip() == "ready"
-        out = []
-        for text in job["latency"]:
-            nft(text)
-            argv = [job["server"], str(job["port"]), str(job["closed"]), str(job["connects"])]
-            proc = subprocess.run(["ip", "netns", "exec", "client", sys.executable, "-c", CLIENT, *argv],
-                                  capture_output=True, text=True, check=True)
-            out.append(json.loads(proc.stdout))
+        out: list[dict] = [{"rounds": []} for _ in job["latency"]]
+        argv = [job["server"], str(job["port"]), str(job["closed"]), str(job["connects"])]
+        for _ in range(job["rounds"]):
+            for text, result in zip(job["latency"], out, strict=True):
+                nft(text)
+                proc = subprocess.run(["ip", "netns", "exec", "client", *pinned, CLIENT, *argv],
+                                      capture_output=True, text=True, check=True)
+                got = json.loads(proc.stdout)
+                result["rounds"].append(got["times"])
+                result["closed_open"] = got["closed_open"]
         print(json.dumps(out))
     finally:
         server.kill()

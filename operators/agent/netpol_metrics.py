@@ -41,8 +41,9 @@ class NetpolMetrics:
                                   "finished (one after each change of the rules)", registry=r)
         self.drops = Counter("knet_netpol_policy_drops", "Packets dropped by pods isolated by this policy "
                              "(with drop logging on)", ["namespace", "policy"], registry=r)
-        self.allowed = Counter("knet_netpol_policy_allowed", "New flows allowed by a rule of this policy "
-                               "(with drop logging on)", ["namespace", "policy"], registry=r)
+        self.allowed = Counter("knet_netpol_policy_allowed", "New flows allowed by rules of this policy "
+                               "and others opening the same port (with drop logging on)", ["namespace", "policy"],
+                               registry=r)
         self.options = Gauge("knet_netpol_option_enabled", "ClusterNetworkConfig NetworkPolicy options in use "
                              "(1 on, 0 off)", ["option"], registry=r)
         for kind in ERROR_KINDS:

@@ -9,30 +9,37 @@ Where it hooks, and why there:
   `filter_node_traffic`. By default the API's rule that a pod's own node may always reach it holds,
   so node-originated traffic (kubelet probes, hostNetwork pods) is not filtered at all.
 
-How a packet is matched, in constant time per policy set rather than a scan over all policies:
+How a packet is matched, in constant time whatever the number of policies and rules:
 established/related replies pass first (in input/output, IPv6 neighbour discovery too); then the
 `egress-v4/-v6` (source) and `ingress-v4/-v6` (destination) verdict maps send a local pod's address
-to the chain of its policy set (`eg-`/`in-` + hash, shared by pods with equal rules). A chain
-`return`s when a rule allows the packet, so the other direction is still checked, and drops otherwise.
-Rule peers are interval sets (`peer-<hash>-v4/-v6`), egress named ports concatenated sets
-(`named-<hash>-v4/-v6`). Only hashes, addresses and numbers are built from user input; policy names
-appear only in comments, and only after validation.
+to the chain of its policy set (`eg-`/`in-` + hash, shared by pods with equal rules). There, at most
+three lookups decide: the peer in the union of the peers of rules without ports, the peer address,
+protocol and port in the union of egress named ports, and protocol . port in the chain's port map,
+whose ranges go to the chain of the rules opening them, which looks the peer up in the union of their
+peers. A chain `return`s when the packet is allowed, so the other direction is still checked, and
+drops otherwise. Only hashes, addresses and numbers are built from user input; policy names appear
+only in comments, and only after validation. Everything is declared before what uses it (the
+update deletes in the reverse order).
 
 Options: `log_drops` (rate-limited `log prefix "knet-netpol drop <direction> <policies>: "` before each
-chain's drop), `counters` (named counters `pol-<hash>-allow`/`-drop` per policy), `isolate_unprogrammed`
-(local pod-CIDR addresses missing from `local-pods-v4/-v6` are dropped until the agent programs them),
+chain's drop), `counters` (named counters `pol-<hash>-allow`/`-drop` per policy: a drop
+counts for every policy isolating the pod, an allowed flow for every policy among the rules that
+matched together), `isolate_unprogrammed` (local pod-CIDR addresses missing from `local-pods-v4/-v6`
+are dropped until the agent programs them),
 `filter_node_traffic` (the output chain above).
 """
 
 from __future__ import annotations
 
 import ipaddress
+import itertools
 import socket
-from collections.abc import Iterable, Sequence
+from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from operators.kube.parse import is_dns_subdomain
-from operators.netpol.model import CompiledRule, NamedTarget, NodeModel, PodChain, PortRange, Span
+from operators.netpol.model import AddressSet, CompiledRule, NamedTarget, NodeModel, PodChain, Span
 from operators.netpol.policy import INGRESS, Network
 
 TABLE = "knet-netpol"
@@ -105,35 +112,150 @@ def _set(
     return [*out, "\t}"]
 
 
-def _ports(ranges: Sequence[PortRange]) -> list[str]:
-    """One match per protocol: `meta l4proto P` alone when every port of it is allowed."""
-    out = []
-    for proto in sorted({r.protocol for r in ranges}):
-        mine = [r for r in ranges if r.protocol == proto]
-        match = f"meta l4proto {_PROTO[proto]}"
-        if not any(r.every_port for r in mine):
-            items = [str(r.first) if r.first == r.last else f"{r.first}-{r.last}" for r in mine]
-            match += f" th dport {items[0]}" if len(items) == 1 else f" th dport {{ {', '.join(items)} }}"
-        out.append(match)
-    return out
+@dataclass(frozen=True)
+class _PortGroup:
+    """The port ranges of a chain that the same rules open (to their peers)."""
+
+    name: str  # follows from the chain's content name, so it stays while peers come and go
+    rules: tuple[CompiledRule, ...]
+    ranges: list[tuple[str, int, int]]  # (nft protocol, first port, last port)
+
+    @property
+    def keys(self) -> list[str]:
+        """The group's elements in the chain's port map."""
+        return [_range_key(*r) for r in self.ranges]
+
+    @property
+    def note(self) -> str:
+        keys = self.keys
+        return ", ".join(keys) if len(keys) <= 4 else f"{', '.join(keys[:4])} (+{len(keys) - 4})"
 
 
-def _rule_lines(rule: CompiledRule, opts: RenderOptions) -> list[str]:
-    side = "saddr" if rule.direction == INGRESS else "daddr"
-    verdict = (f'counter name "{counter_names(rule.policy.id)[0]}" ' if opts.counters else "") + "return"
-    note = _comment(f"{rule.policy.label} {rule.where}")
-    out: list[str] = []
-    addr_matches = (
-        [""]
-        if rule.peers is None
-        else [f"{kw} {side} @{rule.peer_set}-v{v} " for v, kw, _ in FAMILIES if rule.peers.family(v)]
-    )
-    port_matches = [""] if rule.ports is None else [m + " " for m in _ports(rule.ports)]
-    out += [f"\t\t{a}{p}{verdict} {note}" for a in addr_matches for p in port_matches]
-    for v, kw, _ in FAMILIES:
-        if any(ipaddress.ip_address(t.ip).version == v for t in rule.named):
-            out.append(f"\t\t{kw} {side} . meta l4proto . th dport @{rule.named_set}-v{v} {verdict} {note}")
-    return out or [f"\t\t# {rule.policy.label} {rule.where}: matches nothing at present"]
+def _range_key(proto: str, first: int, last: int) -> str:
+    return f"{proto} . {first}" if first == last else f"{proto} . {first}-{last}"
+
+
+def _port_groups(chain: PodChain) -> list[_PortGroup]:
+    """The chain's port rules cut into disjoint port ranges (a sweep over where ranges start and end),
+    each with the rules that open all of it; ranges opened by the same rules form one group."""
+    groups: dict[tuple[int, ...], _PortGroup] = {}
+    port_rules = [(i, rule) for i, rule in enumerate(chain.rules) if rule.ports]
+    for proto in sorted({r.protocol for _, rule in port_rules for r in rule.ports or ()}):
+        events: dict[int, list[tuple[int, int]]] = defaultdict(list)  # port -> (rule index, +1 or -1)
+        for i, rule in port_rules:
+            for r in rule.ports or ():
+                if r.protocol == proto:
+                    events[r.first].append((i, 1))
+                    events[r.last + 1].append((i, -1))
+        active: dict[int, int] = defaultdict(int)
+        cuts = sorted(events)
+        ranges: list[tuple[int, int, tuple[int, ...]]] = []
+        before: tuple[int, ...] = ()  # the rules opening the ports just below `port`
+        for port, after in itertools.pairwise(cuts):
+            for i, step in events[port]:
+                active[i] += step
+            covering = tuple(i for i in sorted(active) if active[i] > 0)
+            if covering and covering == before:  # the same rules as just below: one range
+                ranges[-1] = (ranges[-1][0], after - 1, covering)
+            elif covering:
+                ranges.append((port, after - 1, covering))
+            before = covering
+        for first, last, covering in ranges:
+            if covering not in groups:
+                rules = tuple(chain.rules[i] for i in covering)
+                groups[covering] = _PortGroup(f"{chain.name}-p{len(groups)}", rules, [])
+            groups[covering].ranges.append((_PROTO[proto], first, last))
+    return list(groups.values())
+
+
+def _union(rules: Sequence[CompiledRule], cache: dict[tuple[int, ...], AddressSet | None]) -> AddressSet | None:
+    """All the rules' peers (None: any address), merged once per distinct list of peer sets."""
+    if any(r.peers is None for r in rules):
+        return None
+    key = tuple(sorted(id(r.peers) for r in rules))
+    if key not in cache:
+        spans = {v: [s for r in rules if r.peers is not None for s in r.peers.family(v)] for v in (4, 6)}
+        cache[key] = AddressSet.of_spans(spans)
+    return cache[key]
+
+
+def _allow(rules: Sequence[CompiledRule], opts: RenderOptions) -> str:
+    """The verdict of a match that some of `rules` allow: return to the base chain, counted (with
+    counters on) for each policy among them, as a merged match cannot tell which one allowed it."""
+    ids = dict.fromkeys(r.policy.id for r in rules)
+    counters = "".join(f'counter name "{counter_names(i)[0]}" ' for i in ids) if opts.counters else ""
+    return f"{counters}return {_comment(', '.join(f'{r.policy.label} {r.where}' for r in rules))}"
+
+
+class _ChainRenderer:
+    """A pod chain in constant time per packet, however many policies and rules make it up:
+
+    - rules without ports (all traffic): one lookup in the union of their peers, `<chain>-any-v4/-v6`;
+    - egress named ports: one lookup of address . protocol . port in `<chain>-named-v4/-v6`;
+    - the other rules: one lookup of protocol . port in the verdict map `<chain>-ports`, whose
+      port ranges `goto` the chain of the rules that open them, `<chain>-p<n>`, which looks the peer
+      up in the union of those rules' peers (`<chain>-p<n>-v4/-v6`) and drops otherwise.
+    """
+
+    def __init__(self, opts: RenderOptions) -> None:
+        self.opts = opts
+        self.unions: dict[tuple[int, ...], AddressSet | None] = {}
+        self.elements: dict[tuple[int, int], list[str]] = {}  # the text of a union's elements, rendered once
+
+    def peer_sets(self, name: str, peers: AddressSet, note: str) -> list[str]:
+        out: list[str] = []
+        for v, _, typ in FAMILIES:
+            if nets := peers.family(v):
+                if (id(peers), v) not in self.elements:
+                    self.elements[(id(peers), v)] = _intervals(nets, v)
+                out += _set(f"{name}-v{v}", typ, self.elements[(id(peers), v)], "interval", note)
+        return out
+
+    def peer_matches(self, name: str, side: str, peers: AddressSet | None, verdict: str) -> list[str]:
+        if peers is None:
+            return [f"\t\t{verdict}"]
+        return [f"\t\t{kw} {side} @{name}-v{v} {verdict}" for v, kw, _ in FAMILIES if peers.family(v)]
+
+    def render(self, chain: PodChain) -> list[str]:
+        side = "saddr" if chain.direction == INGRESS else "daddr"
+        drop = _drop_lines(chain, self.opts)
+        who = ", ".join(p.label for p in chain.policies)
+        sets: list[str] = []
+        body = [f"\tchain {chain.name} {{", f"\t\t{_comment(f'{chain.direction} of pods selected by {who}')}"]
+        if everything := [r for r in chain.rules if r.ports is None]:
+            peers = _union(everything, self.unions)
+            name = f"{chain.name}-any"
+            sets += self.peer_sets(name, peers, "all traffic") if peers is not None else []
+            body += self.peer_matches(name, side, peers, _allow(everything, self.opts))
+        if named := [r for r in chain.rules if r.named]:
+            for v, kw, typ in FAMILIES:
+                items = sorted({_named_element(t) for r in named for t in r.named if _version(t.ip) == v})
+                if items:
+                    name = f"{chain.name}-named-v{v}"
+                    sets += _set(name, f"{typ} . inet_proto . inet_service", items, "", "named ports", per_line=3)
+                    body.append(f"\t\t{kw} {side} . meta l4proto . th dport @{name} {_allow(named, self.opts)}")
+        groups = _port_groups(chain)
+        chains: list[str] = []
+        for group in groups:
+            peers = _union(group.rules, self.unions)
+            sets += self.peer_sets(group.name, peers, group.note) if peers is not None else []
+            allow = self.peer_matches(group.name, side, peers, _allow(group.rules, self.opts))
+            chains += [f"\tchain {group.name} {{", *allow, *drop, "\t}"]
+        if groups:
+            ranges = sorted(((r, g.name) for g in groups for r in g.ranges), key=lambda pair: pair[0])
+            items = [f"{_range_key(*r)} : goto {name}" for r, name in ranges]
+            ports = [f"\tmap {chain.name}-ports {{", "\t\ttype inet_proto . inet_service : verdict",
+                     "\t\tflags interval", _elements(items, "\t\t", per_line=2), "\t}"]
+            body.append(f"\t\tmeta l4proto . th dport vmap @{chain.name}-ports")
+        else:
+            ports = []
+        if not chain.rules:
+            body.append("\t\t# no rule: nothing is allowed")
+        return [*sets, *chains, *ports, *body, *drop, "\t}"]
+
+
+def _version(ip: str) -> int:
+    return ipaddress.ip_address(ip).version
 
 
 def _drop_lines(chain: PodChain, opts: RenderOptions) -> list[str]:
@@ -148,38 +270,6 @@ def _drop_lines(chain: PodChain, opts: RenderOptions) -> list[str]:
         "".join(f'counter name "{counter_names(p.id)[1]}" ' for p in chain.policies) if opts.counters else ""
     )
     return [*out, f"\t\t{counters}drop"]
-
-
-def _chain(chain: PodChain, opts: RenderOptions) -> list[str]:
-    who = ", ".join(p.label for p in chain.policies)
-    out = [f"\tchain {chain.name} {{", f"\t\t{_comment(f'{chain.direction} of pods selected by {who}')}"]
-    for rule in chain.rules:
-        out += _rule_lines(rule, opts)
-    return [*out, *_drop_lines(chain, opts), "\t}"]
-
-
-def _peer_sets(rules: Iterable[CompiledRule]) -> list[str]:
-    out: list[str] = []
-    done: set[str] = set()
-    elements: dict[tuple[int, int], list[str]] = {}  # the compiler shares one AddressSet among equal peers
-    for rule in sorted(rules, key=lambda r: r.peer_set):
-        if rule.peer_set in done:
-            continue
-        done.add(rule.peer_set)
-        note = f"{rule.policy.label} {rule.where}"
-        for v, _, typ in FAMILIES:
-            used = rule.peers is not None and rule.ports != ()
-            nets = rule.peers.family(v) if rule.peers is not None else ()
-            if used and nets:
-                if (id(rule.peers), v) not in elements:
-                    elements[(id(rule.peers), v)] = _intervals(nets, v)
-                out += _set(f"{rule.peer_set}-v{v}", typ, elements[(id(rule.peers), v)], "interval", note)
-            named = [t for t in rule.named if ipaddress.ip_address(t.ip).version == v]
-            if named:
-                items = [_named_element(t) for t in named]
-                typ_named = f"{typ} . inet_proto . inet_service"
-                out += _set(f"{rule.named_set}-v{v}", typ_named, items, "", note, per_line=3)
-    return out
 
 
 def _named_element(t: NamedTarget) -> str:
@@ -260,10 +350,10 @@ def render_nftables(
             out += [f"\tcounter {name} {{ {_comment(ref.label)} }}" for name in counter_names(ref.id)]
     guard_sets, guard_rules = _guard(model, pod_cidrs, opts)
     out += guard_sets
-    out += _peer_sets(r for c in model.chains for r in c.rules)
-    out += _verdict_maps(model)
+    chains = _ChainRenderer(opts)
     for chain in model.chains:
-        out += _chain(chain, opts)
+        out += chains.render(chain)
+    out += _verdict_maps(model)
     out += _base_chain("forward", (("egress", "saddr"), ("ingress", "daddr")), guard_rules.get("forward", []))
     out += _base_chain("input", (("egress", "saddr"),), guard_rules.get("input", []))
     if opts.filter_node_traffic:

@@ -7,7 +7,8 @@ compared by name:
 
 - changed contents: `flush` it, then declare it again with its new body (nft adds the elements or
   rules to the existing object; its declaration line must be the same, see below);
-- new: declared; removed: `delete`d at the end, after the flushes that dropped every reference to it;
+- new: declared; removed: `delete`d at the end, after the flushes that dropped every reference to it,
+  in the reverse of the rendered order (the renderer declares what is used before its users);
 - unchanged: not touched, so its counters and the kernel's objects stay as they are.
 
 nft ignores a changed comment on an existing object and refuses a changed type, so when anything
@@ -22,7 +23,6 @@ from dataclasses import dataclass
 
 _OPEN = re.compile(r"^\t(set|map|chain) (\S+) \{$")
 _COUNTER = re.compile(r"^\tcounter (\S+) \{.*\}$")
-_DELETE_ORDER = ("chain", "map", "set", "counter")  # users before what they use
 
 
 @dataclass(frozen=True)
@@ -94,7 +94,6 @@ def update(old_text: str, new_text: str) -> Update | None:
         out.append(f"table {new.table} {{")
         out += [line for k, b in new.blocks.items() if k in declared for line in b.lines]
         out.append("}")
-    out += [f"delete {kind} {old.table} {name}" for order in _DELETE_ORDER for kind, name in removed
-            if kind == order]
+    out += [f"delete {kind} {old.table} {name}" for kind, name in reversed(removed)]  # users before what they use
     kept = frozenset(new.blocks) - declared
     return Update("\n".join([*out, ""]) if out else "", kept)

@@ -89,6 +89,27 @@ def objects() -> list[dict]:
                 ],
             },
         ),
+        (  # two ranges of one rule with a gap between them (81 stays shut)
+            "prod",
+            "client-ingress",
+            {
+                "podSelector": {"matchLabels": {"app": "client"}},
+                "ingress": [{"from": [{"podSelector": {}}], "ports": [{"port": 80}, {"port": 82, "endPort": 90}]}],
+            },
+        ),
+        (  # overlaps web-ingress's port 80, from other peers: the two rules' peers add up there
+            "prod",
+            "web-from-dev",
+            {
+                "podSelector": {"matchLabels": {"app": "web"}},
+                "ingress": [
+                    {
+                        "from": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "dev"}}}],
+                        "ports": [{"port": 53, "endPort": 81}],
+                    }
+                ],
+            },
+        ),
     ]
     for ns, name, spec in policies:
         out.append(
