@@ -9,14 +9,18 @@ Layout (after kube-proxy's nftables mode, see its pkg/proxy/nftables/README.md):
   LB IPs) and, for local non-loopback destinations (optionally within `nodePortAddresses`),
   `l4proto . dport` in `service-nodeports-v4/-v6`.
 - Per service port: `svc` (Cluster-policy endpoints) and `local` (Local-policy endpoints) chains pick
-  an endpoint and DNAT to it in one rule, `dnat ip to numgen random mod N map @eps...`, through a named
-  map per chain (`eps`/`leps`: index -> address . port), so an endpoint change is a few map elements
-  and the table has no chain per endpoint (nft reads every chain of the table before each transaction:
-  fewer chains make every sync cheaper). With ClientIP affinity the chain instead checks the affinity
-  sets (`ip saddr @aff... goto ep...`) and then picks with `numgen random mod N-i == 0 goto` rules; its
-  `ep` chains refresh the affinity set (`update @aff... { ip saddr }`, timeout = timeoutSeconds) and
-  DNAT. `ext` chains handle external traffic (masquerade, or for externalTrafficPolicy Local the
-  short-circuit of pod and node traffic); `fw` chains drop sources outside loadBalancerSourceRanges.
+  an endpoint and DNAT to it, rule i matching with probability 1/(N-i) (`numgen random mod N-i == 0
+  dnat ...`, the last rule unconditionally): equal weight, and neither a chain nor a set per endpoint.
+  Named sets are why: the kernel finds a set by name by walking the table's list of sets, once per
+  set created and per rule or element naming one, so a set per Service makes a full sync quadratic
+  (10k Services: 11 s of `nft -f`, 85% of it in those walks; 3 s without them); chains are found in a
+  hash table. An anonymous map per rule (kube-proxy's way) is quadratic too, and one shared map keyed
+  by `numgen ... offset` is worse: binding a map walks all its elements, once per chain using it. With
+  ClientIP affinity the chain first checks the affinity sets (`ip saddr @aff... goto ep...`) and picks
+  an `ep` chain the same way; `ep` chains refresh the affinity set (`update @aff... { ip saddr }`,
+  timeout = timeoutSeconds) and DNAT. `ext` chains handle external traffic (masquerade, or for
+  externalTrafficPolicy Local the short-circuit of pod and node traffic); `fw` chains drop sources
+  outside loadBalancerSourceRanges.
 - Masquerade: rules jump to `mark-for-masquerade` (sets `masqueradeBit`); `masquerading` (nat
   postrouting) masquerades marked packets. Marked: ClusterIP traffic from outside the pod CIDRs (or
   all of it with masqueradeAll), external traffic unless externalTrafficPolicy is Local, and, in
@@ -62,6 +66,11 @@ def _v(family: int) -> str:
 
 def _set_expr(items: tuple[str, ...]) -> str:
     return items[0] if len(items) == 1 else "{ " + ", ".join(items) + " }"
+
+
+def _dnat(p: ProxiedPort, t: Target) -> str:
+    dest = t.ip if p.family == 4 else f"[{t.ip}]"
+    return f"meta l4proto {p.protocol} dnat {_ip(p.family)} to {dest}:{t.port}"
 
 
 def _base(kind: str, hook: str, priority: int) -> str:
@@ -171,22 +180,16 @@ class _Builder:
                 rules.append(f"{match} {MASQ}")
             elif cidrs:
                 rules.append(f"{match} {ip} saddr != {_set_expr(cidrs)} {MASQ}")
-        n = len(endpoints)
-        if not p.affinity_seconds:
-            # One named map per chain: an anonymous `numgen ... map { ... }` would cost the kernel a walk of
-            # the whole pending transaction when bound, which makes a full sync quadratic.
-            eps = names.nft_port("eps" if kind == "svc" else "leps", p)
-            self.own_sets.append(NftSet(eps, f"numgen random mod 1 : {ip} daddr . {p.protocol} dport", typeof=True,
-                                        elements=tuple((str(i), f"{t.ip} . {t.port}")
-                                                       for i, t in enumerate(endpoints))))
-            rules.append(f"meta l4proto {p.protocol} dnat {ip} to numgen random mod {n} map @{eps}")
-        else:
+        if p.affinity_seconds:
             rules += [f"{ip} saddr @{names.nft_endpoint('aff', p, t)} goto {names.nft_endpoint('ep', p, t)}"
                       for t in endpoints]
-            targets = [names.nft_endpoint("ep", p, t) for t in endpoints]
-            # Endpoint i is taken with probability 1/(n-i) when reached: equal weight overall.
-            rules += [f"numgen random mod {n - i} == 0 goto {t}" for i, t in enumerate(targets[:-1])]
-            rules.append(f"goto {targets[-1]}")
+            picks = [f"goto {names.nft_endpoint('ep', p, t)}" for t in endpoints]
+        else:  # no chain and no set per endpoint: sets are found by name in a list, chains in a hash table
+            picks = [_dnat(p, t) for t in endpoints]
+        # Endpoint i is taken with probability 1/(n-i) when reached: equal weight overall.
+        n = len(picks)
+        rules += [f"numgen random mod {n - i} == 0 {pick}" for i, pick in enumerate(picks[:-1])]
+        rules.append(picks[-1])
         self.chains.append(Chain(names.nft_port(kind, p), tuple(rules)))
 
     def external_chain(self, p: ProxiedPort) -> None:
@@ -214,8 +217,7 @@ class _Builder:
                 continue
             aff = names.nft_endpoint("aff", p, t)
             self.own_sets.append(NftSet(aff, f"ipv{p.family}_addr", ("dynamic", "timeout"), p.affinity_seconds))
-            dest = t.ip if p.family == 4 else f"[{t.ip}]"
-            rules = (f"update @{aff} {{ {ip} saddr }}", f"meta l4proto {p.protocol} dnat {ip} to {dest}:{t.port}")
+            rules = (f"update @{aff} {{ {ip} saddr }}", _dnat(p, t))
             self.chains.append(Chain(names.nft_endpoint("ep", p, t), rules))
 
     def port(self, p: ProxiedPort) -> None:
