@@ -90,7 +90,10 @@ def parse_cidr(value: object) -> Network | None:
 
 def _ip_text(value: object) -> str | None:
     ip = parse_ip(value)
-    return None if ip is None else str(ip)
+    if ip is None:
+        return None
+    # inet_pton takes IPv4 only in its canonical form: the text is already normalised
+    return value if isinstance(value, str) and ip.version == 4 else str(ip)
 
 
 def cidr_text(value: object) -> str | None:
