@@ -37,7 +37,8 @@ def _free_port() -> int:
 
 
 class _Backends:
-    """One loopback HTTP server per name, answering every request with that name."""
+    """One loopback HTTP server per name, answering every request with that name (and `.../request-id`
+    with the X-Request-ID header it received)."""
 
     def __init__(self) -> None:
         self.servers: dict[str, ThreadingHTTPServer] = {}
@@ -46,7 +47,8 @@ class _Backends:
         if name not in self.servers:
             class Handler(BaseHTTPRequestHandler):
                 def do_GET(self) -> None:
-                    body = name.encode()
+                    asked = self.path.endswith("/request-id")
+                    body = (self.headers.get("X-Request-ID", "") if asked else name).encode()
                     self.send_response(200)
                     self.send_header("Content-Length", str(len(body)))
                     self.end_headers()
@@ -148,6 +150,14 @@ def test_hosts_and_wildcards(serve) -> None:
     assert n.get("x.y.b.example.com", "/")[0] == 404  # a wildcard covers one label only
     assert n.get("example.com", "/")[0] == 404
     assert n.get("unknown.org", "/hostless/page") == (200, "app_web_80")
+
+
+def test_request_id(serve) -> None:
+    """X-Request-ID: the client's own is passed on (as ingress-nginx does), else every request gets a new one."""
+    n = serve("wildcard-hosts")
+    ids = [n.get("a.example.com", "/request-id")[1] for _ in range(20)]
+    assert all(ids) and len(set(ids)) == len(ids), ids
+    assert n.get("a.example.com", "/request-id", {"X-Request-ID": "trace-42"}) == (200, "trace-42")
 
 
 def test_path_types(serve) -> None:
