@@ -3,10 +3,21 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 
+HERE = Path(__file__).parent
 FIGURES: dict[str, list[str]] = {}
+FULL_TIMEOUT = 3 * 3600  # seconds per benchmark under --bench-full: creating 30k Services alone takes ~20 min
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Full-size benchmarks outlast the suite's per-test timeout; quick ones keep it."""
+    if config.getoption("--bench-full"):
+        for item in items:
+            if HERE in item.path.parents:
+                item.add_marker(pytest.mark.timeout(FULL_TIMEOUT))
 
 
 @dataclass
