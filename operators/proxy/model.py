@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import functools
 import ipaddress
+import operator
 import socket
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -343,6 +344,12 @@ class ModelCache:
         self.context: _Context | None = None
         self.pieces: dict[str, _Piece] = {}
         self.cluster_ips: tuple[str, ...] = ()  # of these pieces, in order
+        # The inputs of the last build as given, and what it derived from them for the next one: when
+        # only EndpointSlices changed, a build touches only their Services (see `_slices_only`).
+        self.services: tuple[Service, ...] = ()
+        self.slices: tuple[EndpointSlice, ...] = ()
+        self.by_service: dict[tuple[str, str], list[EndpointSlice]] = {}
+        self.problems: tuple[Problem, ...] = ()  # they come from the Services alone
 
 
 def _problem(svc: Service, message: str) -> Problem:
@@ -454,32 +461,65 @@ def _local_ready(slices: Iterable[EndpointSlice], node: str) -> int:
                 if ep.ready and ep.node_name == node})
 
 
-def build_model(
-    services: Iterable[Service],
-    slices: Iterable[EndpointSlice],
-    nodes: Iterable[Node],
-    node_name: str,
-    config: ProxyConfig | None = None,
-    cache: ModelCache | None = None,
-) -> tuple[ProxyModel, list[Problem]]:
-    """What node `node_name` must program for these Services, and the problems found on the way.
+def _owner(sl: EndpointSlice) -> tuple[str, str] | None:
+    """The Service a slice gives endpoints to, if it gives any."""
+    return (sl.namespace, sl.service_name) if sl.service_name and sl.family else None
 
-    With a `cache` (the agent keeps one), Services whose view and slices are the objects of the last
-    build reuse their ports as they were; the result is the same as without."""
-    config = config or ProxyConfig()
-    cache = cache or ModelCache()
-    node = next((n for n in nodes if n.name == node_name), None)
-    ctx = _Context(node_name, (node.internal_ips + node.external_ips) if node else ())
-    if cache.context != ctx:
-        cache.context, cache.pieces, cache.cluster_ips = ctx, {}, ()
-    by_service: dict[tuple[str, str], list[EndpointSlice]] = {}
+
+def _by_service(slices: Iterable[EndpointSlice]) -> dict[tuple[str, str], list[EndpointSlice]]:
+    out: dict[tuple[str, str], list[EndpointSlice]] = {}
     for sl in slices:
-        if sl.service_name and sl.family:
-            by_service.setdefault((sl.namespace, sl.service_name), []).append(sl)
+        if (owner := _owner(sl)) is not None:
+            out.setdefault(owner, []).append(sl)
+    return out
+
+
+def _service_slices(cache: ModelCache, svc: Service) -> tuple[EndpointSlice, ...]:
+    group = cache.by_service.get((svc.namespace, svc.name), [])
+    return tuple(sorted(group, key=lambda s: s.name) if len(group) > 1 else group)
+
+
+def _slices_only(cache: ModelCache, services: tuple[Service, ...], slices: tuple[EndpointSlice, ...],
+                 ) -> set[tuple[str, str]] | None:
+    """The Services whose slices changed since the last build when the Services are the very objects
+    they were and no slice came or went (an endpoint change: most syncs); None otherwise. Their slice
+    groups in the cache are brought up to date on the way."""
+    if (len(services), len(slices)) != (len(cache.services), len(cache.slices)) or not all(
+            map(operator.is_, services, cache.services)):
+        return None
+    changed = [(old, new) for old, new in zip(cache.slices, slices, strict=True) if old is not new]
+    touched: set[tuple[str, str]] = set()
+    for old, _ in changed:  # all removals before any addition: a slice may only have moved
+        if (owner := _owner(old)) is not None:
+            cache.by_service[owner] = [sl for sl in cache.by_service[owner] if sl is not old]
+            touched.add(owner)
+    for _, new in changed:
+        if (owner := _owner(new)) is not None:
+            cache.by_service.setdefault(owner, []).append(new)
+            touched.add(owner)
+    return touched
+
+
+def _rebuild(cache: ModelCache, touched: set[tuple[str, str]], ctx: _Context) -> dict[str, _Piece]:
+    """The last build's pieces, with those of the `touched` Services rebuilt from their new slices (their
+    frontends, collisions and problems cannot have changed: no Service did)."""
+    pieces = dict(cache.pieces)
+    for namespace, name in touched:
+        old = pieces.get(f"{namespace}/{name}")
+        if old is not None:
+            svc_slices = _service_slices(cache, old.svc)
+            if not old.reusable(svc_slices, old.lost):
+                pieces[old.svc.key] = _piece(old.svc, old.families, old.frontends, svc_slices, old.lost, ctx)
+    return pieces
+
+
+def _build_pieces(cache: ModelCache, services: tuple[Service, ...], ctx: _Context,
+                  ) -> tuple[dict[str, _Piece], list[Problem]]:
+    """Every Service's piece, in Service order, deciding collisions over all of them; unchanged pieces
+    of the cache are reused."""
     owners: dict[ClaimKey, tuple[str, str]] = {}
     problems: list[Problem] = []
     pieces: dict[str, _Piece] = {}
-    ips_changed = False
     for svc in sorted(services, key=lambda s: (s.namespace, s.name)):
         if svc.key in pieces:
             problems.append(_problem(svc, "defined twice; the second copy is ignored"))
@@ -497,19 +537,43 @@ def build_model(
             families = tuple(sorted({family_of(ip) for ip in svc.cluster_ips}))
             frontends = _frontends(svc, families)
         lost, lost_problems = _claim(owners, svc, frontends)
-        group = by_service.get((svc.namespace, svc.name), [])
-        svc_slices = tuple(sorted(group, key=lambda s: s.name) if len(group) > 1 else group)
+        svc_slices = _service_slices(cache, svc)
         piece = cached if cached is not None and cached.reusable(svc_slices, lost) else None
-        if piece is None:
-            piece = _piece(svc, families, frontends, svc_slices, lost, ctx)
-            old = cache.pieces.get(svc.key)
-            ips_changed = ips_changed or old is None or old.cluster_ips != piece.cluster_ips
-        pieces[svc.key] = piece
-        if piece.problems or lost_problems:
-            problems += [*piece.problems, *lost_problems]
-    if ips_changed or pieces.keys() != cache.pieces.keys():
-        cache.cluster_ips = tuple(ip for _, ip in sorted({ip for p in pieces.values() for ip in p.cluster_ips}))
-    cache.pieces = pieces
+        pieces[svc.key] = piece or _piece(svc, families, frontends, svc_slices, lost, ctx)
+        if pieces[svc.key].problems or lost_problems:
+            problems += [*pieces[svc.key].problems, *lost_problems]
+    return pieces, problems
+
+
+def build_model(
+    services: Iterable[Service],
+    slices: Iterable[EndpointSlice],
+    nodes: Iterable[Node],
+    node_name: str,
+    config: ProxyConfig | None = None,
+    cache: ModelCache | None = None,
+) -> tuple[ProxyModel, list[Problem]]:
+    """What node `node_name` must program for these Services, and the problems found on the way.
+
+    With a `cache` (the agent keeps one), Services whose view and slices are the objects of the last
+    build reuse their ports as they were; the result is the same as without."""
+    config = config or ProxyConfig()
+    cache = cache or ModelCache()
+    services, slices = tuple(services), tuple(slices)
+    node = next((n for n in nodes if n.name == node_name), None)
+    ctx = _Context(node_name, (node.internal_ips + node.external_ips) if node else ())
+    if cache.context != ctx:
+        cache.context, cache.pieces, cache.cluster_ips, cache.services, cache.slices = ctx, {}, (), (), ()
+    touched = _slices_only(cache, services, slices)
+    if touched is not None:
+        pieces, problems = _rebuild(cache, touched, ctx), list(cache.problems)
+    else:
+        cache.by_service = _by_service(slices)
+        pieces, problems = _build_pieces(cache, services, ctx)
+        if pieces.keys() != cache.pieces.keys() or any(
+                p is not cache.pieces[k] and p.cluster_ips != cache.pieces[k].cluster_ips for k, p in pieces.items()):
+            cache.cluster_ips = tuple(ip for _, ip in sorted({ip for p in pieces.values() for ip in p.cluster_ips}))
+    cache.pieces, cache.services, cache.slices, cache.problems = pieces, services, slices, tuple(problems)
     nodeport_cidrs = [c for c in config.node_port_addresses if c != "primary"]
     if "primary" in config.node_port_addresses:
         nodeport_cidrs += [f"{ip}/{32 if family_of(ip) == 4 else 128}" for ip in ctx.node_ips]

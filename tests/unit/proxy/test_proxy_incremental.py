@@ -29,11 +29,14 @@ def _views(objects: list[dict]) -> Views:
 def _steps(before: list[dict], after: list[dict]) -> list[Views]:
     """Snapshots sharing view objects as the agent's store does: the same object while unchanged."""
     (s1, e1, n1), (s2, e2, n2) = _views(before), _views(after)
-    return [(s1, e1, n1), (s1, e2, n1), (s2, e2, n2), (s2[1:], e2, n2), (s2[1:], e1, n2), (s2, e2, n2)]
+    # Same Services, as many slices, some of them new or moved: the path that rebuilds only their Services.
+    mixed = [e2[i] if i < len(e2) and i % 2 == 0 else sl for i, sl in enumerate(e1)]
+    return [(s1, e1, n1), (s1, mixed, n1), (s1, mixed[::-1], n1), (s1, e2, n1), (s2, e2, n2), (s2[1:], e2, n2),
+            (s2[1:], e1, n2), (s2, e2, n2)]
 
 
 def _config(step: int) -> ProxyConfig:
-    return ProxyConfig(masquerade_all=step == 4)  # one step changes what every port's rules depend on
+    return ProxyConfig(masquerade_all=step == 6)  # one step changes what every port's rules depend on
 
 
 @SETTINGS
