@@ -189,6 +189,14 @@ def metrics(url: str) -> dict[str, float]:
     return out
 
 
+def http_ok(url: str) -> bool:
+    """Whether a GET answers 200 (False while nothing listens)."""
+    try:
+        return urllib.request.urlopen(url, timeout=2).status == 200
+    except OSError:
+        return False
+
+
 def map_ips(ns: str, table: str, name: str) -> set[str]:
     """The first key field (the address) of every element of an nft verdict map in `ns` (empty if absent)."""
     proc = subprocess.run(["ip", "netns", "exec", ns, "nft", "-j", "list", "map", *table.split(), name],

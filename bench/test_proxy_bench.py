@@ -2,10 +2,12 @@
 node namespaces against the devcluster's API server, one after the other, at each size.
 
 Per proxy and size: full sync from process start until the kernel's dispatch map holds every Service
-(polled), the proxy's own full-sync duration metric, single-endpoint incremental update (the probe
-Service's EndpointSlice moved between two backend ports; time from the API write until a new
-connection from the client namespace reaches the new port) p50/p99, the proxies' network-programming
-latency metric for those changes, RSS, and first-packet connect latency through the rules.
+(kube-proxy: its map polled; knet: its /readyz polled, since listing its 16 shard maps at every poll
+would take the CPU it needs, then its maps checked once), the proxy's own full-sync duration metric,
+single-endpoint incremental update (the probe Service's EndpointSlice moved between two backend ports;
+time from the API write until a new connection from the client namespace reaches the new port)
+p50/p99, the proxies' network-programming latency metric for those changes, RSS, and first-packet
+connect latency through the rules.
 Sizes: quick 200 Services, full 1k, 10k and 30k (10 endpoints each); KNET_BENCH_PROXY_SIZES=1000,10000
 picks others.
 """
@@ -22,10 +24,11 @@ import pytest
 import yaml
 
 from bench.conftest import Bench, ratio
-from bench.proxy_nodes import ANSWERS, BACKEND_IP, BenchNode, map_ips, metrics, rss_mib, stop, wait_until
+from bench.proxy_nodes import ANSWERS, BACKEND_IP, BenchNode, http_ok, map_ips, metrics, rss_mib, stop, wait_until
 from bench.proxy_objects import Objects
 from operators.devcluster import upstream
 from operators.devcluster.state import load_layout
+from operators.proxy.nftables import SHARDS, shard_name
 from tests.e2e.harness import Cluster
 
 REPO = Path(__file__).parents[1]
@@ -37,8 +40,9 @@ FULL_SYNC_TIMEOUT = 900.0  # a proxy that takes longer is recorded as "> timeout
 class Proxy:
     name: str
     node: BenchNode
-    table: str  # "family name" of its nft table
-    dispatch: str  # its ClusterIP verdict map
+    tables: tuple[str, ...]  # "family name" of its nft tables
+    dispatch: str  # its ClusterIP verdict map (in each table)
+    ready: str  # a path on its health port that answers 200 once the first full sync is in; "": poll the map
     full_metric: str  # sum of its full-sync duration histogram
     latency_metric: str  # its network-programming histogram: name{labels} after _sum and _count
     partial_metric: str  # its incremental (partial) sync duration histogram, the same way
@@ -102,12 +106,16 @@ def _measure(proxy: Proxy, cluster: Cluster, objects: Objects, addr: str, workdi
     t0 = time.monotonic()
     proc = node.spawn(proxy.argv(cluster, addr, workdir), log=str(workdir / f"{proxy.name}.log"))
     try:
+        def in_kernel() -> bool:
+            return wanted <= set().union(*(map_ips(node.ns, t, proxy.dispatch) for t in proxy.tables))
+
+        ready = (lambda: http_ok(f"http://{addr}:10256{proxy.ready}")) if proxy.ready else in_kernel
         try:
-            done = wait_until(lambda: wanted <= map_ips(node.ns, proxy.table, proxy.dispatch), FULL_SYNC_TIMEOUT,
-                              interval=0.1)
+            done = wait_until(ready, FULL_SYNC_TIMEOUT, interval=0.1)
         except AssertionError:
             return Figures(float("inf"), 0, 0, 0, 0, 0, rss_mib(proc.pid), 0, 0)
         full = done - t0
+        assert in_kernel(), f"{proxy.name} was ready before every Service was in the kernel"
         prober.wait_for(ANSWERS[state["port"]])
         before = metrics(url)
         incr: list[float] = []
@@ -137,11 +145,12 @@ def test_proxy(cluster: Cluster, bench: Bench, tmp_path: Path) -> None:
     changes = bench.pick(5, 20)
     nodes = {"knet": BenchNode(layout, "knet"), "kube-proxy": BenchNode(layout, "kp")}
     proxies = [
-        Proxy("knet", nodes["knet"], "inet knet-proxy", "service-ips-v4",
+        Proxy("knet", nodes["knet"], tuple(f"inet {shard_name(i)}" for i in range(SHARDS)), "service-ips-v4",
+              "/readyz",
               'knet_proxy_sync_proxy_rules_duration_seconds_sum{kind="full"}',
               "knet_proxy_network_programming_duration_seconds",
               'knet_proxy_sync_proxy_rules_duration_seconds{kind="incremental"}'),
-        Proxy("kube-proxy", nodes["kube-proxy"], "ip kube-proxy", "service-ips",
+        Proxy("kube-proxy", nodes["kube-proxy"], ("ip kube-proxy",), "service-ips", "",
               'kubeproxy_sync_full_proxy_rules_duration_seconds_sum{ip_family="IPv4"}',
               'kubeproxy_network_programming_duration_seconds{ip_family="IPv4"}',
               'kubeproxy_sync_partial_proxy_rules_duration_seconds{ip_family="IPv4"}'),

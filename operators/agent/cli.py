@@ -61,7 +61,7 @@ def cmd_agent(args: argparse.Namespace) -> int:
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("agent", help="the per-node agent: programs Service rules (nftables) from the API",
                        description="Watch Services, EndpointSlices and this Node; keep `table inet knet-proxy` "
-                                   "in sync. Talks to the API server at KNET_API_SERVER with the pod's "
+                                   "and its shards in sync. Talks to the API server at KNET_API_SERVER with the pod's "
                                    "service account, or with --kubeconfig.")
     p.add_argument("--node-name", default=os.environ.get("NODE_NAME"), help="this node (default: $NODE_NAME)")
     p.add_argument("--api-server", default=os.environ.get("KNET_API_SERVER"),

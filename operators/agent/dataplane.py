@@ -44,15 +44,20 @@ async def nft_apply(text: str) -> tuple[bool, str]:
     return code == 0, err
 
 
-def _table_names() -> set[str]:
+def _inet_tables() -> set[str]:
     with NFTables(nfgen_family=NFPROTO_INET) as nft:
         return {msg.get_attr("NFTA_TABLE_NAME") for msg in nft.get_tables() if msg["nfgen_family"] == NFPROTO_INET}
 
 
-async def table_present(table: str = TABLE) -> bool:
-    """Whether a table of ours (the proxy's unless told) exists. A netlink dump of table names takes a
-    millisecond; `nft list tables` reads the whole ruleset first (half a second at 1000 Services)."""
-    return table in await asyncio.to_thread(_table_names)
+async def table_names() -> set[str]:
+    """The names of the inet tables. A netlink dump of table names takes a millisecond; `nft list tables`
+    reads the whole ruleset first (half a second at 1000 Services)."""
+    return await asyncio.to_thread(_inet_tables)
+
+
+async def table_present(table: str) -> bool:
+    """Whether a table of ours exists."""
+    return table in await table_names()
 
 
 def _ipt(family: int, what: str) -> str:
@@ -81,25 +86,29 @@ async def conntrack_delete(flush: Flush) -> tuple[bool, str]:
 
 
 class NftRules:
-    """nftables mode: `table inet knet-proxy`, replaced whole or changed by a diff against the last one."""
+    """nftables mode: `table inet knet-proxy` and its DNAT shards, replaced whole or changed by a diff against
+    the last ones."""
 
     mode = "nftables"
 
     def __init__(self) -> None:
-        self.applied: nft_table.Table | None = None
+        self.applied: nft_table.Ruleset | None = None
         self.rules = 0
         self.cache = nftables.RenderCache()  # only the ports that changed since the last sync are rendered
 
     async def present(self) -> bool:
-        return await table_present()
+        """Whether every table of the last applied ruleset (or the main one, before any) still exists."""
+        wanted = {t.name for t in self.applied.tables} if self.applied else {TABLE}
+        return wanted <= await table_names()
 
     async def apply(self, model: ProxyModel, full: bool) -> tuple[bool, str]:
-        table = nftables.build_table(model, self.cache)
-        text = table.full() if full or self.applied is None else nft_table.diff(self.applied, table)
+        rules = nftables.build_ruleset(model, self.cache)
+        text = rules.full() if full or self.applied is None else nft_table.diff(self.applied, rules)
         ok, err = await nft_apply(text) if text else (True, "")
         if ok:
-            self.applied = table
-            self.rules = sum(len(c.rules) for c in table.chains) + sum(len(s.elements) for s in table.sets)
+            self.applied = rules
+            self.rules = sum(len(c.rules) for t in rules.tables for c in t.chains) + sum(
+                len(s.elements) for t in rules.tables for s in t.sets)
         return ok, err
 
     async def cleanup(self) -> tuple[bool, str]:

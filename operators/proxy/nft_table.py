@@ -1,4 +1,4 @@
-"""A small in-memory form of one nftables table, written either whole or as a diff against another.
+"""A small in-memory form of nftables tables, written either whole or as a diff against others.
 
 The full ruleset and the incremental transaction must describe the same state. Building the table
 once and deriving both texts from it makes that true by construction, and keeps the diff generic:
@@ -7,11 +7,13 @@ chains are compared by their rules, sets and maps by their declaration and their
 `full()` is one atomic transaction that replaces the table (`add` + `delete` + define, so it also
 works when the table does not exist yet). Dynamic sets (ClientIP affinity) start empty again.
 
-`diff(old, new)` touches only what changed, so unchanged affinity sets keep their entries. It assumes
-the kernel holds exactly `old`; the caller falls back to `full()` when the diff fails to apply. It
-deletes a chain in the same transaction as the map element that pointed to it; kernels before 6.2
-may refuse that (EBUSY), which the same fallback covers. Base-chain changes (hooks, priorities) are
-never diffed: the diff is then the full text.
+`Ruleset` is several such tables applied in one transaction. `diff(old, new)` skips a table that is
+the same object on both sides, creates or deletes whole tables, and within a table touches only what
+changed, so unchanged affinity sets keep their entries. It assumes the kernel holds exactly `old`;
+the caller falls back to `full()` when the diff fails to apply. It deletes a chain in the same
+transaction as the map element that pointed to it; kernels before 6.2 may refuse that (EBUSY), which
+the same fallback covers. Base-chain changes (hooks, priorities) are never diffed: that table's diff
+is then its full text.
 """
 
 from __future__ import annotations
@@ -138,7 +140,7 @@ def _changed_elements(old: Table, new: Table) -> dict[str, tuple[list[tuple[str,
     return out
 
 
-def diff(old: Table, new: Table) -> str:
+def _diff_table(old: Table, new: Table) -> str:
     """The transaction turning `old` into `new`; "" when they are the same."""
     old_c, new_c = _changed_chains(old, new)
     if (old.ref, old.comment) != (new.ref, new.comment) or (
@@ -192,3 +194,30 @@ def diff(old: Table, new: Table) -> str:
         out += [f"add rule {t} {c.name} {r}" for r in c.rules]
     out += [f"delete chain {t} {c.name}" for c in gone_chains]
     return "\n".join(out) + "\n" if out else ""
+
+
+@dataclass(frozen=True)
+class Ruleset:
+    """Tables written in one transaction; `absent` are tables of ours that must not exist (`full` deletes them)."""
+
+    tables: tuple[Table, ...]
+    absent: tuple[Table, ...] = ()
+
+    def full(self) -> str:
+        """A transaction replacing all our tables with exactly these."""
+        return "".join(t.delete() for t in self.absent) + "".join(t.full() for t in self.tables)
+
+    def delete(self) -> str:
+        return "".join(t.delete() for t in self.tables + self.absent)
+
+
+def diff(old: Ruleset, new: Ruleset) -> str:
+    """The transaction turning `old` into `new`; "" when they are the same."""
+    before = {t.ref: t for t in old.tables}
+    out = []
+    for t in new.tables:
+        o = before.pop(t.ref, None)
+        if o is not t:
+            out.append(t.full() if o is None else _diff_table(o, t))
+    out += [o.delete() for o in before.values()]
+    return "".join(out)

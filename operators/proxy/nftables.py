@@ -1,10 +1,23 @@
-"""Proxy model -> one nftables table, `table inet knet-proxy`, with IPv4 and IPv6 side by side.
+"""Proxy model -> `table inet knet-proxy` (filters, masquerade) and the DNAT shards `knet-proxy-0` to
+`knet-proxy-15`, IPv4 and IPv6 side by side, all written in one transaction.
 
-Why one inet table: one transaction programs both families, and one name is all the agent must
-watch. Every per-family object carries its family: `service-ips-v4`, `svc6-...`.
+Why inet tables: one transaction programs both families. Every per-family object carries its family:
+`service-ips-v4`, `svc6-...`.
+
+Why shards: any transaction that adds a rule with a NAT expression, a jump or a verdict-map element
+makes the kernel validate the whole table it touches, walking every chain reachable from its base
+chains (`nft_table_validate`). With every Service in one table that walk cost ~70 ms of each endpoint
+update at 10k Services. A service port lives in shard `crc32(namespace/name/protocol/port) % 16`
+(fixed: a port never moves), so an update validates one sixteenth of the rules. Each shard holds what
+the DNAT path needs (its own nat base chains, `services`, the dispatch maps, the port chains, the
+hairpin set and chain, `mark-for-masquerade`); the main table keeps what every packet is filtered by
+(the `filter` chains, the no-endpoint and firewall maps, `fw` chains) and `masquerading`. A shard
+table exists only while some port in it has endpoints. NAT base chains at one hook run in turn until
+one of them sets up the translation, and each frontend is in one shard's maps only, so the result is
+that of one table; the cost is a few extra chain evaluations on the first packet of a connection.
 
 Layout (after kube-proxy's nftables mode, see its pkg/proxy/nftables/README.md):
-- Dispatch is O(1): `services` (from nat prerouting and output, priority dstnat) looks up
+- Dispatch is O(1): `services` (in each shard, from nat prerouting and output, priority dstnat) looks up
   `daddr . l4proto . dport` in the verdict maps `service-ips-v4/-v6` (ClusterIPs, externalIPs and
   LB IPs) and, for local non-loopback destinations (optionally within `nodePortAddresses`),
   `l4proto . dport` in `service-nodeports-v4/-v6`.
@@ -21,12 +34,13 @@ Layout (after kube-proxy's nftables mode, see its pkg/proxy/nftables/README.md):
   timeout = timeoutSeconds) and DNAT. `ext` chains handle external traffic (masquerade, or for
   externalTrafficPolicy Local the short-circuit of pod and node traffic); `fw` chains drop sources
   outside loadBalancerSourceRanges.
-- Masquerade: rules jump to `mark-for-masquerade` (sets `masqueradeBit`); `masquerading` (nat
-  postrouting) masquerades marked packets. Marked: ClusterIP traffic from outside the pod CIDRs (or
-  all of it with masqueradeAll), external traffic unless externalTrafficPolicy is Local, and, in
-  `masquerading` itself, hairpin traffic (an endpoint reaching itself: after DNAT source and
-  destination are the same address, looked up in `hairpin-v4/-v6`, the set of `ep . ep` pairs of the
-  node's own endpoints, the only ones a pod can reach itself at through this node's rules).
+- Masquerade: rules jump to `mark-for-masquerade` (sets `masqueradeBit`); `masquerading` (main table,
+  nat postrouting) masquerades marked packets. Marked: ClusterIP traffic from outside the pod CIDRs (or
+  all of it with masqueradeAll), external traffic unless externalTrafficPolicy is Local, and, by each
+  shard's `hairpin` chain (nat postrouting, just before), hairpin traffic (an endpoint reaching itself:
+  after DNAT source and destination are the same address, looked up in `hairpin-v4/-v6`, the set of
+  `ep . ep` pairs of the shard's local endpoints, the only ones a pod can reach itself at through this
+  node's rules).
 - Filtering (type filter): `firewall-check` (prerouting and output at -110, before DNAT, so it sees
   the LB address) applies `firewall-ips-*`. `service-endpoints-check` (input, forward, and output
   at -90, after DNAT, so host traffic short-circuited by an `ext` chain is not caught) applies
@@ -39,13 +53,16 @@ Layout (after kube-proxy's nftables mode, see its pkg/proxy/nftables/README.md):
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 
 from operators.proxy import names
 from operators.proxy.model import ProxiedPort, ProxyModel, Target, of_family
-from operators.proxy.nft_table import Chain, NftSet, Table, diff
+from operators.proxy.nft_table import Chain, NftSet, Ruleset, Table, diff
 
-TABLE = "knet-proxy"
+TABLE = "knet-proxy"  # filters and masquerade; DNAT in the shards `knet-proxy-0` ... `knet-proxy-15`
+SHARDS = 16
 FAMILY = "inet"
 # Numeric priorities: nft accepts "dstnat" only on prerouting. DNAT is -100 (dstnat), SNAT 100 (srcnat).
 DNAT_PRIORITY = -100
@@ -77,7 +94,7 @@ def _base(kind: str, hook: str, priority: int) -> str:
     return f"type {kind} hook {hook} priority {priority}; policy accept;"
 
 
-def _base_chains() -> list[Chain]:
+def _filter_base_chains() -> list[Chain]:
     fw, svc, nodeport, cluster = (f"ct state new jump {c}" for c in (
         "firewall-check", "service-endpoints-check", "nodeport-endpoints-check", "cluster-ips-check"))
     health = "meta l4proto tcp th dport @health-check-nodeports accept"
@@ -87,8 +104,6 @@ def _base_chains() -> list[Chain]:
         Chain("filter-forward", (svc, cluster), _base("filter", "forward", FILTER_PRIORITY)),
         Chain("filter-output", (fw,), _base("filter", "output", FILTER_PRIORITY)),
         Chain("filter-output-post-dnat", (svc, cluster), _base("filter", "output", POST_DNAT_PRIORITY)),
-        Chain("nat-prerouting", ("jump services",), _base("nat", "prerouting", DNAT_PRIORITY)),
-        Chain("nat-output", ("jump services",), _base("nat", "output", DNAT_PRIORITY)),
         Chain("nat-postrouting", ("jump masquerading",), _base("nat", "postrouting", SNAT_PRIORITY)),
     ]
 
@@ -102,57 +117,99 @@ def _nodeport_match(model: ProxyModel, family: int) -> str:
     return f"fib daddr type local {ip} daddr != {loopback}{only}"
 
 
-def _static_chains(model: ProxyModel) -> list[Chain]:
+FAMILIES = (4, 6)
+DISPATCH = "meta l4proto . th dport vmap"
+
+
+def _filter_chains(model: ProxyModel) -> list[Chain]:
     mark = f"{model.config.masquerade_mark:#x}"
-    dispatch = "meta l4proto . th dport vmap"
-    fams = (4, 6)
     return [
-        Chain("firewall-check", tuple(f"{_ip(f)} daddr . {dispatch} @firewall-ips-{_v(f)}" for f in fams)),
+        Chain("firewall-check", tuple(f"{_ip(f)} daddr . {DISPATCH} @firewall-ips-{_v(f)}" for f in FAMILIES)),
         Chain("service-endpoints-check",
-              tuple(f"{_ip(f)} daddr . {dispatch} @no-endpoint-services-{_v(f)}" for f in fams)),
+              tuple(f"{_ip(f)} daddr . {DISPATCH} @no-endpoint-services-{_v(f)}" for f in FAMILIES)),
         Chain("nodeport-endpoints-check",
-              tuple(f"{_nodeport_match(model, f)} {dispatch} @no-endpoint-nodeports-{_v(f)}" for f in fams)),
+              tuple(f"{_nodeport_match(model, f)} {DISPATCH} @no-endpoint-nodeports-{_v(f)}" for f in FAMILIES)),
         Chain("cluster-ips-check", (
-            *(f"{_ip(f)} daddr @cluster-ips-{_v(f)} {REJECT}" for f in fams),
-            *(f"{_ip(f)} daddr {_set_expr(cidrs)} drop" for f in fams
+            *(f"{_ip(f)} daddr @cluster-ips-{_v(f)} {REJECT}" for f in FAMILIES),
+            *(f"{_ip(f)} daddr {_set_expr(cidrs)} drop" for f in FAMILIES
               if (cidrs := of_family(model.config.service_cidrs, f))),
         )),
         Chain("reject-chain", ("meta l4proto tcp reject with tcp reset",
                                "reject with icmpx admin-prohibited")),
-        Chain("services", (
-            *(f"{_ip(f)} daddr . {dispatch} @service-ips-{_v(f)}" for f in fams),
-            *(f"{_nodeport_match(model, f)} {dispatch} @service-nodeports-{_v(f)}" for f in fams),
-        )),
-        Chain("mark-for-masquerade", (f"meta mark set meta mark or {mark}",)),
         Chain("masquerading", (
-            *(f"ct status dnat {_ip(f)} saddr . {_ip(f)} daddr @{HAIRPIN[f]} {MASQ}" for f in fams),
             f"meta mark & {mark} == 0 return", f"meta mark set meta mark xor {mark}", "masquerade fully-random")),
     ]
 
 
-MAPS = tuple(f"{m}-{_v(f)}" for m in ("service-ips", "service-nodeports", "no-endpoint-services",
-                                       "no-endpoint-nodeports", "firewall-ips") for f in (4, 6))
-HAIRPIN = {f: f"hairpin-{_v(f)}" for f in (4, 6)}  # sets of `endpoint . endpoint`, elements gathered like maps'
+def _nat_chains(model: ProxyModel) -> list[Chain]:
+    """The fixed chains of every shard: dispatch to its service ports, and the masquerade mark."""
+    return [
+        Chain("nat-prerouting", ("jump services",), _base("nat", "prerouting", DNAT_PRIORITY)),
+        Chain("nat-output", ("jump services",), _base("nat", "output", DNAT_PRIORITY)),
+        # before `masquerading` (main table, SNAT_PRIORITY) reads the mark
+        Chain("hairpin", tuple(f"ct status dnat {_ip(f)} saddr . {_ip(f)} daddr @{HAIRPIN[f]} {MASQ}"
+                               for f in FAMILIES), _base("nat", "postrouting", SNAT_PRIORITY - 1)),
+        Chain("services", (
+            *(f"{_ip(f)} daddr . {DISPATCH} @service-ips-{_v(f)}" for f in FAMILIES),
+            *(f"{_nodeport_match(model, f)} {DISPATCH} @service-nodeports-{_v(f)}" for f in FAMILIES),
+        )),
+        Chain("mark-for-masquerade", (f"meta mark set meta mark or {model.config.masquerade_mark:#x}",)),
+    ]
+
+
+NAT_MAPS = tuple(f"{m}-{_v(f)}" for m in ("service-ips", "service-nodeports") for f in FAMILIES)
+FILTER_MAPS = tuple(f"{m}-{_v(f)}" for m in ("no-endpoint-services", "no-endpoint-nodeports", "firewall-ips")
+                    for f in FAMILIES)
+HAIRPIN = {f: f"hairpin-{_v(f)}" for f in FAMILIES}  # sets of `endpoint . endpoint`, elements gathered like maps'
+NAT_SETS = (*NAT_MAPS, *HAIRPIN.values())
+FILTER_CHAINS = ("fw",)  # the only per-port chains in the main table
+
+
+def shard_of(p: ProxiedPort) -> int:
+    """The shard table of a service port: a fixed hash of its path, so both families share one and a port
+    never moves."""
+    return zlib.crc32(p.path.encode()) % SHARDS
+
+
+def shard_name(shard: int) -> str:
+    return f"{TABLE}-{shard}"
+
+
+@dataclass(frozen=True)
+class Part:
+    """What one service port adds to one table: chains, elements of the table's shared maps and sets
+    (name, its (key, verdict or "")), and sets of its own (ClientIP affinity)."""
+
+    chains: tuple[Chain, ...] = ()
+    elements: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = ()
+    sets: tuple[NftSet, ...] = ()
+
+
+NOTHING = Part()
 
 
 @dataclass(frozen=True)
 class PortRules:
-    """What one service port adds to the table: its chains, map elements and affinity sets."""
+    """The rules of one service port: in its shard table (`nat`) and in the main table (`filter`)."""
 
     port: ProxiedPort
-    chains: tuple[Chain, ...]
-    elements: tuple[tuple[str, tuple[tuple[str, str], ...]], ...]  # (shared map or set, its (key, verdict or ""))
-    sets: tuple[NftSet, ...]  # the port's own: endpoint maps, affinity sets
+    shard: int
+    nat: Part
+    filter: Part
 
 
 class RenderCache:
-    """The rules of each service port of the last `build_table`, reused while the model holds the very
-    same `ProxiedPort` (the model cache keeps unchanged ports as they were): a sync renders only the
-    ports that changed. Dropped when what every port's rules depend on (pod CIDRs, masqueradeAll) changes."""
+    """What the last `build_ruleset` made, reused while the model holds the very same objects (the model
+    cache keeps unchanged ports as they were): a sync renders only the ports that changed, and rebuilds
+    only the tables whose ports' parts changed. A re-rendered port that gives a table what it gave before
+    keeps its old `Part` object, so that table stays as it was. Dropped when what every port's rules
+    depend on (pod CIDRs, masqueradeAll, nodePortAddresses, the mark, serviceCIDRs) changes."""
 
     def __init__(self) -> None:
         self.context: tuple[object, ...] | None = None
         self.ports: dict[int, PortRules] = {}  # id(port) -> its rules (`rules.port` keeps the id alive)
+        self.by_path: dict[tuple[int, str], PortRules] = {}  # (family, path) -> the same rules
+        self.tables: dict[str, tuple[tuple[object, ...], Table]] = {}  # name -> (its inputs, the table)
 
 
 class _Builder:
@@ -161,13 +218,19 @@ class _Builder:
         self.chains: list[Chain] = []
         self.own_sets: list[NftSet] = []
         # map or set name -> elements, in the order they are declared
-        self.maps: dict[str, list[tuple[str, str]]] = {m: [] for m in (*MAPS, *HAIRPIN.values())}
+        self.maps: dict[str, list[tuple[str, str]]] = {m: [] for m in (*NAT_SETS, *FILTER_MAPS)}
 
     def rules(self, p: ProxiedPort) -> PortRules:
         """The rules of one port (the builder must be fresh)."""
         self.port(p)
-        return PortRules(p, tuple(self.chains), tuple((m, tuple(els)) for m, els in self.maps.items() if els),
-                         tuple(self.own_sets))
+
+        def part(chains: list[Chain], maps: tuple[str, ...], sets: tuple[NftSet, ...] = ()) -> Part:
+            made = Part(tuple(chains), tuple((m, tuple(self.maps[m])) for m in maps if self.maps[m]), sets)
+            return NOTHING if made == NOTHING else made
+
+        fw = {names.nft_port(kind, p) for kind in FILTER_CHAINS}
+        nat = part([c for c in self.chains if c.name not in fw], NAT_SETS, tuple(self.own_sets))
+        return PortRules(p, shard_of(p), nat, part([c for c in self.chains if c.name in fw], FILTER_MAPS))
 
     def policy_chain(self, kind: str, p: ProxiedPort, endpoints: tuple[Target, ...], internal: bool) -> None:
         """Endpoint selection and DNAT (`kind` svc or local); the internal chain also marks ClusterIP traffic
@@ -257,59 +320,112 @@ class _Builder:
             if not p.external_endpoints:
                 self.maps[f"no-endpoint-nodeports-{v}"].append((key, none_verdict))
 
-    def sets(self) -> list[NftSet]:
-        model = self.model
-        out = [NftSet(f"cluster-ips-{_v(f)}", f"ipv{f}_addr", comment="ClusterIPs of proxied Services",
-                      elements=tuple((ip, "") for ip in of_family(model.cluster_ips, f))) for f in (4, 6)]
-        health = sorted({h.node_port for h in model.health_checks})
-        out.append(NftSet("health-check-nodeports", "inet_service", comment="healthCheckNodePorts",
-                          elements=tuple((str(n), "") for n in health)))
-        for name in MAPS:
-            key = "inet_proto . inet_service"
-            if "nodeports" not in name:
-                key = f"ipv{name[-1]}_addr . {key}"
-            out.append(NftSet(name, f"{key} : verdict", elements=tuple(self.maps[name])))
-        for f, name in HAIRPIN.items():  # an endpoint of several Services is there once
-            out.append(NftSet(name, f"ipv{f}_addr . ipv{f}_addr", comment="endpoint . endpoint: hairpin traffic",
-                              elements=tuple(dict.fromkeys(self.maps[name]))))
-        return out + self.own_sets
+
+def _table(name: str, comment: str, sets: list[NftSet], grouped: list[NftSet], static: list[Chain],
+           parts: list[Part]) -> Table:
+    """One table: its fixed sets and chains, the sets that the ports' parts fill, then the parts' chains
+    and own sets in order (a group each)."""
+    elements: dict[str, list[tuple[str, str]]] = {s.name: [] for s in grouped}
+    for part in parts:
+        for m, els in part.elements:
+            elements[m].extend(els)
+    filled = [replace(s, elements=tuple(dict.fromkeys(elements[s.name])) if s.name in HAIRPIN.values()
+                      else tuple(elements[s.name])) for s in grouped]  # an endpoint of several ports is there once
+    own = [s for part in parts for s in part.sets]
+    groups = (tuple(static), *(part.chains for part in parts))
+    chains = tuple(static) + tuple(c for part in parts for c in part.chains)
+    return Table(FAMILY, name, comment, (*sets, *filled, *own), chains, groups, tuple(part.elements for part in parts),
+                 frozenset(elements))
 
 
-def build_table(model: ProxyModel, cache: RenderCache | None = None) -> Table:
-    """The whole table for this model (both renderings below derive from it). With a `cache` (the agent
-    keeps one), ports that are the same objects as in the last build reuse their rules."""
+def _map(name: str) -> NftSet:
+    key = "inet_proto . inet_service"
+    if "nodeports" not in name:
+        key = f"ipv{name[-1]}_addr . {key}"
+    return NftSet(name, f"{key} : verdict")
+
+
+def _hairpin_sets() -> list[NftSet]:
+    return [NftSet(name, f"ipv{f}_addr . ipv{f}_addr", comment="endpoint . endpoint: hairpin traffic")
+            for f, name in HAIRPIN.items()]
+
+
+def _main_table(model: ProxyModel, parts: list[Part]) -> Table:
+    sets = [NftSet(f"cluster-ips-{_v(f)}", f"ipv{f}_addr", comment="ClusterIPs of proxied Services",
+                   elements=tuple((ip, "") for ip in of_family(model.cluster_ips, f))) for f in FAMILIES]
+    health = sorted({h.node_port for h in model.health_checks})
+    sets.append(NftSet("health-check-nodeports", "inet_service", comment="healthCheckNodePorts",
+                       elements=tuple((str(n), "") for n in health)))
+    return _table(TABLE, "knet service proxy: filters and masquerade; generated, do not edit", sets,
+                  [_map(m) for m in FILTER_MAPS], _filter_base_chains() + _filter_chains(model), parts)
+
+
+def _shard_table(model: ProxyModel, shard: int, parts: list[Part]) -> Table:
+    return _table(shard_name(shard), f"knet service proxy: DNAT, shard {shard} of {SHARDS}; generated, do not edit",
+                  [], [_map(m) for m in NAT_MAPS] + _hairpin_sets(), _nat_chains(model), parts)
+
+
+def _cached(cache: RenderCache, name: str, inputs: tuple[object, ...], build: Callable[[], Table]) -> Table:
+    """The table built last time when its inputs are the same objects (or equal), else a new one."""
+    old = cache.tables.get(name)
+    if old is not None and len(old[0]) == len(inputs) and all(
+            a is b or a == b for a, b in zip(old[0], inputs, strict=True)):
+        return old[1]
+    table = build()
+    cache.tables[name] = (inputs, table)
+    return table
+
+
+def build_ruleset(model: ProxyModel, cache: RenderCache | None = None) -> Ruleset:
+    """All our tables for this model (both renderings below derive from it). With a `cache` (the agent
+    keeps one), ports that are the same objects as in the last build reuse their rules, and tables whose
+    inputs are unchanged are the same objects (so `diff` skips them)."""
     cache = cache or RenderCache()
-    context = (model.local_cidrs, model.config.masquerade_all)
+    context = (model.local_cidrs, model.nodeport_cidrs, model.config)
     if cache.context != context:
-        cache.context, cache.ports = context, {}
+        cache.context, cache.ports, cache.by_path, cache.tables = context, {}, {}, {}
     rendered: dict[int, PortRules] = {}
-    b = _Builder(model)
+    shards: list[list[Part]] = [[] for _ in range(SHARDS)]
     for p in model.ports:
         rules = cache.ports.get(id(p))
         if rules is None or rules.port is not p:
-            rules = _Builder(model).rules(p)
+            key = (p.family, p.path)
+            old, rules = cache.by_path.get(key), _Builder(model).rules(p)
+            if old is not None:  # an unchanged part stays the same object: its table need not be rebuilt
+                rules = replace(rules, nat=old.nat if old.nat == rules.nat else rules.nat,
+                                filter=old.filter if old.filter == rules.filter else rules.filter)
+            cache.by_path[key] = rules
         rendered[id(p)] = rules
-        b.chains += rules.chains
-        b.own_sets += rules.sets
-        for m, elements in rules.elements:
-            b.maps[m].extend(elements)
+        if rules.nat is not NOTHING:  # a port without endpoints has no DNAT rules: no table for it alone
+            shards[rules.shard].append(rules.nat)
+    for i, rules in cache.ports.items():
+        if i not in rendered and cache.by_path.get(key := (rules.port.family, rules.port.path)) is rules:
+            del cache.by_path[key]
     cache.ports = rendered
-    static = tuple(_base_chains() + _static_chains(model))
-    return Table(FAMILY, TABLE, "knet service proxy; generated, do not edit", tuple(b.sets()),
-                 static + tuple(b.chains), (static, *(rules.chains for rules in rendered.values())),
-                 tuple(rules.elements for rules in rendered.values()), frozenset(b.maps))
+    filters = [r.filter for r in rendered.values()]
+    tables = [_cached(cache, TABLE, (model.cluster_ips, model.health_checks, *filters),
+                      lambda: _main_table(model, filters))]
+    absent = []
+    for i, parts in enumerate(shards):
+        if parts:
+            build = lambda i=i, parts=parts: _shard_table(model, i, parts)  # noqa: E731
+            tables.append(_cached(cache, shard_name(i), tuple(parts), build))
+        else:
+            cache.tables.pop(shard_name(i), None)
+            absent.append(Table(FAMILY, shard_name(i), "", (), ()))
+    return Ruleset(tuple(tables), tuple(absent))
 
 
 def render_full(model: ProxyModel) -> str:
-    """`nft -f` input that replaces the table atomically: for start-up, failures and periodic resyncs."""
-    return build_table(model).full()
+    """`nft -f` input that replaces our tables atomically: for start-up, failures and periodic resyncs."""
+    return build_ruleset(model).full()
 
 
 def render_incremental(old: ProxyModel, new: ProxyModel) -> str:
     """`nft -f` input turning the table of `old` (as last applied) into that of `new`; "" if unchanged."""
-    return diff(build_table(old), build_table(new))
+    return diff(build_ruleset(old), build_ruleset(new))
 
 
 def render_cleanup() -> str:
-    """`nft -f` input removing the table (e.g. when switching to iptables mode)."""
-    return Table(FAMILY, TABLE, "", (), ()).delete()
+    """`nft -f` input removing our tables (e.g. when switching to iptables mode)."""
+    return Ruleset(tuple(Table(FAMILY, name, "", (), ()) for name in (TABLE, *map(shard_name, range(SHARDS))))).delete()

@@ -21,11 +21,11 @@ def listing():
     return subprocess.run(["nft", "list", "ruleset"], capture_output=True, text=True).stdout
 
 async def main():
-    assert not await dataplane.table_present()
+    assert not await dataplane.table_present("knet-proxy")
     subprocess.run(["nft", "add", "table", "ip", "knet-proxy"], check=True)  # same name, other family
-    assert not await dataplane.table_present()
+    assert not await dataplane.table_present("knet-proxy")
     ok, err = await dataplane.nft_apply(render_full(model(service(), endpoint_slice("dns", "10.244.2.5"))))
-    assert ok and await dataplane.table_present(), err
+    assert ok and await dataplane.table_present("knet-proxy"), err
     before = listing()
     broken = render_full(model(service(), endpoint_slice("dns", "10.244.2.6"))) + "add rule inet knet-proxy nope drop\n"
     ok, err = await dataplane.nft_apply(broken)

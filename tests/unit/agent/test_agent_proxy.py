@@ -16,6 +16,7 @@ from operators.agent.schedule import Periods
 from operators.agent.store import ObjectRef, node_entry, service_entry, slice_entry
 from operators.kube.services import Problem
 from operators.proxy.model import ProxyConfig
+from operators.proxy.nftables import SHARDS, TABLE, shard_name
 
 
 class Kernel:
@@ -27,8 +28,8 @@ class Kernel:
         self.fail = False
         self.table = False
 
-    async def table_present(self) -> bool:
-        return self.table
+    async def table_names(self) -> set[str]:
+        return {TABLE, *map(shard_name, range(SHARDS))} if self.table else set()
 
     async def nft_apply(self, text: str) -> tuple[bool, str]:
         if self.fail:
@@ -62,7 +63,7 @@ class Recorder:
 @pytest.fixture
 def kernel(monkeypatch: pytest.MonkeyPatch) -> Kernel:
     k = Kernel()
-    for name in ("table_present", "nft_apply", "ipt_save", "ipt_restore", "conntrack_delete"):
+    for name in ("table_names", "nft_apply", "ipt_save", "ipt_restore", "conntrack_delete"):
         monkeypatch.setattr(dataplane, name, getattr(k, name))
     return k
 
@@ -96,7 +97,8 @@ def test_syncs_are_full_then_incremental_or_nothing(kernel: Kernel) -> None:
     async def scenario() -> None:
         await agent.sync(100)
         assert agent.state.synced and len(kernel.transactions) == 1
-        assert kernel.transactions[0].startswith("add table inet knet-proxy\ndelete table inet knet-proxy\n")
+        main = "add table inet knet-proxy\ndelete table inet knet-proxy\ntable inet knet-proxy {"
+        assert main in kernel.transactions[0]
         agent.changed()  # e.g. a Service's annotation changed: nothing to program
         await agent.sync(101)
         assert len(kernel.transactions) == 1

@@ -13,18 +13,21 @@ def write(tmp_path: Path, name: str, text: str) -> str:
 
 
 def nft_state(listing: str) -> dict:
-    """`nft -j list table` output without handles, with set elements sorted: comparable states."""
-    state: dict = {"chains": {}, "rules": {}, "sets": {}}
+    """`nft -j list ruleset` output without handles, with set elements sorted: comparable states, keyed by
+    table and name."""
+    state: dict = {"tables": set(), "chains": {}, "rules": {}, "sets": {}}
     for item in json.loads(listing)["nftables"]:
         (kind, obj), = item.items()
         obj.pop("handle", None)
-        if kind == "chain":
-            state["chains"][obj["name"]] = obj
+        if kind == "table":
+            state["tables"].add(obj["name"])
+        elif kind == "chain":
+            state["chains"][f"{obj['table']}/{obj['name']}"] = obj
         elif kind == "rule":
-            state["rules"].setdefault(obj["chain"], []).append(json.dumps(obj, sort_keys=True))
+            state["rules"].setdefault(f"{obj['table']}/{obj['chain']}", []).append(json.dumps(obj, sort_keys=True))
         elif kind in ("set", "map"):
             obj["elem"] = sorted(json.dumps(e, sort_keys=True) for e in obj.get("elem", []))
-            state["sets"][obj["name"]] = obj
+            state["sets"][f"{obj['table']}/{obj['name']}"] = obj
     return state
 
 

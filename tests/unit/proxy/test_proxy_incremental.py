@@ -15,7 +15,7 @@ from operators.proxy import nft_table, nftables
 from operators.proxy.model import ModelCache, ProxyConfig, build_model
 
 SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-LIST = "nft -j list table inet knet-proxy"
+LIST = "nft -j list ruleset"
 Views = tuple[list[api.Service], list[api.EndpointSlice], list[api.Node]]
 
 
@@ -47,14 +47,14 @@ def test_cached_builds_equal_fresh_builds(before, after) -> None:
         cached = build_model(svcs, slices, nodes, "node-a", _config(i), model_cache)
         fresh = build_model(svcs, slices, nodes, "node-a", _config(i))
         assert cached == fresh
-        assert nftables.build_table(cached[0], render_cache).full() == nftables.render_full(fresh[0])
+        assert nftables.build_ruleset(cached[0], render_cache).full() == nftables.render_full(fresh[0])
 
 
 @settings(SETTINGS, max_examples=15)
 @given(before=clusters(), after=clusters())
 def test_chained_diffs_equal_full(before, after, netns, tmp_path) -> None:
     model_cache, render_cache = ModelCache(), nftables.RenderCache()
-    tables = [nftables.build_table(build_model(*views, "node-a", _config(i), model_cache)[0], render_cache)
+    tables = [nftables.build_ruleset(build_model(*views, "node-a", _config(i), model_cache)[0], render_cache)
               for i, views in enumerate(_steps(before, after))]
     files = {"S0": write(tmp_path, "s0.nft", tables[0].full()), "LAST": write(tmp_path, "last.nft", tables[-1].full())}
     script = 'nft -f "$S0"; '

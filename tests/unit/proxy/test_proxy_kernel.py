@@ -18,7 +18,7 @@ from operators.proxy.offline import model_from_objects
 GOLDEN = Path(__file__).parents[2] / "golden" / "proxy" / "expected"
 SETTINGS = settings(max_examples=25, deadline=None,
                     suppress_health_check=[HealthCheck.function_scoped_fixture])
-LIST = "nft -j list table inet knet-proxy"
+LIST = "nft -j list ruleset"
 
 
 def _check(result) -> str:

@@ -1,10 +1,11 @@
-"""The nft table form: whole-table text and the diff between two tables."""
+"""The nft table form: whole-table text, the diff between two tables and between rulesets of several."""
 
 from __future__ import annotations
 
 from dataclasses import replace
 
-from operators.proxy.nft_table import Chain, NftSet, Table, diff
+from operators.proxy import nft_table
+from operators.proxy.nft_table import Chain, NftSet, Ruleset, Table
 
 BASE = Chain("nat-prerouting", ("jump services",), "type nat hook prerouting priority -100; policy accept;")
 AFF = NftSet("aff", "ipv4_addr", ("dynamic", "timeout"), 60)
@@ -17,6 +18,10 @@ TABLE = Table("inet", "t", "test", (IPS, AFF), (
     Chain("svc-b", ("goto ep-a",)),
     Chain("ep-a", ("update @aff { ip saddr }", "dnat ip to 10.1.0.1:80")),
 ))
+
+
+def diff(old: Table, new: Table) -> str:
+    return nft_table.diff(Ruleset((old,)), Ruleset((new,)))
 
 
 def test_full_text() -> None:
@@ -82,3 +87,15 @@ def test_grouped_elements_are_diffed_from_the_changed_groups_only() -> None:
     assert diff(old, table(a)).splitlines() == ["delete element inet t pairs { 10.1.0.2 . 10.1.0.2 }"]
     assert diff(old, table(a, only_b)) == ""
     assert diff(table(a), old).splitlines() == ["add element inet t pairs { 10.1.0.2 . 10.1.0.2 }"]
+
+
+def test_rulesets_skip_shared_tables_and_add_or_delete_whole_ones() -> None:
+    other = replace(TABLE, name="u")
+    changed = replace(TABLE, chains=(*TABLE.chains[:-1], Chain("ep-a", ("dnat ip to 10.1.0.2:80",))))
+    assert nft_table.diff(Ruleset((TABLE, other)), Ruleset((TABLE, other))) == ""
+    assert nft_table.diff(Ruleset((TABLE,)), Ruleset((TABLE, other))) == other.full()
+    assert nft_table.diff(Ruleset((TABLE, other)), Ruleset((TABLE,))) == other.delete()
+    assert nft_table.diff(Ruleset((TABLE, other)), Ruleset((changed, other))) == diff(TABLE, changed)
+    gone = Table("inet", "v", "", (), ())
+    assert Ruleset((TABLE,), (gone,)).full() == gone.delete() + TABLE.full()
+    assert Ruleset((TABLE,), (gone,)).delete() == TABLE.delete() + gone.delete()
