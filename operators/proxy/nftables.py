@@ -114,7 +114,7 @@ def _nodeport_match(model: ProxyModel, family: int) -> str:
     loopback = "127.0.0.0/8" if family == 4 else "::1"
     cidrs = of_family(model.nodeport_cidrs, family)
     only = f" {ip} daddr {_set_expr(cidrs)}" if cidrs else ""
-    return f"fib daddr type local {ip} daddr != {loopback}{only}"
+    return f"{ip} daddr != {loopback}{only} fib daddr type local"  # the family first: no route lookup for the other
 
 
 FAMILIES = (4, 6)
@@ -141,17 +141,22 @@ def _filter_chains(model: ProxyModel) -> list[Chain]:
     ]
 
 
-def _nat_chains(model: ProxyModel) -> list[Chain]:
-    """The fixed chains of every shard: dispatch to its service ports, and the masquerade mark."""
+def _nat_chains(model: ProxyModel, filled: set[str]) -> list[Chain]:
+    """The fixed chains of every shard: dispatch to its service ports, and the masquerade mark. Every new
+    connection of the node passes each shard's base chains, so a lookup is there only while its set or
+    map (`filled`) has elements."""
     return [
         Chain("nat-prerouting", ("jump services",), _base("nat", "prerouting", DNAT_PRIORITY)),
         Chain("nat-output", ("jump services",), _base("nat", "output", DNAT_PRIORITY)),
         # before `masquerading` (main table, SNAT_PRIORITY) reads the mark
         Chain("hairpin", tuple(f"ct status dnat {_ip(f)} saddr . {_ip(f)} daddr @{HAIRPIN[f]} {MASQ}"
-                               for f in FAMILIES), _base("nat", "postrouting", SNAT_PRIORITY - 1)),
+                               for f in FAMILIES if HAIRPIN[f] in filled),
+              _base("nat", "postrouting", SNAT_PRIORITY - 1)),
         Chain("services", (
-            *(f"{_ip(f)} daddr . {DISPATCH} @service-ips-{_v(f)}" for f in FAMILIES),
-            *(f"{_nodeport_match(model, f)} {DISPATCH} @service-nodeports-{_v(f)}" for f in FAMILIES),
+            *(f"{_ip(f)} daddr . {DISPATCH} @service-ips-{_v(f)}" for f in FAMILIES
+              if f"service-ips-{_v(f)}" in filled),
+            *(f"{_nodeport_match(model, f)} {DISPATCH} @service-nodeports-{_v(f)}" for f in FAMILIES
+              if f"service-nodeports-{_v(f)}" in filled),
         )),
         Chain("mark-for-masquerade", (f"meta mark set meta mark or {model.config.masquerade_mark:#x}",)),
     ]
@@ -362,7 +367,8 @@ def _main_table(model: ProxyModel, parts: list[Part]) -> Table:
 
 def _shard_table(model: ProxyModel, shard: int, parts: list[Part]) -> Table:
     return _table(shard_name(shard), f"knet service proxy: DNAT, shard {shard} of {SHARDS}; generated, do not edit",
-                  [], [_map(m) for m in NAT_MAPS] + _hairpin_sets(), _nat_chains(model), parts)
+                  [], [_map(m) for m in NAT_MAPS] + _hairpin_sets(),
+                  _nat_chains(model, {m for part in parts for m, _ in part.elements}), parts)
 
 
 def _cached(cache: RenderCache, name: str, inputs: tuple[object, ...], build: Callable[[], Table]) -> Table:
