@@ -170,9 +170,13 @@ def test_lb_addresses_answer_from_one_node_and_only_to_allowed_sources(
     def proxied(node: str) -> str:
         return proxy.in_node(node, "ip", "neigh", "show", "proxy").stdout
 
+    def owners(ip: str) -> list[str]:
+        return [n for n in proxy.nodes if re.search(rf"^{re.escape(ip)} ", proxied(n), re.M)]
+
+    # the denied address's status may land a sync later than the allowed one's
+    wait_for(lambda: owners(denied_ip), "an owner of the denied address", 30)
     for ip in (allowed_ip, denied_ip):
-        owners = [n for n in proxy.nodes if re.search(rf"^{re.escape(ip)} ", proxied(n), re.M)]
-        assert len(owners) == 1, f"{ip}: answered by {owners}"
+        assert len(owners(ip)) == 1, f"{ip}: answered by {owners(ip)}"
     assert proxy.fetch("external", denied) == ["timeout"], "a source outside the ranges is dropped"
     # the client's neighbour entry points at the elected node's underlay MAC
     neigh = knet("devcluster", "exec", "--name", cluster.name, "external", "--", "ip", "neigh", "show",
