@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import functools
 import ipaddress
+import itertools
 import operator
 import socket
 from collections.abc import Iterable, Mapping
@@ -585,7 +586,7 @@ def build_model(
         local_cidrs=local_cidrs,
         nodeport_cidrs=tuple(dict.fromkeys(nodeport_cidrs)),
         cluster_ips=cache.cluster_ips,
-        ports=tuple(p for piece in pieces.values() for p in piece.ports),
+        ports=tuple(itertools.chain.from_iterable(map(operator.attrgetter("ports"), pieces.values()))),
         health_checks=tuple(piece.health for piece in pieces.values() if piece.health),
     )
     return model, problems

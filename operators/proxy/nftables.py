@@ -53,6 +53,8 @@ Layout (after kube-proxy's nftables mode, see its pkg/proxy/nftables/README.md):
 
 from __future__ import annotations
 
+import itertools
+import operator
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -208,11 +210,16 @@ class RenderCache:
     cache keeps unchanged ports as they were): a sync renders only the ports that changed, and rebuilds
     only the tables whose ports' parts changed. A re-rendered port that gives a table what it gave before
     keeps its old `Part` object, so that table stays as it was. Dropped when what every port's rules
-    depend on (pod CIDRs, masqueradeAll, nodePortAddresses, the mark, serviceCIDRs) changes."""
+    depend on (pod CIDRs, masqueradeAll, nodePortAddresses, the mark, serviceCIDRs) changes.
+
+    When the model has as many ports as last time and only a few are new objects, each in the place of
+    a port of the same name (an endpoint change), the build looks only at those: no pass in Python over
+    every port."""
 
     def __init__(self) -> None:
         self.context: tuple[object, ...] | None = None
-        self.ports: dict[int, PortRules] = {}  # id(port) -> its rules (`rules.port` keeps the id alive)
+        self.ports: tuple[ProxiedPort, ...] = ()  # the model's ports at the last build
+        self.rules: list[PortRules] = []  # their rules, in the same order
         self.by_path: dict[tuple[int, str], PortRules] = {}  # (family, path) -> the same rules
         self.tables: dict[str, tuple[tuple[object, ...], Table]] = {}  # name -> (its inputs, the table)
 
@@ -382,6 +389,83 @@ def _cached(cache: RenderCache, name: str, inputs: tuple[object, ...], build: Ca
     return table
 
 
+FEW = 64  # at most this many changed ports take the path that looks only at them
+
+
+def _render(model: ProxyModel, p: ProxiedPort, old: PortRules | None) -> PortRules:
+    """A port's rules; a part equal to the old one's stays that object (its table need not be rebuilt)."""
+    rules = _Builder(model).rules(p)
+    if old is None:
+        return rules
+    return replace(rules, nat=old.nat if old.nat == rules.nat else rules.nat,
+                   filter=old.filter if old.filter == rules.filter else rules.filter)
+
+
+def _changed_in_place(cache: RenderCache, ports: tuple[ProxiedPort, ...]) -> list[int] | None:
+    """The positions of the ports that are new objects, when they are few and each replaces a port of
+    the same name; None otherwise."""
+    old = cache.ports
+    if not old or len(old) != len(ports):
+        return None
+    changed = list(itertools.compress(range(len(ports)), map(operator.is_not, old, ports)))
+    if len(changed) > FEW or any((ports[i].family, ports[i].path) != (old[i].family, old[i].path) for i in changed):
+        return None
+    return changed
+
+
+def _main(cache: RenderCache, model: ProxyModel) -> Table:
+    filters = [r.filter for r in cache.rules]
+    return _cached(cache, TABLE, (model.cluster_ips, model.health_checks, *filters),
+                   lambda: _main_table(model, filters))
+
+
+def _shard(cache: RenderCache, model: ProxyModel, shard: int, parts: list[Part]) -> None:
+    """Keep the shard's table in the cache, or none when no port gives it rules."""
+    if parts:
+        _cached(cache, shard_name(shard), tuple(parts), lambda: _shard_table(model, shard, parts))
+    else:
+        cache.tables.pop(shard_name(shard), None)
+
+
+def _update(cache: RenderCache, model: ProxyModel, changed: list[int]) -> None:
+    """Re-render the changed ports in place; rebuild only the tables they change."""
+    shards, filters = set(), False
+    for i in changed:
+        p, old = model.ports[i], cache.rules[i]
+        cache.rules[i] = cache.by_path[(p.family, p.path)] = rules = _render(model, p, old)
+        if rules.nat is not old.nat:
+            shards.add(rules.shard)
+        filters = filters or rules.filter is not old.filter
+    cache.ports = model.ports
+    main = cache.tables[TABLE][0]
+    if filters or main[0] != model.cluster_ips or main[1] != model.health_checks:
+        _main(cache, model)
+    for shard in shards:
+        _shard(cache, model, shard, [r.nat for r in cache.rules if r.shard == shard and r.nat is not NOTHING])
+
+
+def _rebuild(cache: RenderCache, model: ProxyModel) -> None:
+    """Every port looked at: those that are the same objects as last time keep their rules."""
+    old_rules = {id(r.port): r for r in cache.rules}
+    rules_list: list[PortRules] = []
+    shards: list[list[Part]] = [[] for _ in range(SHARDS)]
+    for p in model.ports:
+        rules = old_rules.pop(id(p), None)
+        if rules is None or rules.port is not p:
+            key = (p.family, p.path)
+            cache.by_path[key] = rules = _render(model, p, cache.by_path.get(key))
+        rules_list.append(rules)
+        if rules.nat is not NOTHING:  # a port without endpoints has no DNAT rules: no table for it alone
+            shards[rules.shard].append(rules.nat)
+    for rules in old_rules.values():  # ports gone
+        if cache.by_path.get(key := (rules.port.family, rules.port.path)) is rules:
+            del cache.by_path[key]
+    cache.ports, cache.rules = model.ports, rules_list
+    _main(cache, model)
+    for i, parts in enumerate(shards):
+        _shard(cache, model, i, parts)
+
+
 def build_ruleset(model: ProxyModel, cache: RenderCache | None = None) -> Ruleset:
     """All our tables for this model (both renderings below derive from it). With a `cache` (the agent
     keeps one), ports that are the same objects as in the last build reuse their rules, and tables whose
@@ -389,37 +473,15 @@ def build_ruleset(model: ProxyModel, cache: RenderCache | None = None) -> Rulese
     cache = cache or RenderCache()
     context = (model.local_cidrs, model.nodeport_cidrs, model.config)
     if cache.context != context:
-        cache.context, cache.ports, cache.by_path, cache.tables = context, {}, {}, {}
-    rendered: dict[int, PortRules] = {}
-    shards: list[list[Part]] = [[] for _ in range(SHARDS)]
-    for p in model.ports:
-        rules = cache.ports.get(id(p))
-        if rules is None or rules.port is not p:
-            key = (p.family, p.path)
-            old, rules = cache.by_path.get(key), _Builder(model).rules(p)
-            if old is not None:  # an unchanged part stays the same object: its table need not be rebuilt
-                rules = replace(rules, nat=old.nat if old.nat == rules.nat else rules.nat,
-                                filter=old.filter if old.filter == rules.filter else rules.filter)
-            cache.by_path[key] = rules
-        rendered[id(p)] = rules
-        if rules.nat is not NOTHING:  # a port without endpoints has no DNAT rules: no table for it alone
-            shards[rules.shard].append(rules.nat)
-    for i, rules in cache.ports.items():
-        if i not in rendered and cache.by_path.get(key := (rules.port.family, rules.port.path)) is rules:
-            del cache.by_path[key]
-    cache.ports = rendered
-    filters = [r.filter for r in rendered.values()]
-    tables = [_cached(cache, TABLE, (model.cluster_ips, model.health_checks, *filters),
-                      lambda: _main_table(model, filters))]
-    absent = []
-    for i, parts in enumerate(shards):
-        if parts:
-            build = lambda i=i, parts=parts: _shard_table(model, i, parts)  # noqa: E731
-            tables.append(_cached(cache, shard_name(i), tuple(parts), build))
-        else:
-            cache.tables.pop(shard_name(i), None)
-            absent.append(Table(FAMILY, shard_name(i), "", (), ()))
-    return Ruleset(tuple(tables), tuple(absent))
+        cache.context, cache.ports, cache.rules, cache.by_path, cache.tables = context, (), [], {}, {}
+    changed = _changed_in_place(cache, model.ports)
+    if changed is None:
+        _rebuild(cache, model)
+    else:
+        _update(cache, model, changed)
+    names = [shard_name(i) for i in range(SHARDS)]
+    return Ruleset((cache.tables[TABLE][1], *(cache.tables[n][1] for n in names if n in cache.tables)),
+                   tuple(Table(FAMILY, n, "", (), ()) for n in names if n not in cache.tables))
 
 
 def render_full(model: ProxyModel) -> str:
