@@ -7,11 +7,12 @@ Why inet tables: one transaction programs both families. Every per-family object
 Why shards: any transaction that adds a rule with a NAT expression, a jump or a verdict-map element
 makes the kernel validate the whole table it touches, walking every chain reachable from its base
 chains (`nft_table_validate`). With every Service in one table that walk cost ~70 ms of each endpoint
-update at 10k Services. A service port lives in shard `crc32(namespace/name/protocol/port) % 16`
+update at 10k Services while endpoints were rules; now only a change of a port's number of endpoints,
+a new port or a Local-policy chain pays it. A service port lives in shard `crc32(namespace/name/protocol/port) % 16`
 (fixed: a port never moves), so an update validates one sixteenth of the rules. Each shard holds what
-the DNAT path needs (its own nat base chains, `services`, the dispatch maps, the port chains, the
-hairpin set and chain, `mark-for-masquerade`); the main table keeps what every packet is filtered by
-(the `filter` chains, the no-endpoint and firewall maps, `fw` chains) and `masquerading`. A shard
+the DNAT path needs (its own nat base chains, `services`, the dispatch and endpoint maps, the shared
+and per-port chains, the hairpin set and chain, `mark-for-masquerade`); the main table keeps what every
+packet is filtered by (the `filter` chains, the no-endpoint and firewall maps, `fw` chains) and `masquerading`. A shard
 table exists only while some port in it has endpoints. NAT base chains at one hook run in turn until
 one of them sets up the translation, and each frontend is in one shard's maps only, so the result is
 that of one table; the cost is a few extra chain evaluations on the first packet of a connection.
@@ -21,19 +22,25 @@ Layout (after kube-proxy's nftables mode, see its pkg/proxy/nftables/README.md):
   `daddr . l4proto . dport` in the verdict maps `service-ips-v4/-v6` (ClusterIPs, externalIPs and
   LB IPs) and, for local non-loopback destinations (optionally within `nodePortAddresses`),
   `l4proto . dport` in `service-nodeports-v4/-v6`.
-- Per service port: `svc` (Cluster-policy endpoints) and `local` (Local-policy endpoints) chains pick
-  an endpoint and DNAT to it, rule i matching with probability 1/(N-i) (`numgen random mod N-i == 0
-  dnat ...`, the last rule unconditionally): equal weight, and neither a chain nor a set per endpoint.
-  Named sets are why: the kernel finds a set by name by walking the table's list of sets, once per
-  set created and per rule or element naming one, so a set per Service makes a full sync quadratic
-  (10k Services: 11 s of `nft -f`, 85% of it in those walks; 3 s without them); chains are found in a
-  hash table. An anonymous map per rule (kube-proxy's way) is quadratic too, and one shared map keyed
-  by `numgen ... offset` is worse: binding a map walks all its elements, once per chain using it. With
-  ClientIP affinity the chain first checks the affinity sets (`ip saddr @aff... goto ep...`) and picks
-  an `ep` chain the same way; `ep` chains refresh the affinity set (`update @aff... { ip saddr }`,
-  timeout = timeoutSeconds) and DNAT. `ext` chains handle external traffic (masquerade, or for
-  externalTrafficPolicy Local the short-circuit of pod and node traffic); `fw` chains drop sources
-  outside loadBalancerSourceRanges.
+- Endpoints are map elements, not rules: `endpoints-v4/-v6` map `frontend . index` (the frontend is
+  `daddr . l4proto . dport` of a ClusterIP, externalIP or LB IP; `nodeport-endpoints-*` key on
+  `l4proto . dport`) to `endpoint address . port`, and a dispatch verdict goes to a chain shared by
+  every port with as many endpoints n: `cluster4-n` (marks for SNAT what comes from outside the pod
+  CIDRs), `external4-n` and `nodeport4-n` (mark all: Cluster policy), each going to `pick4-n` (or
+  `nodeport-pick4-n`), whose one rule DNATs to `frontend . numgen random mod n` looked up in the map:
+  equal weight, one lookup. An endpoint change is then a change of map elements (and of one dispatch
+  verdict when n changes): no rule is written, so the kernel validates nothing and nft has few chains to
+  read first. Why not kube-proxy's way: an anonymous `numgen ... vmap` per Service is bound by the
+  kernel with a walk over the pending transaction (quadratic in a full sync), a named map per Service
+  is found by name in a list (quadratic too), and a map shared by many rules is walked once per rule
+  that binds it; here a few shared chains bind each map. externalTrafficPolicy Local keeps a chain per
+  port (`ext` for external addresses, `npext` for node ports): pod and node traffic short-circuits to
+  `pick` (all endpoints), the rest to `local-pick` (`local-endpoints-*`, this node's endpoints).
+  ClientIP affinity keeps kube-proxy's shape, with chains per port: `svc`/`local` first check the
+  affinity sets (`ip saddr @aff... goto ep...`), else pick an `ep` chain with rule i matching with
+  probability 1/(n-i); `ep` chains refresh the affinity set (`update @aff... { ip saddr }`, timeout =
+  timeoutSeconds) and DNAT, and `ext` chains handle external traffic. `fw` chains drop sources outside
+  loadBalancerSourceRanges.
 - Masquerade: rules jump to `mark-for-masquerade` (sets `masqueradeBit`); `masquerading` (main table,
   nat postrouting) masquerades marked packets. Marked: ClusterIP traffic from outside the pod CIDRs (or
   all of it with masqueradeAll), external traffic unless externalTrafficPolicy is Local, and, by each
@@ -56,6 +63,7 @@ from __future__ import annotations
 import itertools
 import operator
 import zlib
+from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
@@ -164,12 +172,51 @@ def _nat_chains(model: ProxyModel, filled: set[str]) -> list[Chain]:
     ]
 
 
+def _masquerade_internal(model: ProxyModel, family: int) -> list[str]:
+    """What marks ClusterIP traffic for SNAT: all of it with masqueradeAll, else what comes from outside the
+    pod CIDRs."""
+    if model.config.masquerade_all:
+        return [MASQ]
+    cidrs = of_family(model.local_cidrs, family)
+    return [f"{_ip(family)} saddr != {_set_expr(cidrs)} {MASQ}"] if cidrs else []
+
+
+def _shared_name(kind: str, family: int, n: int) -> str:
+    return f"{kind}{family}-{n}"
+
+
+def _shared_chains(model: ProxyModel, used: set[tuple[str, int, int]]) -> list[Chain]:
+    """The shard's chains shared by every port with as many endpoints: an entry chain per kind of traffic
+    (`cluster`: ClusterIP, `external`: external addresses and `nodeport` under the Cluster policy) and the
+    `pick` chains that choose one of the n endpoints at random, equal weight, by one lookup of the
+    frontend (`daddr . l4proto . dport`, or `l4proto . dport` for node ports) and the random index in an
+    endpoint map, and DNAT to it."""
+    entries = {"cluster": "pick", "external": "pick", "nodeport": "nodeport-pick"}
+    needed = used | {(entries[k], f, n) for k, f, n in used if k in entries}
+    chains = []
+    for kind, f, n in sorted(needed, key=lambda u: (list(ENDPOINT_MAPS).index(u[0]), u[1], u[2])):
+        ip, rules = _ip(f), []
+        if kind in entries:
+            rules += _masquerade_internal(model, f) if kind == "cluster" else [MASQ]
+            rules.append(f"goto {_shared_name(entries[kind], f, n)}")
+        else:
+            frontend = "meta l4proto . th dport" if "nodeport" in kind else f"{ip} daddr . meta l4proto . th dport"
+            rules.append(f"meta l4proto {{ tcp, udp, sctp }} dnat {ip} to {frontend} . numgen random mod {n} "
+                         f"map @{ENDPOINT_MAPS[kind]}-{_v(f)}")
+        chains.append(Chain(_shared_name(kind, f, n), tuple(rules)))
+    return chains
+
+
 NAT_MAPS = tuple(f"{m}-{_v(f)}" for m in ("service-ips", "service-nodeports") for f in FAMILIES)
 FILTER_MAPS = tuple(f"{m}-{_v(f)}" for m in ("no-endpoint-services", "no-endpoint-nodeports", "firewall-ips")
                     for f in FAMILIES)
 HAIRPIN = {f: f"hairpin-{_v(f)}" for f in FAMILIES}  # sets of `endpoint . endpoint`, elements gathered like maps'
-NAT_SETS = (*NAT_MAPS, *HAIRPIN.values())
-FILTER_CHAINS = ("fw",)  # the only per-port chains in the main table
+# kind of shared chain -> the endpoint map it reads (and, for the entry kinds, the map its pick chain reads)
+ENDPOINT_MAPS = {"cluster": "endpoints", "external": "endpoints", "pick": "endpoints", "local-pick": "local-endpoints",
+                 "nodeport": "nodeport-endpoints", "nodeport-pick": "nodeport-endpoints",
+                 "local-nodeport-pick": "nodeport-local-endpoints"}
+DATA_MAPS = tuple(f"{m}-{_v(f)}" for m in dict.fromkeys(ENDPOINT_MAPS.values()) for f in FAMILIES)
+NAT_SETS = frozenset((*NAT_MAPS, *HAIRPIN.values(), *DATA_MAPS))
 
 
 def shard_of(p: ProxiedPort) -> int:
@@ -190,6 +237,7 @@ class Part:
     chains: tuple[Chain, ...] = ()
     elements: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = ()
     sets: tuple[NftSet, ...] = ()
+    shared: frozenset[tuple[str, int, int]] = frozenset()  # the shard's shared chains it uses: (kind, family, n)
 
 
 NOTHING = Part()
@@ -227,96 +275,134 @@ class RenderCache:
 class _Builder:
     def __init__(self, model: ProxyModel) -> None:
         self.model = model
-        self.chains: list[Chain] = []
+        self.chains: list[Chain] = []  # in the port's shard
+        self.fw_chains: list[Chain] = []  # in the main table: loadBalancerSourceRanges
         self.own_sets: list[NftSet] = []
+        self.shared: set[tuple[str, int, int]] = set()
         # map or set name -> elements, in the order they are declared
-        self.maps: dict[str, list[tuple[str, str]]] = {m: [] for m in (*NAT_SETS, *FILTER_MAPS)}
+        self.maps: defaultdict[str, list[tuple[str, str]]] = defaultdict(list)
 
     def rules(self, p: ProxiedPort) -> PortRules:
         """The rules of one port (the builder must be fresh)."""
         self.port(p)
 
-        def part(chains: list[Chain], maps: tuple[str, ...], sets: tuple[NftSet, ...] = ()) -> Part:
-            made = Part(tuple(chains), tuple((m, tuple(self.maps[m])) for m in maps if self.maps[m]), sets)
+        def part(chains: list[Chain], maps: frozenset[str], sets: tuple[NftSet, ...] = (),
+                 shared: frozenset[tuple[str, int, int]] = frozenset()) -> Part:
+            elements = tuple((m, tuple(els)) for m, els in self.maps.items() if els and m in maps)
+            made = Part(tuple(chains), elements, sets, shared)
             return NOTHING if made == NOTHING else made
 
-        fw = {names.nft_port(kind, p) for kind in FILTER_CHAINS}
-        nat = part([c for c in self.chains if c.name not in fw], NAT_SETS, tuple(self.own_sets))
-        return PortRules(p, shard_of(p), nat, part([c for c in self.chains if c.name in fw], FILTER_MAPS))
+        nat = part(self.chains, NAT_SETS, tuple(self.own_sets), frozenset(self.shared))
+        return PortRules(p, shard_of(p), nat, part(self.fw_chains, frozenset(FILTER_MAPS)))
 
     def policy_chain(self, kind: str, p: ProxiedPort, endpoints: tuple[Target, ...], internal: bool) -> None:
-        """Endpoint selection and DNAT (`kind` svc or local); the internal chain also marks ClusterIP traffic
-        that needs SNAT."""
+        """ClientIP affinity only: endpoint selection through the affinity sets and `ep` chains (`kind` svc or
+        local); the internal chain also marks ClusterIP traffic that needs SNAT."""
         ip, rules = _ip(p.family), []
         if internal:
-            cidrs = of_family(self.model.local_cidrs, p.family)
             match = f"{ip} daddr {p.cluster_ip} {p.protocol} dport {p.port}"
-            if self.model.config.masquerade_all:
-                rules.append(f"{match} {MASQ}")
-            elif cidrs:
-                rules.append(f"{match} {ip} saddr != {_set_expr(cidrs)} {MASQ}")
-        if p.affinity_seconds:
-            rules += [f"{ip} saddr @{names.nft_endpoint('aff', p, t)} goto {names.nft_endpoint('ep', p, t)}"
-                      for t in endpoints]
-            picks = [f"goto {names.nft_endpoint('ep', p, t)}" for t in endpoints]
-        else:  # no chain and no set per endpoint: sets are found by name in a list, chains in a hash table
-            picks = [_dnat(p, t) for t in endpoints]
+            rules += [f"{match} {r}" for r in _masquerade_internal(self.model, p.family)]
+        rules += [f"{ip} saddr @{names.nft_endpoint('aff', p, t)} goto {names.nft_endpoint('ep', p, t)}"
+                  for t in endpoints]
+        picks = [f"goto {names.nft_endpoint('ep', p, t)}" for t in endpoints]
         # Endpoint i is taken with probability 1/(n-i) when reached: equal weight overall.
         n = len(picks)
         rules += [f"numgen random mod {n - i} == 0 {pick}" for i, pick in enumerate(picks[:-1])]
         rules.append(picks[-1])
         self.chains.append(Chain(names.nft_port(kind, p), tuple(rules)))
 
-    def external_chain(self, p: ProxiedPort) -> None:
-        svc, rules = names.nft_port("svc", p), []
-        if not p.external_local:
-            rules += [MASQ, f"goto {svc}"]
-        else:
-            cidrs = of_family(self.model.local_cidrs, p.family)
-            if cidrs:
-                pods = f"{_ip(p.family)} saddr {_set_expr(cidrs)}"
-                rules.append(f'{pods} goto {svc} comment "short-circuit pod traffic"')
-            rules += [f'fib saddr type local {MASQ} comment "masquerade local traffic"',
-                      f'fib saddr type local goto {svc} comment "short-circuit local traffic"']
-            if p.local_endpoints:
-                rules.append(f"goto {names.nft_port('local', p)}")
-        self.chains.append(Chain(names.nft_port("ext", p), tuple(rules)))
+    def external_chain(self, p: ProxiedPort, name: str, cluster: str, local: str | None) -> None:
+        """External traffic under externalTrafficPolicy Local: pod and node traffic short-circuits to
+        `cluster`, the rest goes to `local` (None when this node has no endpoint)."""
+        rules = []
+        cidrs = of_family(self.model.local_cidrs, p.family)
+        if cidrs:
+            rules.append(f'{_ip(p.family)} saddr {_set_expr(cidrs)} {cluster} comment "short-circuit pod traffic"')
+        rules += [f'fib saddr type local {MASQ} comment "masquerade local traffic"',
+                  f'fib saddr type local {cluster} comment "short-circuit local traffic"']
+        if local:
+            rules.append(local)
+        self.chains.append(Chain(name, tuple(rules)))
 
     def endpoints(self, p: ProxiedPort) -> None:
         """Hairpin pairs of the local endpoints; with ClientIP affinity, a chain and a set per endpoint."""
         ip = _ip(p.family)
-        for t in p.reachable_endpoints:
-            if t.local:  # only a pod of this node can reach itself through this node's rules
-                self.maps[HAIRPIN[p.family]].append((f"{t.ip} . {t.ip}", ""))
-            if not p.affinity_seconds:
-                continue
+        # only a pod of this node can reach itself through this node's rules
+        self.maps[HAIRPIN[p.family]] += [(f"{t.ip} . {t.ip}", "") for t in p.local_endpoints or p.cluster_endpoints
+                                         if t.local]
+        for t in p.reachable_endpoints if p.affinity_seconds else ():
             aff = names.nft_endpoint("aff", p, t)
             self.own_sets.append(NftSet(aff, f"ipv{p.family}_addr", ("dynamic", "timeout"), p.affinity_seconds))
             rules = (f"update @{aff} {{ {ip} saddr }}", _dnat(p, t))
             self.chains.append(Chain(names.nft_endpoint("ep", p, t), rules))
 
-    def port(self, p: ProxiedPort) -> None:
-        v, proto = _v(p.family), p.protocol
-        none_verdict = "drop" if p.has_endpoints else REJECT
+    def chained(self, p: ProxiedPort) -> tuple[str, str]:
+        """ClientIP affinity: the port's own chains. The verdicts for its ClusterIP and external traffic."""
         if p.cluster_endpoints:
             self.policy_chain("svc", p, p.cluster_endpoints, internal=not p.internal_local)
         if p.local_endpoints:
             self.policy_chain("local", p, p.local_endpoints, internal=p.internal_local)
+        svc, ext = f"goto {names.nft_port('svc', p)}", f"goto {names.nft_port('ext', p)}"
         if p.uses_external_chain:
-            self.external_chain(p)
+            if p.external_local:
+                local = f"goto {names.nft_port('local', p)}" if p.local_endpoints else None
+                self.external_chain(p, names.nft_port("ext", p), svc, local)
+            else:
+                self.chains.append(Chain(names.nft_port("ext", p), (MASQ, svc)))
+        return f"goto {names.nft_port('local' if p.internal_local else 'svc', p)}", ext
+
+    def pick(self, kind: str, p: ProxiedPort, keys: list[str], endpoints: tuple[Target, ...]) -> str:
+        """The endpoints of some frontends as elements of a shared endpoint map, and the verdict that picks
+        one of them through the shard's shared chain for this kind and number of endpoints."""
+        f = p.family
+        self.maps[f"{ENDPOINT_MAPS[kind]}-{_v(f)}"] += [(f"{key} . {i}", f"{t.ip} . {t.port}")
+                                                       for key in keys for i, t in enumerate(endpoints)]
+        self.shared.add((kind, f, len(endpoints)))
+        return f"goto {_shared_name(kind, f, len(endpoints))}"
+
+    def mapped(self, p: ProxiedPort) -> tuple[str, str, str]:
+        """No affinity: the port's endpoints as map elements, picked by the shard's shared chains; a chain of
+        its own only for externalTrafficPolicy Local. The verdicts for its ClusterIP, external address and
+        node port traffic."""
+        proto, proto_port = p.protocol, f"{p.protocol} . {p.port}"
+        internal = ""
+        if p.internal_endpoints:
+            internal = self.pick("cluster", p, [f"{p.cluster_ip} . {proto_port}"], p.internal_endpoints)
+        if not p.uses_external_chain:
+            return internal, "", ""
+        addresses = [f"{ip} . {proto_port}" for ip in p.external_ips + p.lb_ips]
+        nodeport = [f"{proto} . {p.node_port}"] if p.node_port else []
+        if not p.external_local:
+            return (internal, self.pick("external", p, addresses, p.cluster_endpoints) if addresses else "",
+                    self.pick("nodeport", p, nodeport, p.cluster_endpoints) if nodeport else "")
+        verdicts = []
+        for kind, name, keys in (("pick", "ext", addresses), ("nodeport-pick", "npext", nodeport)):
+            if keys:
+                cluster = self.pick(kind, p, keys, p.cluster_endpoints)
+                local = self.pick(f"local-{kind}", p, keys, p.local_endpoints) if p.local_endpoints else None
+                self.external_chain(p, names.nft_port(name, p), cluster, local)
+            verdicts.append(f"goto {names.nft_port(name, p)}" if keys else "")
+        return internal, verdicts[0], verdicts[1]
+
+    def port(self, p: ProxiedPort) -> None:
+        v, proto = _v(p.family), p.protocol
+        none_verdict = "drop" if p.has_endpoints else REJECT
+        if p.affinity_seconds:
+            internal, ext = self.chained(p)
+            nodeport = ext
+        else:
+            internal, ext, nodeport = self.mapped(p)
         if p.firewalled:
             ranges = p.source_ranges or ()
             rule = f"{_ip(p.family)} saddr != {_set_expr(ranges)} drop" if ranges else "drop"
-            self.chains.append(Chain(names.nft_port("fw", p), (rule,)))
+            self.fw_chains.append(Chain(names.nft_port("fw", p), (rule,)))
         self.endpoints(p)
 
         cluster_key = f"{p.cluster_ip} . {proto} . {p.port}"
         if p.internal_endpoints:
-            internal = names.nft_port("local" if p.internal_local else "svc", p)
-            self.maps[f"service-ips-{v}"].append((cluster_key, f"goto {internal}"))
+            self.maps[f"service-ips-{v}"].append((cluster_key, internal))
         else:
             self.maps[f"no-endpoint-services-{v}"].append((cluster_key, none_verdict))
-        ext = f"goto {names.nft_port('ext', p)}"
         for ip in p.external_ips + p.lb_ips:
             key = f"{ip} . {proto} . {p.port}"
             if p.uses_external_chain:
@@ -328,7 +414,7 @@ class _Builder:
         if p.node_port:
             key = f"{proto} . {p.node_port}"
             if p.uses_external_chain:
-                self.maps[f"service-nodeports-{v}"].append((key, ext))
+                self.maps[f"service-nodeports-{v}"].append((key, nodeport))
             if not p.external_endpoints:
                 self.maps[f"no-endpoint-nodeports-{v}"].append((key, none_verdict))
 
@@ -357,6 +443,13 @@ def _map(name: str) -> NftSet:
     return NftSet(name, f"{key} : verdict")
 
 
+def _data_map(name: str) -> NftSet:
+    """An endpoint map: frontend . index -> endpoint address . port."""
+    ip = _ip(int(name[-1]))
+    frontend = "meta l4proto . th dport" if name.startswith("nodeport") else f"{ip} daddr . meta l4proto . th dport"
+    return NftSet(name, f"{frontend} . numgen random mod 1 : {ip} daddr . th dport", typeof=True)
+
+
 def _hairpin_sets() -> list[NftSet]:
     return [NftSet(name, f"ipv{f}_addr . ipv{f}_addr", comment="endpoint . endpoint: hairpin traffic")
             for f, name in HAIRPIN.items()]
@@ -374,8 +467,9 @@ def _main_table(model: ProxyModel, parts: list[Part]) -> Table:
 
 def _shard_table(model: ProxyModel, shard: int, parts: list[Part]) -> Table:
     return _table(shard_name(shard), f"knet service proxy: DNAT, shard {shard} of {SHARDS}; generated, do not edit",
-                  [], [_map(m) for m in NAT_MAPS] + _hairpin_sets(),
-                  _nat_chains(model, {m for part in parts for m, _ in part.elements}), parts)
+                  [], [_map(m) for m in NAT_MAPS] + _hairpin_sets() + [_data_map(m) for m in DATA_MAPS],
+                  _nat_chains(model, {m for part in parts for m, _ in part.elements})
+                  + _shared_chains(model, {u for part in parts for u in part.shared}), parts)
 
 
 def _cached(cache: RenderCache, name: str, inputs: tuple[object, ...], build: Callable[[], Table]) -> Table:
