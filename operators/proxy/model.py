@@ -42,7 +42,7 @@ import operator
 import socket
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from operators.kube import services as api
 from operators.kube.parse import parse_cidr
@@ -135,9 +135,9 @@ class ProxyConfig:
         return config, problems
 
 
-@dataclass(frozen=True)
-class Target:
-    """One endpoint of one Service port: where DNAT sends a connection."""
+class Target(NamedTuple):
+    """One endpoint of one Service port: where DNAT sends a connection (a tuple: 100k of them are made in a
+    full build at 10k Services, and a frozen dataclass is several times slower to make)."""
 
     ip: str
     port: int
@@ -246,8 +246,7 @@ def _sorted_targets(targets: Iterable[Target]) -> tuple[Target, ...]:
     return tuple(sorted(targets, key=lambda t: (_ip_key(t.ip), t.port)))
 
 
-@dataclass(frozen=True)
-class _Candidate:
+class _Candidate(NamedTuple):
     ip: str
     port: int
     local: bool
@@ -279,7 +278,7 @@ def _candidates(slices: Iterable[EndpointSlice], family: int, sport: ServicePort
 def _usable(candidates: list[_Candidate]) -> tuple[Target, ...]:
     """Ready endpoints; if none, the serving-and-terminating ones (kube-proxy's graceful fallback)."""
     chosen = [c for c in candidates if c.ready] or [c for c in candidates if c.serving and c.terminating]
-    return _sorted_targets(Target(c.ip, c.port, c.local) for c in chosen)
+    return _sorted_targets([Target(c.ip, c.port, c.local) for c in chosen])
 
 
 ClaimKey = tuple[Any, ...]  # (address, protocol, port) or (family, protocol, nodePort)
@@ -418,7 +417,8 @@ def _ports(svc: Service, family: int, slices: tuple[EndpointSlice, ...], lost: f
         candidates = _candidates(slices, family, sport, ctx.node_name)
         # Externally reachable ports always need the Cluster set: pod and node traffic to an
         # external address skips the Local policy (it stands for "out to the LB and back").
-        cluster = _usable(candidates) if (not internal_local or accessible) else ()
+        usable = _usable(candidates)
+        cluster = usable if (not internal_local or accessible) else ()
         local = _usable([c for c in candidates if c.local]) if (internal_local or external_local) else ()
         out.append(ProxiedPort(
             namespace=svc.namespace, name=svc.name, port_name=sport.name, protocol=proto,
@@ -428,7 +428,7 @@ def _ports(svc: Service, family: int, slices: tuple[EndpointSlice, ...], lost: f
             affinity_seconds=svc.affinity_timeout if svc.session_affinity == "ClientIP" else 0,
             internal_local=internal_local, external_local=external_local,
             cluster_endpoints=cluster, local_endpoints=local,
-            has_endpoints=bool(_usable(candidates)),
+            has_endpoints=bool(usable),
         ))
     return out
 

@@ -22,18 +22,21 @@ Layout (after kube-proxy's nftables mode, see its pkg/proxy/nftables/README.md):
   `daddr . l4proto . dport` in the verdict maps `service-ips-v4/-v6` (ClusterIPs, externalIPs and
   LB IPs) and, for local non-loopback destinations (optionally within `nodePortAddresses`),
   `l4proto . dport` in `service-nodeports-v4/-v6`.
-- Endpoints are map elements, not rules: `endpoints-v4/-v6` map `frontend . index` (the frontend is
-  `daddr . l4proto . dport` of a ClusterIP, externalIP or LB IP; `nodeport-endpoints-*` key on
-  `l4proto . dport`) to `endpoint address . port`, and a dispatch verdict goes to a chain shared by
-  every port with as many endpoints n: `cluster4-n` (marks for SNAT what comes from outside the pod
-  CIDRs), `external4-n` and `nodeport4-n` (mark all: Cluster policy), each going to `pick4-n` (or
-  `nodeport-pick4-n`), whose one rule DNATs to `frontend . numgen random mod n` looked up in the map:
+- Endpoints are map elements, not rules: per protocol and family, `endpoints-tcp-v4` maps
+  `frontend . index` (the frontend is `daddr . dport` of a ClusterIP, externalIP or LB IP;
+  `nodeport-endpoints-tcp-v4` keys on `dport`) to `endpoint address . port`, and a dispatch verdict goes
+  to a chain shared by every port of that protocol with as many endpoints n: `cluster-tcp4-n` (marks for
+  SNAT what comes from outside the pod CIDRs), `external-tcp4-n` and `nodeport-tcp4-n` (mark all:
+  Cluster policy), each going to `pick-tcp4-n` (or `nodeport-pick-tcp4-n`), whose one rule DNATs to
+  `frontend . numgen random mod n` looked up in the map:
   equal weight, one lookup. An endpoint change is then a change of map elements (and of one dispatch
   verdict when n changes): no rule is written, so the kernel validates nothing and nft has few chains to
   read first. Why not kube-proxy's way: an anonymous `numgen ... vmap` per Service is bound by the
   kernel with a walk over the pending transaction (quadratic in a full sync), a named map per Service
   is found by name in a list (quadratic too), and a map shared by many rules is walked once per rule
-  that binds it; here a few shared chains bind each map. externalTrafficPolicy Local keeps a chain per
+  that binds it; here a few shared chains bind each map. Why a map per protocol: nft 1.0.6 cannot add a
+  rule naming an existing map whose `typeof` has `th dport` (it reports conflicting protocols), so the
+  port field comes from the protocol's own header. externalTrafficPolicy Local keeps a chain per
   port (`ext` for external addresses, `npext` for node ports): pod and node traffic short-circuits to
   `pick` (all endpoints), the rest to `local-pick` (`local-endpoints-*`, this node's endpoints).
   ClientIP affinity keeps kube-proxy's shape, with chains per port: `svc`/`local` first check the
@@ -181,29 +184,39 @@ def _masquerade_internal(model: ProxyModel, family: int) -> list[str]:
     return [f"{_ip(family)} saddr != {_set_expr(cidrs)} {MASQ}"] if cidrs else []
 
 
-def _shared_name(kind: str, family: int, n: int) -> str:
-    return f"{kind}{family}-{n}"
+Shared = tuple[str, str, int, int]  # a shared chain: kind, protocol, family, number of endpoints
 
 
-def _shared_chains(model: ProxyModel, used: set[tuple[str, int, int]]) -> list[Chain]:
-    """The shard's chains shared by every port with as many endpoints: an entry chain per kind of traffic
-    (`cluster`: ClusterIP, `external`: external addresses and `nodeport` under the Cluster policy) and the
-    `pick` chains that choose one of the n endpoints at random, equal weight, by one lookup of the
-    frontend (`daddr . l4proto . dport`, or `l4proto . dport` for node ports) and the random index in an
-    endpoint map, and DNAT to it."""
+def _shared_name(kind: str, protocol: str, family: int, n: int) -> str:
+    return f"{kind}-{protocol}{family}-{n}"
+
+
+def _data_map_name(kind: str, protocol: str, family: int) -> str:
+    return f"{ENDPOINT_MAPS[kind]}-{protocol}-{_v(family)}"
+
+
+def _frontend(kind: str, protocol: str, family: int) -> str:
+    """What a packet's frontend is looked up by: `daddr . dport`, or `dport` for node ports."""
+    return f"{protocol} dport" if "nodeport" in kind else f"{_ip(family)} daddr . {protocol} dport"
+
+
+def _shared_chains(model: ProxyModel, used: set[Shared]) -> list[Chain]:
+    """The shard's chains shared by every port of a protocol with as many endpoints: an entry chain per
+    kind of traffic (`cluster`: ClusterIP, `external`: external addresses and `nodeport` under the Cluster
+    policy) and the `pick` chains that choose one of the n endpoints at random, equal weight, by one
+    lookup of the frontend and a random index in an endpoint map, and DNAT to it."""
     entries = {"cluster": "pick", "external": "pick", "nodeport": "nodeport-pick"}
-    needed = used | {(entries[k], f, n) for k, f, n in used if k in entries}
+    needed = used | {(entries[k], proto, f, n) for k, proto, f, n in used if k in entries}
     chains = []
-    for kind, f, n in sorted(needed, key=lambda u: (list(ENDPOINT_MAPS).index(u[0]), u[1], u[2])):
+    for kind, proto, f, n in sorted(needed, key=lambda u: (list(ENDPOINT_MAPS).index(u[0]), *u[1:])):
         ip, rules = _ip(f), []
         if kind in entries:
             rules += _masquerade_internal(model, f) if kind == "cluster" else [MASQ]
-            rules.append(f"goto {_shared_name(entries[kind], f, n)}")
+            rules.append(f"goto {_shared_name(entries[kind], proto, f, n)}")
         else:
-            frontend = "meta l4proto . th dport" if "nodeport" in kind else f"{ip} daddr . meta l4proto . th dport"
-            rules.append(f"meta l4proto {{ tcp, udp, sctp }} dnat {ip} to {frontend} . numgen random mod {n} "
-                         f"map @{ENDPOINT_MAPS[kind]}-{_v(f)}")
-        chains.append(Chain(_shared_name(kind, f, n), tuple(rules)))
+            rules.append(f"meta l4proto {proto} dnat {ip} to {_frontend(kind, proto, f)} . numgen random mod {n} "
+                         f"map @{_data_map_name(kind, proto, f)}")
+        chains.append(Chain(_shared_name(kind, proto, f, n), tuple(rules)))
     return chains
 
 
@@ -215,8 +228,12 @@ HAIRPIN = {f: f"hairpin-{_v(f)}" for f in FAMILIES}  # sets of `endpoint . endpo
 ENDPOINT_MAPS = {"cluster": "endpoints", "external": "endpoints", "pick": "endpoints", "local-pick": "local-endpoints",
                  "nodeport": "nodeport-endpoints", "nodeport-pick": "nodeport-endpoints",
                  "local-nodeport-pick": "nodeport-local-endpoints"}
-DATA_MAPS = tuple(f"{m}-{_v(f)}" for m in dict.fromkeys(ENDPOINT_MAPS.values()) for f in FAMILIES)
-NAT_SETS = frozenset((*NAT_MAPS, *HAIRPIN.values(), *DATA_MAPS))
+PROTOCOLS = ("tcp", "udp", "sctp")
+# One endpoint map per protocol: nft 1.0.6 cannot add a rule that names an existing map whose `typeof`
+# holds `th dport` (it mistakes the protocol), and a map's port field must come from a protocol header.
+DATA_MAPS = {(kind, proto, f): _data_map_name(kind, proto, f) for kind in ("pick", "local-pick", "nodeport-pick",
+             "local-nodeport-pick") for proto in PROTOCOLS for f in FAMILIES}
+NAT_SETS = frozenset((*NAT_MAPS, *HAIRPIN.values(), *DATA_MAPS.values()))
 
 
 def shard_of(p: ProxiedPort) -> int:
@@ -237,7 +254,7 @@ class Part:
     chains: tuple[Chain, ...] = ()
     elements: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = ()
     sets: tuple[NftSet, ...] = ()
-    shared: frozenset[tuple[str, int, int]] = frozenset()  # the shard's shared chains it uses: (kind, family, n)
+    shared: frozenset[Shared] = frozenset()  # the shard's shared chains it uses
 
 
 NOTHING = Part()
@@ -278,7 +295,7 @@ class _Builder:
         self.chains: list[Chain] = []  # in the port's shard
         self.fw_chains: list[Chain] = []  # in the main table: loadBalancerSourceRanges
         self.own_sets: list[NftSet] = []
-        self.shared: set[tuple[str, int, int]] = set()
+        self.shared: set[Shared] = set()
         # map or set name -> elements, in the order they are declared
         self.maps: defaultdict[str, list[tuple[str, str]]] = defaultdict(list)
 
@@ -287,7 +304,7 @@ class _Builder:
         self.port(p)
 
         def part(chains: list[Chain], maps: frozenset[str], sets: tuple[NftSet, ...] = (),
-                 shared: frozenset[tuple[str, int, int]] = frozenset()) -> Part:
+                 shared: frozenset[Shared] = frozenset()) -> Part:
             elements = tuple((m, tuple(els)) for m, els in self.maps.items() if els and m in maps)
             made = Part(tuple(chains), elements, sets, shared)
             return NOTHING if made == NOTHING else made
@@ -354,24 +371,23 @@ class _Builder:
     def pick(self, kind: str, p: ProxiedPort, keys: list[str], endpoints: tuple[Target, ...]) -> str:
         """The endpoints of some frontends as elements of a shared endpoint map, and the verdict that picks
         one of them through the shard's shared chain for this kind and number of endpoints."""
-        f = p.family
-        self.maps[f"{ENDPOINT_MAPS[kind]}-{_v(f)}"] += [(f"{key} . {i}", f"{t.ip} . {t.port}")
-                                                       for key in keys for i, t in enumerate(endpoints)]
-        self.shared.add((kind, f, len(endpoints)))
-        return f"goto {_shared_name(kind, f, len(endpoints))}"
+        f, proto, n = p.family, p.protocol, len(endpoints)
+        self.maps[_data_map_name(kind, proto, f)] += [(f"{key} . {i}", f"{t.ip} . {t.port}")
+                                                      for key in keys for i, t in enumerate(endpoints)]
+        self.shared.add((kind, proto, f, n))
+        return f"goto {_shared_name(kind, proto, f, n)}"
 
     def mapped(self, p: ProxiedPort) -> tuple[str, str, str]:
         """No affinity: the port's endpoints as map elements, picked by the shard's shared chains; a chain of
         its own only for externalTrafficPolicy Local. The verdicts for its ClusterIP, external address and
         node port traffic."""
-        proto, proto_port = p.protocol, f"{p.protocol} . {p.port}"
         internal = ""
         if p.internal_endpoints:
-            internal = self.pick("cluster", p, [f"{p.cluster_ip} . {proto_port}"], p.internal_endpoints)
+            internal = self.pick("cluster", p, [f"{p.cluster_ip} . {p.port}"], p.internal_endpoints)
         if not p.uses_external_chain:
             return internal, "", ""
-        addresses = [f"{ip} . {proto_port}" for ip in p.external_ips + p.lb_ips]
-        nodeport = [f"{proto} . {p.node_port}"] if p.node_port else []
+        addresses = [f"{ip} . {p.port}" for ip in p.external_ips + p.lb_ips]
+        nodeport = [str(p.node_port)] if p.node_port else []
         if not p.external_local:
             return (internal, self.pick("external", p, addresses, p.cluster_endpoints) if addresses else "",
                     self.pick("nodeport", p, nodeport, p.cluster_endpoints) if nodeport else "")
@@ -443,11 +459,11 @@ def _map(name: str) -> NftSet:
     return NftSet(name, f"{key} : verdict")
 
 
-def _data_map(name: str) -> NftSet:
+def _data_map(kind: str, protocol: str, family: int) -> NftSet:
     """An endpoint map: frontend . index -> endpoint address . port."""
-    ip = _ip(int(name[-1]))
-    frontend = "meta l4proto . th dport" if name.startswith("nodeport") else f"{ip} daddr . meta l4proto . th dport"
-    return NftSet(name, f"{frontend} . numgen random mod 1 : {ip} daddr . th dport", typeof=True)
+    key = f"{_frontend(kind, protocol, family)} . numgen random mod 1"
+    value = f"{_ip(family)} daddr . {protocol} dport"
+    return NftSet(_data_map_name(kind, protocol, family), f"{key} : {value}", typeof=True)
 
 
 def _hairpin_sets() -> list[NftSet]:
@@ -467,7 +483,7 @@ def _main_table(model: ProxyModel, parts: list[Part]) -> Table:
 
 def _shard_table(model: ProxyModel, shard: int, parts: list[Part]) -> Table:
     return _table(shard_name(shard), f"knet service proxy: DNAT, shard {shard} of {SHARDS}; generated, do not edit",
-                  [], [_map(m) for m in NAT_MAPS] + _hairpin_sets() + [_data_map(m) for m in DATA_MAPS],
+                  [], [_map(m) for m in NAT_MAPS] + _hairpin_sets() + [_data_map(*k) for k in DATA_MAPS],
                   _nat_chains(model, {m for part in parts for m, _ in part.elements})
                   + _shared_chains(model, {u for part in parts for u in part.shared}), parts)
 
