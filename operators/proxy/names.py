@@ -35,7 +35,8 @@ def _endpoint_path(port: ProxiedPort, target: Target) -> str:
 
 
 def nft_port(kind: str, port: ProxiedPort) -> str:
-    """kind: svc (Cluster policy), local (Local policy), ext (external traffic), fw (source ranges)."""
+    """kind: svc and local (ClientIP affinity: Cluster and Local policy), ext and npext (external addresses
+    and node ports under externalTrafficPolicy Local; ext also for affinity), fw (source ranges)."""
     return _nft(kind, port.family, port.path)
 
 
