@@ -192,7 +192,8 @@ def _shared_name(kind: str, protocol: str, family: int, n: int) -> str:
 
 
 def _data_map_name(kind: str, protocol: str, family: int) -> str:
-    return f"{ENDPOINT_MAPS[kind]}-{protocol}-{_v(family)}"
+    """The endpoint map a pick chain reads (for an entry kind, the map of the pick chain it goes to)."""
+    return f"{PICK_MAPS[ENTRIES.get(kind, kind)]}-{protocol}-{_v(family)}"
 
 
 def _frontend(kind: str, protocol: str, family: int) -> str:
@@ -205,14 +206,18 @@ def _shared_chains(model: ProxyModel, used: set[Shared]) -> list[Chain]:
     kind of traffic (`cluster`: ClusterIP, `external`: external addresses and `nodeport` under the Cluster
     policy) and the `pick` chains that choose one of the n endpoints at random, equal weight, by one
     lookup of the frontend and a random index in an endpoint map, and DNAT to it."""
-    entries = {"cluster": "pick", "external": "pick", "nodeport": "nodeport-pick"}
-    needed = used | {(entries[k], proto, f, n) for k, proto, f, n in used if k in entries}
+    needed = used | {(ENTRIES[k], proto, f, n) for k, proto, f, n in used if k in ENTRIES}
+    picks = list(PICK_MAPS)
+
+    def order(u: Shared) -> tuple[object, ...]:  # each pick chain after the entry chains that go to it
+        return (picks.index(ENTRIES.get(u[0], u[0])), u[0] not in ENTRIES, *u)
+
     chains = []
-    for kind, proto, f, n in sorted(needed, key=lambda u: (list(ENDPOINT_MAPS).index(u[0]), *u[1:])):
+    for kind, proto, f, n in sorted(needed, key=order):
         ip, rules = _ip(f), []
-        if kind in entries:
+        if kind in ENTRIES:
             rules += _masquerade_internal(model, f) if kind == "cluster" else [MASQ]
-            rules.append(f"goto {_shared_name(entries[kind], proto, f, n)}")
+            rules.append(f"goto {_shared_name(ENTRIES[kind], proto, f, n)}")
         else:
             rules.append(f"meta l4proto {proto} dnat {ip} to {_frontend(kind, proto, f)} . numgen random mod {n} "
                          f"map @{_data_map_name(kind, proto, f)}")
@@ -224,16 +229,11 @@ NAT_MAPS = tuple(f"{m}-{_v(f)}" for m in ("service-ips", "service-nodeports") fo
 FILTER_MAPS = tuple(f"{m}-{_v(f)}" for m in ("no-endpoint-services", "no-endpoint-nodeports", "firewall-ips")
                     for f in FAMILIES)
 HAIRPIN = {f: f"hairpin-{_v(f)}" for f in FAMILIES}  # sets of `endpoint . endpoint`, elements gathered like maps'
-# kind of shared chain -> the endpoint map it reads (and, for the entry kinds, the map its pick chain reads)
-ENDPOINT_MAPS = {"cluster": "endpoints", "external": "endpoints", "pick": "endpoints", "local-pick": "local-endpoints",
-                 "nodeport": "nodeport-endpoints", "nodeport-pick": "nodeport-endpoints",
-                 "local-nodeport-pick": "nodeport-local-endpoints"}
+# The shared chains: a pick chain reads one endpoint map; an entry chain marks for SNAT and goes to a pick chain.
+PICK_MAPS = {"pick": "endpoints", "local-pick": "local-endpoints", "nodeport-pick": "nodeport-endpoints",
+             "local-nodeport-pick": "nodeport-local-endpoints"}
+ENTRIES = {"cluster": "pick", "external": "pick", "nodeport": "nodeport-pick"}
 PROTOCOLS = ("tcp", "udp", "sctp")
-# One endpoint map per protocol: nft 1.0.6 cannot add a rule that names an existing map whose `typeof`
-# holds `th dport` (it mistakes the protocol), and a map's port field must come from a protocol header.
-DATA_MAPS = {(kind, proto, f): _data_map_name(kind, proto, f) for kind in ("pick", "local-pick", "nodeport-pick",
-             "local-nodeport-pick") for proto in PROTOCOLS for f in FAMILIES}
-NAT_SETS = frozenset((*NAT_MAPS, *HAIRPIN.values(), *DATA_MAPS.values()))
 
 
 def shard_of(p: ProxiedPort) -> int:
@@ -466,9 +466,15 @@ def _data_map(kind: str, protocol: str, family: int) -> NftSet:
     return NftSet(_data_map_name(kind, protocol, family), f"{key} : {value}", typeof=True)
 
 
-def _hairpin_sets() -> list[NftSet]:
-    return [NftSet(name, f"ipv{f}_addr . ipv{f}_addr", comment="endpoint . endpoint: hairpin traffic")
-            for f, name in HAIRPIN.items()]
+# What every shard declares and its ports fill, whatever the model (built once): dispatch maps, hairpin
+# sets, and one endpoint map per pick kind, protocol and family (nft 1.0.6 cannot add a rule that names
+# an existing map whose `typeof` holds `th dport`: it mistakes the protocol; so the port field comes
+# from the protocol's own header).
+SHARD_SETS = (*(_map(m) for m in NAT_MAPS),
+              *(NftSet(name, f"ipv{f}_addr . ipv{f}_addr", comment="endpoint . endpoint: hairpin traffic")
+                for f, name in HAIRPIN.items()),
+              *(_data_map(kind, proto, f) for kind in PICK_MAPS for proto in PROTOCOLS for f in FAMILIES))
+NAT_SETS = frozenset(s.name for s in SHARD_SETS)
 
 
 def _main_table(model: ProxyModel, parts: list[Part]) -> Table:
@@ -483,7 +489,7 @@ def _main_table(model: ProxyModel, parts: list[Part]) -> Table:
 
 def _shard_table(model: ProxyModel, shard: int, parts: list[Part]) -> Table:
     return _table(shard_name(shard), f"knet service proxy: DNAT, shard {shard} of {SHARDS}; generated, do not edit",
-                  [], [_map(m) for m in NAT_MAPS] + _hairpin_sets() + [_data_map(*k) for k in DATA_MAPS],
+                  [], list(SHARD_SETS),
                   _nat_chains(model, {m for part in parts for m, _ in part.elements})
                   + _shared_chains(model, {u for part in parts for u in part.shared}), parts)
 
