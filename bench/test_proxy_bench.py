@@ -172,6 +172,8 @@ def test_proxy(cluster: Cluster, bench: Bench, tmp_path: Path) -> None:
             results[n] = {p.name: _measure(p, cluster, objects, addrs[p.name], tmp_path, changes, state)
                           for p in proxies}
             _report(bench, n, results[n])
+            if split := _first_full_sync(tmp_path / "knet.log"):
+                bench.record(f"{n:>6} Services  knet's first full sync, from its log: {split}")
         ours, theirs = results[sizes[0]]["knet"], results[sizes[0]]["kube-proxy"]
         assert ours.full != float("inf"), "knet did not program every Service"
         assert theirs.full != float("inf") or bench.full, "kube-proxy did not program every Service"
@@ -186,6 +188,12 @@ def test_proxy(cluster: Cluster, bench: Bench, tmp_path: Path) -> None:
             p.node.delete()
             cluster.kubectl("delete", "node", p.node.node_name, "--ignore-not-found", check=False)
         objects.delete()
+
+
+def _first_full_sync(log: Path) -> str:
+    """How the agent's first full sync split its time (it logs the model and the rest apart)."""
+    lines = log.read_text(errors="replace").splitlines() if log.exists() else []
+    return next((line.split("full sync: ", 1)[1] for line in lines if "full sync: " in line), "")
 
 
 def _report(bench: Bench, n: int, r: dict[str, Figures]) -> None:

@@ -6,6 +6,12 @@ from __future__ import annotations
 import asyncio
 import datetime
 import logging
+import os
+import queue
+import re
+import subprocess
+import tempfile
+import threading
 import time
 from collections import deque
 
@@ -22,6 +28,8 @@ FAMILIES = (4, 6)
 NFPROTO_INET = 1
 
 NOTHING_DELETED = "0 flow entries have been deleted"
+STREAM_INPUT = "/dev/fd/0"  # not "-": for that, nft reads all of its input before parsing any of it
+INPUT_LOCATION = re.compile(rf"^{STREAM_INPUT}:(\d+):")
 
 
 async def run_output(argv: list[str], stdin: str = "") -> tuple[int, str, str]:
@@ -42,6 +50,76 @@ async def nft_apply(text: str) -> tuple[bool, str]:
     """Apply one transaction: all of it or nothing (nft checks the whole input before committing)."""
     code, err = await run(["nft", "-f", "-"], text)
     return code == 0, err
+
+
+class NftStream:
+    """One `nft -f -` transaction written piece by piece while the rest is still being rendered: nft
+    parses (about half of its work) what it has while the agent renders the next table, and commits
+    everything or nothing when its input ends, as `nft_apply`. A thread feeds the pipe, so rendering never
+    waits for nft to read; stderr goes to a file, so nft never waits for us to read it."""
+
+    def __init__(self) -> None:
+        read, self.pipe = os.pipe()
+        self.stderr = tempfile.TemporaryFile()  # noqa: SIM115 (closed by finish or abort)
+        try:
+            self.proc = subprocess.Popen(["nft", "-f", STREAM_INPUT], stdin=read, stdout=subprocess.DEVNULL,
+                                         stderr=self.stderr)
+        except OSError:
+            os.close(self.pipe)
+            self.stderr.close()
+            raise
+        finally:
+            os.close(read)
+        self.pieces: list[str] = []  # the input so far, to quote the lines nft complains about
+        self.queue: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
+        self.feeder = threading.Thread(target=self._feed, name="nft-feed", daemon=True)
+        self.feeder.start()
+
+    def _feed(self) -> None:
+        """Write what comes until the end marker, then close the pipe: the end of nft's input. When nft has
+        exited early, the rest is dropped (its stderr says why)."""
+        try:
+            while (data := self.queue.get()) is not None:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(self.pipe, view):]
+        except BrokenPipeError:
+            pass
+        finally:
+            os.close(self.pipe)
+
+    def write(self, text: str) -> None:
+        self.pieces.append(text)
+        self.queue.put(text.encode())
+
+    def _quote(self, err: str) -> str:
+        """nft's complaint with each line it names followed by that input line, as nft itself prints them
+        for a file it can read again (it cannot re-read a pipe)."""
+        lines = "".join(self.pieces).split("\n")
+        out = []
+        for message in err.splitlines():
+            out.append(message)
+            if (m := INPUT_LOCATION.match(message)) and 0 < int(m[1]) <= len(lines):
+                out.append(lines[int(m[1]) - 1])
+        return "\n".join(out)
+
+    def abort(self) -> None:
+        """Stop nft before its input ends: it commits nothing."""
+        self.proc.kill()
+        self.queue.put(None)
+        self.feeder.join()
+        self.proc.wait()
+        self.stderr.close()
+
+    async def finish(self) -> tuple[bool, str]:
+        """End the input; whether nft committed the transaction, and its complaint if not."""
+        self.queue.put(None)
+        code = await asyncio.to_thread(self.proc.wait)
+        await asyncio.to_thread(self.feeder.join)
+        self.stderr.seek(0)
+        err = self.stderr.read().decode(errors="replace").strip()
+        self.stderr.close()
+        return code == 0, self._quote(err) if code else err
 
 
 def _inet_tables() -> set[str]:
@@ -102,9 +180,18 @@ class NftRules:
         return wanted <= await table_names()
 
     async def apply(self, model: ProxyModel, full: bool) -> tuple[bool, str]:
-        rules = nftables.build_ruleset(model, self.cache)
-        text = rules.full() if full or self.applied is None else nft_table.diff(self.applied, rules)
-        ok, err = await nft_apply(text) if text else (True, "")
+        if full or self.applied is None:
+            stream = NftStream()
+            try:
+                rules = nftables.build_ruleset(model, self.cache, stream.write)
+            except BaseException:
+                stream.abort()
+                raise
+            ok, err = await stream.finish()
+        else:
+            rules = nftables.build_ruleset(model, self.cache)
+            text = nft_table.diff(self.applied, rules)
+            ok, err = await nft_apply(text) if text else (True, "")
         if ok:
             self.applied = rules
             self.rules = sum(len(c.rules) for t in rules.tables for c in t.chains) + sum(

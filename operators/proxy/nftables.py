@@ -560,44 +560,68 @@ def _update(cache: RenderCache, model: ProxyModel, changed: list[int]) -> None:
         _shard(cache, model, shard, [r.nat for r in cache.rules if r.shard == shard and r.nat is not NOTHING])
 
 
-def _rebuild(cache: RenderCache, model: ProxyModel) -> None:
-    """Every port looked at: those that are the same objects as last time keep their rules."""
+def _rebuild(cache: RenderCache, model: ProxyModel, emit: Callable[[Table], None]) -> None:
+    """Every port looked at: those that are the same objects as last time keep their rules. Shard by shard,
+    each table handed to `emit` once built (while nft parses it, the next is rendered); the main table,
+    which needs every port's filter part, last."""
     old_rules = {id(r.port): r for r in cache.rules}
-    rules_list: list[PortRules] = []
-    shards: list[list[Part]] = [[] for _ in range(SHARDS)]
-    for p in model.ports:
-        rules = old_rules.pop(id(p), None)
-        if rules is None or rules.port is not p:
-            key = (p.family, p.path)
-            cache.by_path[key] = rules = _render(model, p, cache.by_path.get(key))
-        rules_list.append(rules)
-        if rules.nat is not NOTHING:  # a port without endpoints has no DNAT rules: no table for it alone
-            shards[rules.shard].append(rules.nat)
+    found: dict[int, PortRules] = {}
+    by_shard: list[list[int]] = [[] for _ in range(SHARDS)]
+    for i, p in enumerate(model.ports):
+        by_shard[shard_of(p)].append(i)
+    for shard, indices in enumerate(by_shard):
+        parts = []
+        for i in indices:
+            p = model.ports[i]
+            rules = old_rules.pop(id(p), None)
+            if rules is None or rules.port is not p:
+                key = (p.family, p.path)
+                cache.by_path[key] = rules = _render(model, p, cache.by_path.get(key))
+            found[i] = rules
+            if rules.nat is not NOTHING:  # a port without endpoints has no DNAT rules: no table for it alone
+                parts.append(rules.nat)
+        _shard(cache, model, shard, parts)
+        if shard_name(shard) in cache.tables:
+            emit(cache.tables[shard_name(shard)][1])
     for rules in old_rules.values():  # ports gone
         if cache.by_path.get(key := (rules.port.family, rules.port.path)) is rules:
             del cache.by_path[key]
-    cache.ports, cache.rules = model.ports, rules_list
-    _main(cache, model)
-    for i, parts in enumerate(shards):
-        _shard(cache, model, i, parts)
+    cache.ports, cache.rules = model.ports, [found[i] for i in range(len(model.ports))]
+    emit(_main(cache, model))
 
 
-def build_ruleset(model: ProxyModel, cache: RenderCache | None = None) -> Ruleset:
+def build_ruleset(model: ProxyModel, cache: RenderCache | None = None,
+                  emit: Callable[[str], None] | None = None) -> Ruleset:
     """All our tables for this model (both renderings below derive from it). With a `cache` (the agent
     keeps one), ports that are the same objects as in the last build reuse their rules, and tables whose
-    inputs are unchanged are the same objects (so `diff` skips them)."""
+    inputs are unchanged are the same objects (so `diff` skips them). `emit`, when given, receives the
+    full transaction (`Ruleset.full`) table by table, each as soon as it is built: a full sync streams it
+    to nft, which parses one table while the next is rendered."""
     cache = cache or RenderCache()
     context = (model.local_cidrs, model.nodeport_cidrs, model.config)
     if cache.context != context:
         cache.context, cache.ports, cache.rules, cache.by_path, cache.tables = context, (), [], {}, {}
+    sent: set[str] = set()
+
+    def out(table: Table, absent: bool = False) -> None:
+        if emit:
+            emit(table.delete() if absent else table.full())
+        sent.add(table.name)
+
     changed = _changed_in_place(cache, model.ports)
     if changed is None:
-        _rebuild(cache, model)
+        _rebuild(cache, model, out)
     else:
         _update(cache, model, changed)
     names = [shard_name(i) for i in range(SHARDS)]
-    return Ruleset((cache.tables[TABLE][1], *(cache.tables[n][1] for n in names if n in cache.tables)),
-                   tuple(Table(FAMILY, n, "", (), ()) for n in names if n not in cache.tables))
+    rules = Ruleset((cache.tables[TABLE][1], *(cache.tables[n][1] for n in names if n in cache.tables)),
+                    tuple(Table(FAMILY, n, "", (), ()) for n in names if n not in cache.tables))
+    for table in rules.tables:
+        if table.name not in sent:
+            out(table)
+    for table in rules.absent:
+        out(table, absent=True)
+    return rules
 
 
 def render_full(model: ProxyModel) -> str:

@@ -10,6 +10,7 @@ share the release. The controller's part (LoadBalancer addresses) runs when `kne
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import json
 import os
@@ -271,6 +272,28 @@ def agent_pod(c: Cluster, node: str) -> dict | None:
                  if p["spec"].get("nodeName") == node and not p["metadata"].get("deletionTimestamp")), None)
 
 
+def knet_state(p: Proxy) -> str:
+    """knet's pods (node, phase, restarts) and the last lines of each agent's log: what a failed check
+    after an upgrade needs (one run found an agent seemingly absent and had nothing else to show)."""
+    out = []
+    for pod in p.cluster.pods(NS, "app.kubernetes.io/instance=knet"):
+        name, status = pod["metadata"]["name"], pod.get("status", {})
+        restarts = sum(s.get("restartCount", 0) for s in status.get("containerStatuses", []))
+        out.append(f"{name} on {pod['spec'].get('nodeName')}: {status.get('phase')}, {restarts} restarts")
+        if pod["metadata"].get("labels", {}).get("app.kubernetes.io/component") == "agent":
+            out += [f"  {line}" for line in p.logs(f"{NS}/{name}")[-30:]]
+    return "\n".join(out)
+
+
+@contextlib.contextmanager
+def explained(p: Proxy) -> Iterator[None]:
+    """A failed check's message, followed by `knet_state`."""
+    try:
+        yield
+    except AssertionError as e:
+        raise AssertionError(f"{e}\n--- knet's pods and agent logs:\n{knet_state(p)}") from e
+
+
 def test_agent_without_endpointslice_permission(demo: Proxy) -> None:
     """Take list/watch of EndpointSlices from the agent's ClusterRole: a restarted agent says so and is not
     ready (its node keeps the rules it had); giving the permission back makes it ready."""
@@ -353,26 +376,27 @@ def test_node_local_dns_cache(demo: Proxy) -> None:
     pod on each node that uses it resolves the demo's names through its search list (answered from the cache's
     own watch) while a name outside the cluster zones goes on to the cluster DNS Service at 10.96.0.10."""
     c = demo.cluster
-    helm(c, "upgrade", "knet", *release_args(c), "--set", "dns.nodeLocal.enabled=true")
-    wait_for(lambda: rolled_out(c.get("daemonset", "knet-dns-node-local", "-n", NS)),
-             "the node-local cache on every node", 90, 1)
-    ip, _ = service(c, "demo", "web")
-    clients = {node: f"resolver-{i}" for i, node in enumerate(demo.nodes)}
-    c.apply("---".join(resolver_pod(name, "demo", node, NODE_LOCAL) for node, name in clients.items()))
-    try:
-        for node, name in clients.items():
-            wait_for(lambda n=name: c.get("pod", n, "-n", "demo")["status"].get("phase") == "Running", name, 60)
-            for asked in ("web", "web.demo", "web.demo.svc.cluster.local"):  # the first once the agent lets it out
-                out = wait_for(lambda n=name, a=asked: (o := c.exec(f"demo/{n}", "getent", "hosts", a)).returncode == 0
-                               and o, f"{asked} from {name}", 20)
-                assert out.stdout.split()[0] == ip, (node, asked, out.stdout)
-            c.exec(f"demo/{name}", "dig", "+time=3", "+tries=1", "outside.invalid")
-            metrics = demo.in_node(node, "curl", "-s", "-m", "3", "http://127.0.0.1:9254/metrics").stdout
-            forwarded = [x for x in metrics.splitlines() if x.startswith("knet_dns_forward_requests_total")]
-            assert forwarded and all("10.96.0.10:53" in x for x in forwarded), (node, forwarded)
-    finally:
-        for name in clients.values():
-            c.kubectl("delete", "pod", "-n", "demo", name, "--wait=false", check=False)
+    with explained(demo):
+        helm(c, "upgrade", "knet", *release_args(c), "--set", "dns.nodeLocal.enabled=true")
+        wait_for(lambda: rolled_out(c.get("daemonset", "knet-dns-node-local", "-n", NS)),
+                 "the node-local cache on every node", 90, 1)
+        ip, _ = service(c, "demo", "web")
+        clients = {node: f"resolver-{i}" for i, node in enumerate(demo.nodes)}
+        c.apply("---".join(resolver_pod(name, "demo", node, NODE_LOCAL) for node, name in clients.items()))
+        try:
+            for node, name in clients.items():
+                wait_for(lambda n=name: c.get("pod", n, "-n", "demo")["status"].get("phase") == "Running", name, 60)
+                for asked in ("web", "web.demo", "web.demo.svc.cluster.local"):  # the first once the agent lets it out
+                    out = wait_for(lambda n=name, a=asked: (o := c.exec(f"demo/{n}", "getent", "hosts", a))
+                                   .returncode == 0 and o, f"{asked} from {name}", 20)
+                    assert out.stdout.split()[0] == ip, (node, asked, out.stdout)
+                c.exec(f"demo/{name}", "dig", "+time=3", "+tries=1", "outside.invalid")
+                metrics = demo.in_node(node, "curl", "-s", "-m", "3", "http://127.0.0.1:9254/metrics").stdout
+                forwarded = [x for x in metrics.splitlines() if x.startswith("knet_dns_forward_requests_total")]
+                assert forwarded and all("10.96.0.10:53" in x for x in forwarded), (node, forwarded)
+        finally:
+            for name in clients.values():
+                c.kubectl("delete", "pod", "-n", "demo", name, "--wait=false", check=False)
 
 
 def test_uninstall_removes_rules_and_objects(demo: Proxy) -> None:
@@ -382,7 +406,8 @@ def test_uninstall_removes_rules_and_objects(demo: Proxy) -> None:
     wait_for(lambda: not c.pods(NS, "app.kubernetes.io/instance=knet"), "knet's pods gone", 90, 1)
     for node in demo.nodes:
         tables = demo.in_node(node, "nft", "list", "tables").stdout
-        assert "knet" not in tables, (node, tables)
+        with explained(demo):
+            assert "knet" not in tables, (node, tables)
         chains = demo.in_node(node, "iptables-save").stdout
         assert "KNET-" not in chains, (node, chains)
     kinds = ("all,serviceaccounts,configmaps,secrets,roles,rolebindings,poddisruptionbudgets,networkpolicies,"

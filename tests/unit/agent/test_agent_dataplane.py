@@ -30,6 +30,19 @@ async def main():
     broken = render_full(model(service(), endpoint_slice("dns", "10.244.2.6"))) + "add rule inet knet-proxy nope drop\n"
     ok, err = await dataplane.nft_apply(broken)
     assert not ok and "nope" in err and listing() == before, err
+    # a full sync streams its tables to nft as they are rendered: still all or nothing
+    ok, err = await dataplane.NftRules().apply(model(service(), endpoint_slice("dns", "10.244.2.7")), full=True)
+    assert ok and "10.244.2.7" in listing() and "10.244.2.5" not in listing(), err
+    before = listing()
+    stream = dataplane.NftStream()
+    stream.write(render_full(model(service(), endpoint_slice("dns", "10.244.2.8"))))
+    stream.write("add rule inet knet-proxy nope drop\n")
+    ok, err = await stream.finish()
+    assert not ok and "nope" in err and listing() == before, err
+    stream = dataplane.NftStream()
+    stream.write(render_full(model(service(), endpoint_slice("dns", "10.244.2.8"))))
+    stream.abort()  # a render that raised half-way: nft never sees the end of its input
+    assert listing() == before
     ok, _ = await dataplane.conntrack_delete(Flush(4, "10.96.0.10", 53, "10.244.2.5", 53))
     assert ok
     bad, _ = await dataplane.conntrack_delete(Flush(4, "not-an-ip", 53))

@@ -38,6 +38,9 @@ class Kernel:
         self.table = True
         return True, ""
 
+    def stream(self) -> Stream:
+        return Stream(self)
+
     async def ipt_save(self, family: int) -> tuple[dict, str]:
         return {}, ""  # no iptables rules: the start-up cleanup of the other mode has nothing to do
 
@@ -47,6 +50,22 @@ class Kernel:
     async def conntrack_delete(self, flush: Any) -> tuple[bool, str]:
         self.flushes.append(flush.argv())
         return True, ""
+
+
+class Stream:
+    """Stands in for `dataplane.NftStream`: what it is given becomes one transaction of the kernel's."""
+
+    def __init__(self, kernel: Kernel) -> None:
+        self.kernel, self.pieces = kernel, []
+
+    def write(self, text: str) -> None:
+        self.pieces.append(text)
+
+    def abort(self) -> None:
+        self.pieces = []
+
+    async def finish(self) -> tuple[bool, str]:
+        return await self.kernel.nft_apply("".join(self.pieces))
 
 
 class Recorder:
@@ -65,6 +84,7 @@ def kernel(monkeypatch: pytest.MonkeyPatch) -> Kernel:
     k = Kernel()
     for name in ("table_names", "nft_apply", "ipt_save", "ipt_restore", "conntrack_delete"):
         monkeypatch.setattr(dataplane, name, getattr(k, name))
+    monkeypatch.setattr(dataplane, "NftStream", k.stream)
     return k
 
 

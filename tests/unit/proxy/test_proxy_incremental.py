@@ -47,7 +47,10 @@ def test_cached_builds_equal_fresh_builds(before, after) -> None:
         cached = build_model(svcs, slices, nodes, "node-a", _config(i), model_cache)
         fresh = build_model(svcs, slices, nodes, "node-a", _config(i))
         assert cached == fresh
-        assert nftables.build_ruleset(cached[0], render_cache).full() == nftables.render_full(fresh[0])
+        pieces: list[str] = []  # what a full sync streams to nft, table by table
+        rules = nftables.build_ruleset(cached[0], render_cache, pieces.append)
+        assert rules.full() == nftables.render_full(fresh[0])
+        assert sorted(pieces) == sorted([t.delete() for t in rules.absent] + [t.full() for t in rules.tables])
 
 
 @settings(SETTINGS, max_examples=15)
