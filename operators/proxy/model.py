@@ -242,8 +242,14 @@ def _ip_key(ip: str) -> tuple[int, int]:
     return 4, int.from_bytes(socket.inet_aton(ip), "big")
 
 
+def _packed(ip: str) -> bytes:
+    """An address as bytes: within one family these sort in numeric order, faster than `_ip_key`."""
+    return socket.inet_pton(socket.AF_INET6, ip) if ":" in ip else socket.inet_aton(ip)
+
+
 def _sorted_targets(targets: Iterable[Target]) -> tuple[Target, ...]:
-    return tuple(sorted(targets, key=lambda t: (_ip_key(t.ip), t.port)))
+    """Targets of one family in address, then port order."""
+    return tuple(sorted(targets, key=lambda t: (_packed(t.ip), t.port)))
 
 
 class _Candidate(NamedTuple):
@@ -253,6 +259,11 @@ class _Candidate(NamedTuple):
     ready: bool
     serving: bool
     terminating: bool
+
+    @property
+    def rank(self) -> tuple[bool, bool, bool, bool]:
+        """Of two copies of one endpoint, the higher rank wins: ready, serving, not terminating, local."""
+        return self.ready, self.serving, not self.terminating, self.local
 
 
 def _candidates(slices: Iterable[EndpointSlice], family: int, sport: ServicePort,
@@ -265,20 +276,21 @@ def _candidates(slices: Iterable[EndpointSlice], family: int, sport: ServicePort
         for pp in sl.ports:
             if pp.name != sport.name or pp.protocol != sport.protocol:
                 continue
+            port = pp.port
             for ep in sl.endpoints:
-                c = _Candidate(ep.addresses[0], pp.port, ep.node_name == node, ep.ready, ep.serving,
-                               ep.terminating)
-                old = best.get((c.ip, c.port))
-                rank = (c.ready, c.serving, not c.terminating, c.local)
-                if old is None or rank > (old.ready, old.serving, not old.terminating, old.local):
-                    best[(c.ip, c.port)] = c
+                ip = ep.addresses[0]
+                c = _Candidate(ip, port, ep.node_name == node, ep.ready, ep.serving, ep.terminating)
+                old = best.get((ip, port))
+                if old is None or c.rank > old.rank:
+                    best[(ip, port)] = c
     return list(best.values())
 
 
 def _usable(candidates: list[_Candidate]) -> tuple[Target, ...]:
     """Ready endpoints; if none, the serving-and-terminating ones (kube-proxy's graceful fallback)."""
     chosen = [c for c in candidates if c.ready] or [c for c in candidates if c.serving and c.terminating]
-    return _sorted_targets([Target(c.ip, c.port, c.local) for c in chosen])
+    chosen.sort(key=lambda c: (_packed(c.ip), c.port))
+    return tuple([Target(c.ip, c.port, c.local) for c in chosen])
 
 
 ClaimKey = tuple[Any, ...]  # (address, protocol, port) or (family, protocol, nodePort)
