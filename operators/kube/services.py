@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from operators.kube.parse import Problem, Reader, field, is_dns_label, is_port
 
@@ -197,8 +197,10 @@ class EndpointPort:
     port: int
 
 
-@dataclass(frozen=True)
-class Endpoint:
+class Endpoint(NamedTuple):
+    """One endpoint of a slice (a named tuple: a full sync makes one per endpoint of the cluster, and a
+    frozen dataclass is several times slower to make)."""
+
     addresses: tuple[str, ...]  # consumers use only the first (the API says they are fungible)
     ready: bool
     serving: bool

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import ipaddress
+
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from operators.kube import parse
 from operators.kube.parse import Problem, Reader, field, is_dns_label, is_dns_subdomain, is_port
@@ -79,6 +83,26 @@ def test_reader_typed_getters_fall_back_and_report() -> None:
         "hostname 'Web_0' is not a DNS label; ignored",
     ]
     assert all(x.kind == "DNSConfig" and x.namespace == "" and x.name == "default" for x in p.problems)
+
+
+IPV4_TEXT = st.one_of(
+    st.ip_addresses(v=4).map(str),  # ordinary, unspecified, loopback, multicast...
+    st.ip_addresses(v=4).map(lambda ip: ".".join(f"{b:03d}" for b in ip.packed)),  # leading zeros
+    st.text(alphabet="0123456789.x :", max_size=17),
+)
+
+
+@given(st.one_of(IPV4_TEXT, st.sampled_from([  # the edges of the refused ranges
+    "0.0.0.0", "0.0.0.1", "126.255.255.255", "127.0.0.0", "127.255.255.255", "128.0.0.0", "223.255.255.255",
+    "224.0.0.0", "239.255.255.255", "240.0.0.0", "255.255.255.255"])))
+def test_ipv4_text_fast_path_agrees_with_ipaddress(value: str) -> None:
+    """`ips` takes IPv4 on its bytes; it must accept and refuse exactly what `ipaddress` does."""
+    try:
+        ip = ipaddress.ip_address(value)
+        expected = None if ip.is_unspecified or ip.is_loopback or ip.is_multicast else str(ip)
+    except ValueError:
+        expected = None
+    assert parse._ip_text(value) == expected
 
 
 def test_reader_lists_normalise_deduplicate_and_report() -> None:
