@@ -535,12 +535,12 @@ def _main(cache: RenderCache, model: ProxyModel) -> Table:
                    lambda: _main_table(model, filters))
 
 
-def _shard(cache: RenderCache, model: ProxyModel, shard: int, parts: list[Part]) -> None:
-    """Keep the shard's table in the cache, or none when no port gives it rules."""
+def _shard(cache: RenderCache, model: ProxyModel, shard: int, parts: list[Part]) -> Table | None:
+    """Keep the shard's table in the cache (and return it), or none when no port gives it rules."""
     if parts:
-        _cached(cache, shard_name(shard), tuple(parts), lambda: _shard_table(model, shard, parts))
-    else:
-        cache.tables.pop(shard_name(shard), None)
+        return _cached(cache, shard_name(shard), tuple(parts), lambda: _shard_table(model, shard, parts))
+    cache.tables.pop(shard_name(shard), None)
+    return None
 
 
 def _update(cache: RenderCache, model: ProxyModel, changed: list[int]) -> None:
@@ -580,9 +580,8 @@ def _rebuild(cache: RenderCache, model: ProxyModel, emit: Callable[[Table], None
             found[i] = rules
             if rules.nat is not NOTHING:  # a port without endpoints has no DNAT rules: no table for it alone
                 parts.append(rules.nat)
-        _shard(cache, model, shard, parts)
-        if shard_name(shard) in cache.tables:
-            emit(cache.tables[shard_name(shard)][1])
+        if (table := _shard(cache, model, shard, parts)) is not None:
+            emit(table)
     for rules in old_rules.values():  # ports gone
         if cache.by_path.get(key := (rules.port.family, rules.port.path)) is rules:
             del cache.by_path[key]
