@@ -46,6 +46,12 @@ async def run(argv: list[str], stdin: str = "") -> tuple[int, str]:
     return code, err
 
 
+async def nft_apply(text: str) -> tuple[bool, str]:
+    """Apply one transaction: all of it or nothing (nft checks the whole input before committing)."""
+    code, err = await run(["nft", "-f", "-"], text)
+    return code == 0, err
+
+
 class NftStream:
     """One `nft` transaction, possibly written piece by piece while the rest is still being rendered: nft
     parses (about half of its work) what it has while the agent renders the next table, and commits
@@ -114,13 +120,6 @@ class NftStream:
         err = self.stderr.read().decode(errors="replace").strip()
         self.stderr.close()
         return code == 0, self._quote(err) if code else err
-
-
-async def nft_apply(text: str) -> tuple[bool, str]:
-    """Apply one transaction: all of it or nothing (nft checks the whole input before committing)."""
-    stream = NftStream()
-    stream.write(text)
-    return await stream.finish()
 
 
 def _inet_tables() -> set[str]:

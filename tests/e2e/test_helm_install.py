@@ -290,7 +290,7 @@ def explained(p: Proxy) -> Iterator[None]:
     """A failed check's message, followed by `knet_state`."""
     try:
         yield
-    except AssertionError as e:
+    except (AssertionError, subprocess.TimeoutExpired) as e:
         raise AssertionError(f"{e}\n--- knet's pods and agent logs:\n{knet_state(p)}") from e
 
 
