@@ -151,7 +151,7 @@ def _location(server: Server, loc: Location, names: _Names, rt: Runtime) -> dict
             (302, a.temporal_redirect) if a.temporal_redirect else None),
         "deny": a.deny_source_ranges, "allow": a.allow_source_ranges, "deny_all": a.deny_all,
         "limit_req": "", "limit_conn": "", "body_size": a.proxy_body_size, "cors": None, "rewrite": None,
-        "target": "", "status": 0, "set_cookie": "", "errors": "", "check": "", "set_upstream": "",
+        "target": "", "status": 0, "set_cookie": "", "errors": "", "fallback": "",
     }
     if a.limit_rps:
         view["limit_req"] = f"zone=knet_rps_{names.rps[(loc.ingress, a.limit_rps)]} burst={a.limit_rps * 5} nodelay"
@@ -171,8 +171,8 @@ def _location(server: Server, loc: Location, names: _Names, rt: Runtime) -> dict
     scheme = {"HTTP": "http", "HTTPS": "https", "GRPC": "grpc", "GRPCS": "grpcs"}[a.backend_protocol]
     index = names.canaries.get((server.host, loc.path, loc.path_type))
     target = loc.upstream if index is None else f"$knet_canary_{index}"
-    if index is not None and rt.dynamic_endpoints:  # the balancer may send a canary without peers to main
-        view["set_upstream"], target = target, "$knet_upstream"
+    if index is not None and rt.dynamic_endpoints:  # the balancer sends a canary without peers to main
+        view["fallback"] = loc.upstream
     view.update(target=f"{scheme}://{target}", proto="grpc" if grpc else "proxy", host=a.upstream_vhost or "$host",
                 connect=a.proxy_connect_timeout, send=a.proxy_send_timeout, read=a.proxy_read_timeout,
                 next_upstream=" ".join(a.proxy_next_upstream), tries=a.proxy_next_upstream_tries)
@@ -180,8 +180,6 @@ def _location(server: Server, loc: Location, names: _Names, rt: Runtime) -> dict
         view["set_cookie"] = f"$knet_affinity_set_{names.set_cookies[_set_cookie(loc)]}"
     if a.custom_http_errors:
         view["errors"] = " ".join(map(str, a.custom_http_errors))
-    if rt.dynamic_endpoints:
-        view["check"] = loc.upstream
     return view
 
 
