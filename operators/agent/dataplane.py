@@ -19,7 +19,7 @@ from pyroute2.nftables.main import NFTables
 
 from operators.agent.conntrack import Flush
 from operators.proxy import iptables, nft_table, nftables
-from operators.proxy.model import ProxyModel
+from operators.proxy.model import Progress, ProxyModel
 from operators.proxy.nftables import TABLE
 
 log = logging.getLogger(__name__)
@@ -122,6 +122,30 @@ class NftStream:
         return code == 0, self._quote(err) if code else err
 
 
+class FullSync:
+    """A full nftables sync whose transaction starts before the model is built: `progress` renders each
+    shard as `build_model` hands out its ports and streams it to nft, so nft parses shard k while the
+    model of shard k+1 is built; `finish` adds the rest (the main table) and ends the transaction."""
+
+    def __init__(self, cache: nftables.RenderCache) -> None:
+        self.nft = NftStream()
+        self.build = nftables.FullBuild(cache, self.nft.write)
+        self.progress = Progress(nftables.SHARDS, nftables.shard_of,
+                                 lambda shard, head, ports: self.build.shard(head, shard, ports))
+
+    def abort(self) -> None:
+        self.nft.abort()
+
+    async def finish(self, model: ProxyModel) -> tuple[bool, str, nft_table.Ruleset]:
+        try:
+            rules = self.build.finish(model)
+        except BaseException:
+            self.nft.abort()
+            raise
+        ok, err = await self.nft.finish()
+        return ok, err, rules
+
+
 def _inet_tables() -> set[str]:
     with NFTables(nfgen_family=NFPROTO_INET) as nft:
         return {msg.get_attr("NFTA_TABLE_NAME") for msg in nft.get_tables() if msg["nfgen_family"] == NFPROTO_INET}
@@ -179,15 +203,15 @@ class NftRules:
         wanted = {t.name for t in self.applied.tables} if self.applied else {TABLE}
         return wanted <= await table_names()
 
-    async def apply(self, model: ProxyModel, full: bool) -> tuple[bool, str]:
-        if full or self.applied is None:
-            stream = NftStream()
-            try:
-                rules = nftables.build_ruleset(model, self.cache, stream.write)
-            except BaseException:
-                stream.abort()
-                raise
-            ok, err = await stream.finish()
+    def stream(self) -> FullSync:
+        """A full transaction started now, fed while the model is built (its `progress`)."""
+        return FullSync(self.cache)
+
+    async def apply(self, model: ProxyModel, full: bool, stream: FullSync | None = None) -> tuple[bool, str]:
+        """A full transaction (the `stream` fed during the model's build, or a new one), or a diff against
+        the last applied rules."""
+        if stream is not None or full or self.applied is None:
+            ok, err, rules = await (stream or self.stream()).finish(model)
         else:
             rules = nftables.build_ruleset(model, self.cache)
             text = nft_table.diff(self.applied, rules)
@@ -273,12 +297,19 @@ class Dataplane:
         """Whether `mode`'s rules are in place (False when another mode is in use: a full sync is due)."""
         return mode == self.current.mode and await self.current.present()
 
-    async def apply(self, model: ProxyModel, full: bool) -> tuple[bool, str]:
+    def stream(self, mode: str) -> FullSync | None:
+        """A full sync to feed while the model is built, when `mode` is the nftables mode in use."""
+        return self.current.stream() if isinstance(self.current, NftRules) and mode == self.current.mode else None
+
+    async def apply(self, model: ProxyModel, full: bool, stream: FullSync | None = None) -> tuple[bool, str]:
         started = time.monotonic()
         mode = model.config.mode
         switching = mode != self.current.mode
         rules = MODES[mode]() if switching else self.current
-        ok, err = await rules.apply(model, full or switching)
+        if stream is not None and isinstance(rules, NftRules):
+            ok, err = await rules.apply(model, True, stream)
+        else:
+            ok, err = await rules.apply(model, full or switching)
         if not ok:
             self.failures += 1
             self.errors.appendleft((datetime.datetime.now(datetime.UTC), f"{mode} transaction failed: {err[:2000]}"))

@@ -140,12 +140,20 @@ class ProxyAgent:
             return
         triggers, self.triggers = self.triggers, []
         snap = self.snapshot()
-        model, problems = build_model(snap.services, snap.slices, snap.nodes, self.node, self.config,
-                                      self.model_cache)
+        # A full sync starts nft first and streams it each shard as soon as its Services are built.
+        full = schedule.kind_of_sync(self.state, now, self.periods, present, True) is Kind.FULL
+        stream = self.dataplane.stream(self.config.mode) if full else None
+        try:
+            model, problems = build_model(snap.services, snap.slices, snap.nodes, self.node, self.config,
+                                          self.model_cache, stream.progress if stream else None)
+        except BaseException:
+            if stream:
+                stream.abort()
+            raise
         built = time.monotonic()
         kind = schedule.kind_of_sync(self.state, now, self.periods, present, model != self.applied)
         if kind is not Kind.NONE:
-            ok, err = await self.dataplane.apply(model, full=kind is Kind.FULL)
+            ok, err = await self.dataplane.apply(model, full=kind is Kind.FULL, stream=stream)
             if not ok:
                 log.error("%s %s transaction failed, the previous rules stay: %s", model.config.mode, kind.value, err)
                 self.metrics.errors.labels("nft" if model.config.mode == "nftables" else "iptables").inc()
@@ -154,8 +162,9 @@ class ProxyAgent:
                 return
             done = time.monotonic()
             self.metrics.sync_duration.labels(kind.value).observe(done - now)
-            log.info("%s sync: %d service ports in %.3f s (model %.3f s, then rules and transaction %.3f s)",
-                     kind.value, len(model.ports), done - now, built - now, done - built)
+            log.info("%s sync: %d service ports in %.3f s (%s %.3f s, then %s %.3f s)", kind.value, len(model.ports),
+                     done - now, "model and shard tables" if stream else "model", built - now,
+                     "main table and transaction" if stream else "rules and transaction", done - built)
         previous, self.applied = self.applied, model
         if kind is Kind.FULL:
             # The views, model and table just built live until they change: out of the cyclic collector's

@@ -40,8 +40,8 @@ import ipaddress
 import itertools
 import operator
 import socket
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, replace
 from typing import Any, NamedTuple
 
 from operators.kube import services as api
@@ -530,16 +530,38 @@ def _rebuild(cache: ModelCache, touched: set[tuple[str, str]], ctx: _Context) ->
     return pieces
 
 
-def _build_pieces(cache: ModelCache, services: tuple[Service, ...], ctx: _Context,
-                  ) -> tuple[dict[str, _Piece], list[Problem]]:
-    """Every Service's piece, in Service order, deciding collisions over all of them; unchanged pieces
-    of the cache are reused."""
+@dataclass(frozen=True)
+class Progress:
+    """Hands out the ports of a full build group by group while it runs, each group once all its
+    Services are built: the agent renders a group's nft shard and streams it to nft while the model of
+    the next group is built. `done(group, head, ports)` gets the groups in order, each with the model
+    so far (every field but ports, ClusterIPs and health checks) and its ports in model order."""
+
+    groups: int
+    group_of: Callable[[str, str], int]  # (namespace, name) of a Service -> its group
+    done: Callable[[int, ProxyModel, tuple[ProxiedPort, ...]], None]
+
+
+class _Plan(NamedTuple):
+    """A Service whose piece is to be built: what the first pass over all Services decided for it."""
+
+    svc: Service
+    families: tuple[int, ...]
+    frontends: tuple[_Frontend, ...]
+    slices: tuple[EndpointSlice, ...]
+    lost: frozenset[Any]
+    lost_problems: list[Problem]
+    cached: _Piece | None
+
+
+def _plans(cache: ModelCache, services: tuple[Service, ...]) -> list[_Plan | Problem]:
+    """Every Service in order, with collisions decided over all of them: a plan, or why it is skipped."""
     owners: dict[ClaimKey, tuple[str, str]] = {}
-    problems: list[Problem] = []
-    pieces: dict[str, _Piece] = {}
+    seen: set[str] = set()
+    out: list[_Plan | Problem] = []
     for svc in sorted(services, key=lambda s: (s.namespace, s.name)):
-        if svc.key in pieces:
-            problems.append(_problem(svc, "defined twice; the second copy is ignored"))
+        if svc.key in seen:
+            out.append(_problem(svc, "defined twice; the second copy is ignored"))
             continue
         cached = cache.pieces.get(svc.key)
         if cached is not None and cached.svc is svc:
@@ -547,18 +569,46 @@ def _build_pieces(cache: ModelCache, services: tuple[Service, ...], ctx: _Contex
         elif _skipped(svc):
             continue
         elif not svc.cluster_ips:
-            problems.append(_problem(svc, "has no valid clusterIP; Service skipped"))
+            out.append(_problem(svc, "has no valid clusterIP; Service skipped"))
             continue
         else:
             cached = None
             families = tuple(sorted({family_of(ip) for ip in svc.cluster_ips}))
             frontends = _frontends(svc, families)
+        seen.add(svc.key)
         lost, lost_problems = _claim(owners, svc, frontends)
         svc_slices = _service_slices(cache, svc)
-        piece = cached if cached is not None and cached.reusable(svc_slices, lost) else None
-        pieces[svc.key] = piece or _piece(svc, families, frontends, svc_slices, lost, ctx)
-        if pieces[svc.key].problems or lost_problems:
-            problems += [*pieces[svc.key].problems, *lost_problems]
+        reuse = cached if cached is not None and cached.reusable(svc_slices, lost) else None
+        out.append(_Plan(svc, families, frontends, svc_slices, lost, lost_problems, reuse))
+    return out
+
+
+def _build_pieces(cache: ModelCache, services: tuple[Service, ...], ctx: _Context, head: ProxyModel,
+                  progress: Progress | None) -> tuple[dict[str, _Piece], list[Problem]]:
+    """Every Service's piece, in Service order, deciding collisions over all of them; unchanged pieces
+    of the cache are reused. With `progress`, pieces are built group by group, each group handed out."""
+    plans = _plans(cache, services)
+    todo = [p for p in plans if isinstance(p, _Plan)]
+    groups = [todo]
+    if progress is not None:
+        groups = [[] for _ in range(progress.groups)]
+        for plan in todo:
+            groups[progress.group_of(plan.svc.namespace, plan.svc.name)].append(plan)
+    made: dict[str, _Piece] = {}
+    for group, members in enumerate(groups):
+        for plan in members:
+            made[plan.svc.key] = plan.cached or _piece(plan.svc, plan.families, plan.frontends, plan.slices,
+                                                        plan.lost, ctx)
+        if progress is not None:
+            progress.done(group, head, tuple(p for plan in members for p in made[plan.svc.key].ports))
+    pieces: dict[str, _Piece] = {}
+    problems: list[Problem] = []
+    for entry in plans:
+        if isinstance(entry, _Plan):
+            pieces[entry.svc.key] = piece = made[entry.svc.key]
+            problems += [*piece.problems, *entry.lost_problems]
+        else:
+            problems.append(entry)
     return pieces, problems
 
 
@@ -569,16 +619,24 @@ def build_model(
     node_name: str,
     config: ProxyConfig | None = None,
     cache: ModelCache | None = None,
+    progress: Progress | None = None,
 ) -> tuple[ProxyModel, list[Problem]]:
     """What node `node_name` must program for these Services, and the problems found on the way.
 
     With a `cache` (the agent keeps one), Services whose view and slices are the objects of the last
-    build reuse their ports as they were; the result is the same as without."""
+    build reuse their ports as they were; the result is the same as without. With `progress`, the ports
+    are also handed out group by group as they are built (see `Progress`)."""
     config = config or ProxyConfig()
     cache = cache or ModelCache()
     services, slices = tuple(services), tuple(slices)
     node = next((n for n in nodes if n.name == node_name), None)
     ctx = _Context(node_name, (node.internal_ips + node.external_ips) if node else ())
+    nodeport_cidrs = [c for c in config.node_port_addresses if c != "primary"]
+    if "primary" in config.node_port_addresses:
+        nodeport_cidrs += [f"{ip}/{32 if family_of(ip) == 4 else 128}" for ip in ctx.node_ips]
+    local_cidrs = config.cluster_cidrs if config.detect_local == "ClusterCIDR" else node.pod_cidrs if node else ()
+    head = ProxyModel(node=node_name, config=config, node_ips=ctx.node_ips, local_cidrs=local_cidrs,
+                      nodeport_cidrs=tuple(dict.fromkeys(nodeport_cidrs)), cluster_ips=(), ports=())
     if cache.context != ctx:
         cache.context, cache.pieces, cache.cluster_ips, cache.services, cache.slices = ctx, {}, (), (), ()
     touched = _slices_only(cache, services, slices)
@@ -586,23 +644,19 @@ def build_model(
         pieces, problems = _rebuild(cache, touched, ctx), list(cache.problems)
     else:
         cache.by_service = _by_service(slices)
-        pieces, problems = _build_pieces(cache, services, ctx)
+        pieces, problems = _build_pieces(cache, services, ctx, head, progress)
         if pieces.keys() != cache.pieces.keys() or any(
                 p is not cache.pieces[k] and p.cluster_ips != cache.pieces[k].cluster_ips for k, p in pieces.items()):
             cache.cluster_ips = tuple(ip for _, ip in sorted({ip for p in pieces.values() for ip in p.cluster_ips}))
     cache.pieces, cache.services, cache.slices, cache.problems = pieces, services, slices, tuple(problems)
-    nodeport_cidrs = [c for c in config.node_port_addresses if c != "primary"]
-    if "primary" in config.node_port_addresses:
-        nodeport_cidrs += [f"{ip}/{32 if family_of(ip) == 4 else 128}" for ip in ctx.node_ips]
-    local_cidrs = config.cluster_cidrs if config.detect_local == "ClusterCIDR" else node.pod_cidrs if node else ()
-    model = ProxyModel(
-        node=node_name,
-        config=config,
-        node_ips=ctx.node_ips,
-        local_cidrs=local_cidrs,
-        nodeport_cidrs=tuple(dict.fromkeys(nodeport_cidrs)),
+    model = replace(
+        head,
         cluster_ips=cache.cluster_ips,
         ports=tuple(itertools.chain.from_iterable(map(operator.attrgetter("ports"), pieces.values()))),
         health_checks=tuple(piece.health for piece in pieces.values() if piece.health),
     )
+    if progress is not None and touched is not None:  # nothing was handed out while building
+        for group in range(progress.groups):
+            progress.done(group, head, tuple(p for p in model.ports
+                                            if progress.group_of(p.namespace, p.name) == group))
     return model, problems

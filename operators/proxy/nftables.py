@@ -67,7 +67,7 @@ import itertools
 import operator
 import zlib
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 
 from operators.proxy import names
@@ -236,10 +236,10 @@ ENTRIES = {"cluster": "pick", "external": "pick", "nodeport": "nodeport-pick"}
 PROTOCOLS = ("tcp", "udp", "sctp")
 
 
-def shard_of(p: ProxiedPort) -> int:
-    """The shard table of a service port: a fixed hash of its path, so both families share one and a port
-    never moves."""
-    return zlib.crc32(p.path.encode()) % SHARDS
+def shard_of(namespace: str, name: str) -> int:
+    """The shard table of a Service's ports: a fixed hash of its name, so all its ports in both families
+    share one and never move (and a full build can finish a shard's Services before the next shard's)."""
+    return zlib.crc32(f"{namespace}/{name}".encode()) % SHARDS
 
 
 def shard_name(shard: int) -> str:
@@ -310,7 +310,7 @@ class _Builder:
             return NOTHING if made == NOTHING else made
 
         nat = part(self.chains, NAT_SETS, tuple(self.own_sets), frozenset(self.shared))
-        return PortRules(p, shard_of(p), nat, part(self.fw_chains, frozenset(FILTER_MAPS)))
+        return PortRules(p, shard_of(p.namespace, p.name), nat, part(self.fw_chains, frozenset(FILTER_MAPS)))
 
     def policy_chain(self, kind: str, p: ProxiedPort, endpoints: tuple[Target, ...], internal: bool) -> None:
         """ClientIP affinity only: endpoint selection through the affinity sets and `ep` chains (`kind` svc or
@@ -560,58 +560,63 @@ def _update(cache: RenderCache, model: ProxyModel, changed: list[int]) -> None:
         _shard(cache, model, shard, [r.nat for r in cache.rules if r.shard == shard and r.nat is not NOTHING])
 
 
-def _rebuild(cache: RenderCache, model: ProxyModel, emit: Callable[[Table], None]) -> None:
-    """Every port looked at: those that are the same objects as last time keep their rules. Shard by shard,
-    each table handed to `emit` once built (while nft parses it, the next is rendered); the main table,
-    which needs every port's filter part, last."""
-    old_rules = {id(r.port): r for r in cache.rules}
-    found: dict[int, PortRules] = {}
-    by_shard: list[list[int]] = [[] for _ in range(SHARDS)]
-    for i, p in enumerate(model.ports):
-        by_shard[shard_of(p)].append(i)
-    for shard, indices in enumerate(by_shard):
+class FullBuild:
+    """Every port looked at, shard by shard: those that are the same objects as last time keep their
+    rules. `shard` takes each shard's ports in turn and hands its table to `emit` (a full sync streams
+    it to nft, which parses it while the next shard is built); `finish` builds the shards not given yet
+    from the whole model, then the main table, which needs every port's filter part."""
+
+    def __init__(self, cache: RenderCache, emit: Callable[[str], None] | None = None) -> None:
+        self.cache, self.emit = cache, emit
+        self.old = {id(r.port): r for r in cache.rules}
+        self.found: dict[int, PortRules] = {}  # id(port) -> its rules
+        self.sent: set[str] = set()
+        self.next = 0  # the next shard expected
+
+    def out(self, table: Table, absent: bool = False) -> None:
+        if self.emit:
+            self.emit(table.delete() if absent else table.full())
+        self.sent.add(table.name)
+
+    def shard(self, model: ProxyModel, shard: int, ports: Iterable[ProxiedPort]) -> None:
+        """Shard `shard`'s ports in model order; `model` needs only what every port's rules depend on."""
+        assert shard == self.next, f"shard {shard} given out of order (expected {self.next})"
+        cache, context = self.cache, (model.local_cidrs, model.nodeport_cidrs, model.config)
+        if shard == 0 and cache.context != context:
+            cache.context, cache.ports, cache.rules, cache.by_path, cache.tables = context, (), [], {}, {}
+            self.old = {}
         parts = []
-        for i in indices:
-            p = model.ports[i]
-            rules = old_rules.pop(id(p), None)
+        for p in ports:
+            rules = self.old.pop(id(p), None)
             if rules is None or rules.port is not p:
                 key = (p.family, p.path)
                 cache.by_path[key] = rules = _render(model, p, cache.by_path.get(key))
-            found[i] = rules
+            self.found[id(p)] = rules
             if rules.nat is not NOTHING:  # a port without endpoints has no DNAT rules: no table for it alone
                 parts.append(rules.nat)
         if (table := _shard(cache, model, shard, parts)) is not None:
-            emit(table)
-    for rules in old_rules.values():  # ports gone
-        if cache.by_path.get(key := (rules.port.family, rules.port.path)) is rules:
-            del cache.by_path[key]
-    cache.ports, cache.rules = model.ports, [found[i] for i in range(len(model.ports))]
-    emit(_main(cache, model))
+            self.out(table)
+        self.next += 1
+
+    def finish(self, model: ProxyModel) -> Ruleset:
+        by_shard: list[list[ProxiedPort]] = [[] for _ in range(SHARDS)]
+        if self.next < SHARDS:
+            for p in model.ports:
+                by_shard[shard_of(p.namespace, p.name)].append(p)
+        for shard in range(self.next, SHARDS):
+            self.shard(model, shard, by_shard[shard])
+        cache = self.cache
+        for rules in self.old.values():  # ports gone
+            if cache.by_path.get(key := (rules.port.family, rules.port.path)) is rules:
+                del cache.by_path[key]
+        cache.ports, cache.rules = model.ports, [self.found[id(p)] for p in model.ports]
+        self.out(_main(cache, model))
+        return _ruleset(cache, self.out, self.sent)
 
 
-def build_ruleset(model: ProxyModel, cache: RenderCache | None = None,
-                  emit: Callable[[str], None] | None = None) -> Ruleset:
-    """All our tables for this model (both renderings below derive from it). With a `cache` (the agent
-    keeps one), ports that are the same objects as in the last build reuse their rules, and tables whose
-    inputs are unchanged are the same objects (so `diff` skips them). `emit`, when given, receives the
-    full transaction (`Ruleset.full`) table by table, each as soon as it is built: a full sync streams it
-    to nft, which parses one table while the next is rendered."""
-    cache = cache or RenderCache()
-    context = (model.local_cidrs, model.nodeport_cidrs, model.config)
-    if cache.context != context:
-        cache.context, cache.ports, cache.rules, cache.by_path, cache.tables = context, (), [], {}, {}
-    sent: set[str] = set()
-
-    def out(table: Table, absent: bool = False) -> None:
-        if emit:
-            emit(table.delete() if absent else table.full())
-        sent.add(table.name)
-
-    changed = _changed_in_place(cache, model.ports)
-    if changed is None:
-        _rebuild(cache, model, out)
-    else:
-        _update(cache, model, changed)
+def _ruleset(cache: RenderCache, out: Callable[..., None], sent: set[str]) -> Ruleset:
+    """The cache's tables as a ruleset; those not handed to `out` yet (all but the rebuilt ones), then the
+    shards without ports, as deletions."""
     names = [shard_name(i) for i in range(SHARDS)]
     rules = Ruleset((cache.tables[TABLE][1], *(cache.tables[n][1] for n in names if n in cache.tables)),
                     tuple(Table(FAMILY, n, "", (), ()) for n in names if n not in cache.tables))
@@ -621,6 +626,22 @@ def build_ruleset(model: ProxyModel, cache: RenderCache | None = None,
     for table in rules.absent:
         out(table, absent=True)
     return rules
+
+
+def build_ruleset(model: ProxyModel, cache: RenderCache | None = None,
+                  emit: Callable[[str], None] | None = None) -> Ruleset:
+    """All our tables for this model (both renderings below derive from it). With a `cache` (the agent
+    keeps one), ports that are the same objects as in the last build reuse their rules, and tables whose
+    inputs are unchanged are the same objects (so `diff` skips them). `emit`, when given, receives the
+    full transaction (`Ruleset.full`) table by table, each as soon as it is built."""
+    cache = cache or RenderCache()
+    build = FullBuild(cache, emit)
+    context = (model.local_cidrs, model.nodeport_cidrs, model.config)
+    changed = _changed_in_place(cache, model.ports) if cache.context == context else None
+    if changed is None:
+        return build.finish(model)
+    _update(cache, model, changed)
+    return _ruleset(cache, build.out, build.sent)
 
 
 def render_full(model: ProxyModel) -> str:

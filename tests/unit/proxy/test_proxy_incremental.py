@@ -12,7 +12,7 @@ from proxy_strategies import clusters
 from operators.kube import services as api
 from operators.kube.objects import of_kind, parse_all
 from operators.proxy import nft_table, nftables
-from operators.proxy.model import ModelCache, ProxyConfig, build_model
+from operators.proxy.model import ModelCache, Progress, ProxiedPort, ProxyConfig, ProxyModel, build_model
 
 SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 LIST = "nft -j list ruleset"
@@ -51,6 +51,48 @@ def test_cached_builds_equal_fresh_builds(before, after) -> None:
         rules = nftables.build_ruleset(cached[0], render_cache, pieces.append)
         assert rules.full() == nftables.render_full(fresh[0])
         assert sorted(pieces) == sorted([t.delete() for t in rules.absent] + [t.full() for t in rules.tables])
+
+
+@SETTINGS
+@given(before=clusters(), after=clusters())
+def test_streamed_full_builds_equal_fresh_builds(before, after) -> None:
+    """The agent's full sync renders each shard as `build_model` hands out its ports (every other step
+    here; the others take the cached path between them, as the agent's incremental syncs do)."""
+    model_cache, render_cache = ModelCache(), nftables.RenderCache()
+    for i, (svcs, slices, nodes) in enumerate(_steps(before, after)):
+        fresh = build_model(svcs, slices, nodes, "node-a", _config(i))
+        halves: list[tuple[int, tuple[ProxiedPort, ...]]] = []  # two groups: several Services in each
+        assert build_model(svcs, slices, nodes, "node-a", _config(i), progress=Progress(
+            2, lambda _, name: len(name) % 2, lambda g, _, ports: halves.append((g, ports)))) == fresh  # noqa: B023
+        assert halves == [(g, tuple(p for p in fresh[0].ports if len(p.name) % 2 == g)) for g in (0, 1)]
+        if i % 2:
+            cached = build_model(svcs, slices, nodes, "node-a", _config(i), model_cache)
+            assert cached == fresh
+            assert nftables.build_ruleset(cached[0], render_cache).full() == nftables.render_full(fresh[0])
+            continue
+        stream = _Streamed(render_cache)
+        streamed = build_model(svcs, slices, nodes, "node-a", _config(i), model_cache, stream.progress)
+        assert streamed == fresh
+        model = streamed[0]
+        assert stream.shards == [(k, tuple(p for p in model.ports if nftables.shard_of(p.namespace, p.name) == k))
+                                 for k in range(nftables.SHARDS)]
+        rules = stream.build.finish(model)
+        assert rules.full() == nftables.render_full(fresh[0])
+        assert sorted(stream.pieces) == sorted([t.delete() for t in rules.absent] + [t.full() for t in rules.tables])
+
+
+class _Streamed:
+    """The agent's full sync without nft: each shard rendered as soon as `build_model` hands it out."""
+
+    def __init__(self, cache: nftables.RenderCache) -> None:
+        self.pieces: list[str] = []  # what would be streamed to nft, table by table
+        self.shards: list[tuple[int, tuple[ProxiedPort, ...]]] = []
+        self.build = nftables.FullBuild(cache, self.pieces.append)
+        self.progress = Progress(nftables.SHARDS, nftables.shard_of, self.done)
+
+    def done(self, shard: int, head: ProxyModel, ports: tuple[ProxiedPort, ...]) -> None:
+        self.shards.append((shard, ports))
+        self.build.shard(head, shard, ports)
 
 
 @settings(SETTINGS, max_examples=15)
