@@ -568,7 +568,7 @@ class FullBuild:
 
     def __init__(self, cache: RenderCache, emit: Callable[[str], None] | None = None) -> None:
         self.cache, self.emit = cache, emit
-        self.old = {id(r.port): r for r in cache.rules}
+        self.old: dict[int, PortRules] = {}  # id(port) -> its rules of the last build, from the first shard on
         self.found: dict[int, PortRules] = {}  # id(port) -> its rules
         self.sent: set[str] = set()
         self.next = 0  # the next shard expected
@@ -582,9 +582,10 @@ class FullBuild:
         """Shard `shard`'s ports in model order; `model` needs only what every port's rules depend on."""
         assert shard == self.next, f"shard {shard} given out of order (expected {self.next})"
         cache, context = self.cache, (model.local_cidrs, model.nodeport_cidrs, model.config)
-        if shard == 0 and cache.context != context:
-            cache.context, cache.ports, cache.rules, cache.by_path, cache.tables = context, (), [], {}, {}
-            self.old = {}
+        if shard == 0:
+            if cache.context != context:
+                cache.context, cache.ports, cache.rules, cache.by_path, cache.tables = context, (), [], {}, {}
+            self.old = {id(r.port): r for r in cache.rules}
         parts = []
         for p in ports:
             rules = self.old.pop(id(p), None)
