@@ -141,7 +141,7 @@ class ProxyAgent:
         triggers, self.triggers = self.triggers, []
         snap = self.snapshot()
         # A full sync starts nft first and streams it each shard as soon as its Services are built.
-        full = schedule.kind_of_sync(self.state, now, self.periods, present, True) is Kind.FULL
+        full = schedule.full_due(self.state, now, self.periods, present)
         stream = self.dataplane.stream(self.config.mode) if full else None
         try:
             model, problems = build_model(snap.services, snap.slices, snap.nodes, self.node, self.config,
@@ -151,7 +151,8 @@ class ProxyAgent:
                 stream.abort()
             raise
         built = time.monotonic()
-        kind = schedule.kind_of_sync(self.state, now, self.periods, present, model != self.applied)
+        kind = Kind.FULL if full else schedule.kind_of_sync(self.state, now, self.periods, present,
+                                                            model != self.applied)
         if kind is not Kind.NONE:
             ok, err = await self.dataplane.apply(model, full=kind is Kind.FULL, stream=stream)
             if not ok:

@@ -71,9 +71,14 @@ def next_sync_at(state: SyncState, periods: Periods) -> float:
     return state.last_start + periods.max
 
 
+def full_due(state: SyncState, now: float, periods: Periods, table_present: bool) -> bool:
+    """Whether a sync starting at `now` must be full, whatever changed (known before the model is built)."""
+    return state.last_full is None or bool(state.failures) or not table_present or now - state.last_full >= periods.full
+
+
 def kind_of_sync(state: SyncState, now: float, periods: Periods, table_present: bool, model_changed: bool) -> Kind:
     """Full, incremental or no transaction, for a sync starting at `now`."""
-    if state.last_full is None or state.failures or not table_present or now - state.last_full >= periods.full:
+    if full_due(state, now, periods, table_present):
         return Kind.FULL
     return Kind.INCREMENTAL if model_changed else Kind.NONE
 

@@ -656,7 +656,9 @@ def build_model(
         health_checks=tuple(piece.health for piece in pieces.values() if piece.health),
     )
     if progress is not None and touched is not None:  # nothing was handed out while building
-        for group in range(progress.groups):
-            progress.done(group, head, tuple(p for p in model.ports
-                                            if progress.group_of(p.namespace, p.name) == group))
+        groups: list[list[ProxiedPort]] = [[] for _ in range(progress.groups)]
+        for p in model.ports:
+            groups[progress.group_of(p.namespace, p.name)].append(p)
+        for group, ports in enumerate(groups):
+            progress.done(group, head, tuple(ports))
     return model, problems

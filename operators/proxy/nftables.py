@@ -560,6 +560,11 @@ def _update(cache: RenderCache, model: ProxyModel, changed: list[int]) -> None:
         _shard(cache, model, shard, [r.nat for r in cache.rules if r.shard == shard and r.nat is not NOTHING])
 
 
+def _context(model: ProxyModel) -> tuple[object, ...]:
+    """What every port's rules depend on besides the port: when it changes, no cached rule is reused."""
+    return model.local_cidrs, model.nodeport_cidrs, model.config
+
+
 class FullBuild:
     """Every port looked at, shard by shard: those that are the same objects as last time keep their
     rules. `shard` takes each shard's ports in turn and hands its table to `emit` (a full sync streams
@@ -581,7 +586,7 @@ class FullBuild:
     def shard(self, model: ProxyModel, shard: int, ports: Iterable[ProxiedPort]) -> None:
         """Shard `shard`'s ports in model order; `model` needs only what every port's rules depend on."""
         assert shard == self.next, f"shard {shard} given out of order (expected {self.next})"
-        cache, context = self.cache, (model.local_cidrs, model.nodeport_cidrs, model.config)
+        cache, context = self.cache, _context(model)
         if shard == 0:
             if cache.context != context:
                 cache.context, cache.ports, cache.rules, cache.by_path, cache.tables = context, (), [], {}, {}
@@ -637,8 +642,7 @@ def build_ruleset(model: ProxyModel, cache: RenderCache | None = None,
     full transaction (`Ruleset.full`) table by table, each as soon as it is built."""
     cache = cache or RenderCache()
     build = FullBuild(cache, emit)
-    context = (model.local_cidrs, model.nodeport_cidrs, model.config)
-    changed = _changed_in_place(cache, model.ports) if cache.context == context else None
+    changed = _changed_in_place(cache, model.ports) if cache.context == _context(model) else None
     if changed is None:
         return build.finish(model)
     _update(cache, model, changed)
