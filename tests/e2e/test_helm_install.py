@@ -280,6 +280,10 @@ def knet_state(p: Proxy) -> str:
         name, status = pod["metadata"]["name"], pod.get("status", {})
         restarts = sum(s.get("restartCount", 0) for s in status.get("containerStatuses", []))
         out.append(f"{name} on {pod['spec'].get('nodeName')}: {status.get('phase')}, {restarts} restarts")
+        if status.get("phase") != "Running":  # why not (one run found an agent Pending after the upgrade)
+            out += [f"  {c['type']}={c['status']} {c.get('reason', '')} {c.get('message', '')}"
+                    for c in status.get("conditions", [])]
+            out += [f"  {s['name']}: {s.get('state')}" for s in status.get("containerStatuses", [])]
         if pod["metadata"].get("labels", {}).get("app.kubernetes.io/component") == "agent":
             out += [f"  {line}" for line in p.logs(f"{NS}/{name}")[-30:]]
     return "\n".join(out)

@@ -344,6 +344,17 @@ spec:
 """
 
 
+# a Service whose selector matches no pod: it never has an endpoint
+IDLE_SERVICE = f"""---
+apiVersion: v1
+kind: Service
+metadata: {{name: idle, namespace: {APPS}}}
+spec:
+  selector: {{app: idle}}
+  ports: [{{name: http, port: 80, targetPort: 8080}}]
+"""
+
+
 def rule(host: str, path: str = "/", path_type: str = "Prefix", service: str = "web", port: int = 80) -> str:
     return (f"[{{host: '{host}', http: {{paths: [{{path: '{path}', pathType: {path_type}, "
             f"backend: {{service: {{name: {service}, port: {{number: {port}}}}}}}}}]}}}}]")
@@ -595,6 +606,10 @@ def apps(cluster: Cluster, controller: str, external: str) -> Iterator[str]:
     objects += ingress("allow", rule("allow.test"), {ANN + "whitelist-source-range": f"{external}/32"})
     objects += ingress("deny", rule("deny.test"), {ANN + "whitelist-source-range": "10.0.0.0/8"})
     objects += ingress("missing", rule("missing.test", service="nosuch"))
+    objects += IDLE_SERVICE + ingress("idle", rule("idle.test", service="idle"))
+    objects += ingress("fallback", rule("fallback.test")) + ingress(
+        "fallback-canary", rule("fallback.test", service="idle"),
+        {ANN + "canary": "true", ANN + "canary-weight": "100"})
     for name, extra in MORE_ANNOTATIONS.items():
         service = "other" if name in BODY_HOSTS else "web"
         objects += ingress(name, rule(f"{name}.test", service=service), {ANN + k: v.format(external=external)
@@ -831,6 +846,15 @@ def test_annotations_load_balance_canary_cookie_weight_custom_errors(cluster: Cl
     (code, _, body), (plain_code, _, plain) = batch(cluster, apps, [{"host": "errors.test", "path": "/nosuch"},
                                                                     {"host": "web.test", "path": "/nosuch"}])
     assert (code, plain_code) == (404, 404) and "<center>nginx</center>" in body and "nginx" not in plain, (body, plain)
+
+
+def test_service_without_endpoints(cluster: Cluster, apps: str) -> None:
+    """A Service without endpoints: 503 (the Lua balancer's peer for it is nginx's 503 server), and a canary
+    taking every request (weight 100) whose Service has none sends them to the main Service instead."""
+    assert curl(cluster, apps, "idle.test", "/hostname")[0] == 503
+    web = pod_names(cluster, "web")
+    got = batch(cluster, apps, [{"host": "fallback.test", "path": "/hostname"}] * 10)
+    assert all(code == 200 and body in web for code, _, body in got), got
 
 
 def test_problem_is_an_event_on_the_ingress(cluster: Cluster, apps: str) -> None:
