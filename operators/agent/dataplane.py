@@ -1,5 +1,6 @@
-"""The agent's only contact with the kernel: `nft -f -` and `iptables-restore` transactions, the checks
-that our rules are still there, `conntrack -D`; and the choice between the two proxy modes."""
+"""The agent's only contact with the kernel: nft transactions (in this process through `libnft`, full syncs
+streamed to an `nft` process), `iptables-restore`, the checks that our rules are still there,
+`conntrack -D`; and the choice between the two proxy modes."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from collections import deque
 
 from pyroute2.nftables.main import NFTables
 
+from operators.agent import libnft
 from operators.agent.conntrack import Flush
 from operators.proxy import iptables, nft_table, nftables
 from operators.proxy.model import Progress, ProxyModel
@@ -27,6 +29,7 @@ FAMILIES = (4, 6)
 
 NFPROTO_INET = 1
 
+IN_PROCESS_MAX = 256 * 1024  # bytes of nft input applied in this process (~2k map elements)
 NOTHING_DELETED = "0 flow entries have been deleted"
 STREAM_INPUT = "/dev/fd/0"  # not "-": for that, nft reads all of its input before parsing any of it
 INPUT_LOCATION = re.compile(rf"^{STREAM_INPUT}:(\d+):")
@@ -47,7 +50,12 @@ async def run(argv: list[str], stdin: str = "") -> tuple[int, str]:
 
 
 async def nft_apply(text: str) -> tuple[bool, str]:
-    """Apply one transaction: all of it or nothing (nft checks the whole input before committing)."""
+    """Apply one transaction: all of it or nothing (nft checks the whole input before committing). A small
+    one in this process (`libnft`: ~2 ms instead of ~20 for an endpoint change at 10k Services), a large
+    one in an `nft` process: what nft allocates for it (330 MB for a 10k-Service ruleset) is then not
+    kept in the agent's heap."""
+    if len(text) <= IN_PROCESS_MAX:
+        return await asyncio.to_thread(libnft.shared().run, text)
     code, err = await run(["nft", "-f", "-"], text)
     return code == 0, err
 
