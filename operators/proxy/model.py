@@ -504,7 +504,8 @@ def _slices_only(cache: ModelCache, services: tuple[Service, ...], slices: tuple
     if (len(services), len(slices)) != (len(cache.services), len(cache.slices)) or not all(
             map(operator.is_, services, cache.services)):
         return None
-    changed = [(old, new) for old, new in zip(cache.slices, slices, strict=True) if old is not new]
+    moved = itertools.compress(range(len(slices)), map(operator.is_not, cache.slices, slices))  # a C-level scan
+    changed = [(cache.slices[i], slices[i]) for i in moved]
     touched: set[tuple[str, str]] = set()
     for old, _ in changed:  # all removals before any addition: a slice may only have moved
         if (owner := _owner(old)) is not None:

@@ -81,6 +81,9 @@ class Table:
     # (set name, its (key, value) elements). An element is in such a set once however many groups give it.
     element_groups: tuple[tuple[tuple[str, tuple[tuple[str, str], ...]], ...], ...] = ()
     grouped_sets: frozenset[str] = frozenset()
+    # Those of `grouped_sets` to which several groups may give the same element: an element of a changed
+    # group may stay through a shared one, so `diff` compares all their elements.
+    shared_sets: frozenset[str] = frozenset()
 
     @property
     def ref(self) -> str:
@@ -172,14 +175,13 @@ def _diff_table(old: Table, new: Table) -> str:
     for s in kept_sets:
         if s is old_sets[s.name]:
             continue  # rendered once for an unchanged port and kept as it was
-        before, after = dict(old_sets[s.name].elements), dict(s.elements)
-        if changed is not None and s.name in new.grouped_sets:  # only elements of changed groups can differ
-            was, now = changed.get(s.name, ((), ()))
-            dropped = list(dict.fromkeys(k for k, v in was if after.get(k) != v))
-            added = list(dict.fromkeys((k, v) for k, v in now if before.get(k) != v))
+        if changed is not None and s.name in new.grouped_sets - new.shared_sets:
+            was, now = changed.get(s.name, ((), ()))  # only elements of changed groups can differ
         else:
-            dropped = [k for k, v in before.items() if after.get(k) != v]
-            added = [(k, v) for k, v in s.elements if before.get(k) != v]
+            was, now = old_sets[s.name].elements, s.elements
+        before, after = dict(was), dict(now)
+        dropped = list(dict.fromkeys(k for k, v in was if after.get(k) != v))
+        added = list(dict.fromkeys((k, v) for k, v in now if before.get(k) != v))
         if dropped:
             out.append(f"delete element {t} {s.name} {{ {', '.join(dropped)} }}")
         adds.append((s, added))

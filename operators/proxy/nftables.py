@@ -285,6 +285,7 @@ class RenderCache:
         self.context: tuple[object, ...] | None = None
         self.ports: tuple[ProxiedPort, ...] = ()  # the model's ports at the last build
         self.rules: list[PortRules] = []  # their rules, in the same order
+        self.members: list[list[int]] = []  # per shard, the indices in `rules` of its ports
         self.by_path: dict[tuple[int, str], PortRules] = {}  # (family, path) -> the same rules
         self.tables: dict[str, tuple[tuple[object, ...], Table]] = {}  # name -> (its inputs, the table)
 
@@ -449,7 +450,7 @@ def _table(name: str, comment: str, sets: list[NftSet], grouped: list[NftSet], s
     groups = (tuple(static), *(part.chains for part in parts))
     chains = tuple(static) + tuple(c for part in parts for c in part.chains)
     return Table(FAMILY, name, comment, (*sets, *filled, *own), chains, groups, tuple(part.elements for part in parts),
-                 frozenset(elements))
+                 frozenset(elements), frozenset(elements).intersection(HAIRPIN.values()))
 
 
 def _map(name: str) -> NftSet:
@@ -557,7 +558,9 @@ def _update(cache: RenderCache, model: ProxyModel, changed: list[int]) -> None:
     if filters or main[0] != model.cluster_ips or main[1] != model.health_checks:
         _main(cache, model)
     for shard in shards:
-        _shard(cache, model, shard, [r.nat for r in cache.rules if r.shard == shard and r.nat is not NOTHING])
+        # a port changed in place has the name, hence the shard, of the one it replaces: the members stand
+        nats = (cache.rules[i].nat for i in cache.members[shard])
+        _shard(cache, model, shard, [nat for nat in nats if nat is not NOTHING])
 
 
 def _context(model: ProxyModel) -> tuple[object, ...]:
@@ -616,6 +619,9 @@ class FullBuild:
             if cache.by_path.get(key := (rules.port.family, rules.port.path)) is rules:
                 del cache.by_path[key]
         cache.ports, cache.rules = model.ports, [self.found[id(p)] for p in model.ports]
+        cache.members = [[] for _ in range(SHARDS)]
+        for i, rules in enumerate(cache.rules):
+            cache.members[rules.shard].append(i)
         self.out(_main(cache, model))
         return _ruleset(cache, self.out, self.sent)
 

@@ -284,6 +284,10 @@ def knet_state(p: Proxy) -> str:
             out += [f"  {c['type']}={c['status']} {c.get('reason', '')} {c.get('message', '')}"
                     for c in status.get("conditions", [])]
             out += [f"  {s['name']}: {s.get('state')}" for s in status.get("containerStatuses", [])]
+            node = pod["spec"].get("nodeName")
+            log = p.layout.logs / f"node-{node}.log"  # what the node's runtime (the devcluster's kubelet) said
+            if node and log.exists():
+                out += [f"  runtime: {line}" for line in log.read_text().splitlines() if name in line][-10:]
         if pod["metadata"].get("labels", {}).get("app.kubernetes.io/component") == "agent":
             out += [f"  {line}" for line in p.logs(f"{NS}/{name}")[-30:]]
     return "\n".join(out)
@@ -384,6 +388,9 @@ def test_node_local_dns_cache(demo: Proxy) -> None:
         helm(c, "upgrade", "knet", *release_args(c), "--set", "dns.nodeLocal.enabled=true")
         wait_for(lambda: rolled_out(c.get("daemonset", "knet-dns-node-local", "-n", NS)),
                  "the node-local cache on every node", 90, 1)
+        # The upgrade also rolls the agents (the last one set logLevel=debug): a new pod is cut off until its
+        # node's agent programs it, so the resolvers come once every agent is back.
+        wait_rolled_out(c)
         ip, _ = service(c, "demo", "web")
         clients = {node: f"resolver-{i}" for i, node in enumerate(demo.nodes)}
         c.apply("---".join(resolver_pod(name, "demo", node, NODE_LOCAL) for node, name in clients.items()))

@@ -80,7 +80,7 @@ def test_grouped_elements_are_diffed_from_the_changed_groups_only() -> None:
     def table(*groups: tuple) -> Table:
         elements = tuple(dict.fromkeys(e for g in groups for _, els in g for e in els))
         return Table("inet", "t", "test", (NftSet("pairs", "ipv4_addr . ipv4_addr", elements=elements),), (BASE,),
-                     ((BASE,),), groups, frozenset({"pairs"}))
+                     ((BASE,),), groups, frozenset({"pairs"}), frozenset({"pairs"}))
 
     a, b = both, (("pairs", both[0][1] + only_b[0][1]),)
     old = table(a, b)
