@@ -89,6 +89,8 @@ class Figures:
     full_metric: float  # the proxy's own full-sync duration
     incr_p50: float
     incr_p99: float
+    write_p99: float  # the API write of a change alone (the first part of an update, the same for both proxies)
+    slowest: list[tuple[float, float]]  # the three slowest updates: (update, its API write), seconds
     programming: float  # mean network-programming latency it reports for the changes
     partial: float  # mean duration of its incremental syncs during the changes
     rss: float  # MiB
@@ -113,24 +115,27 @@ def _measure(proxy: Proxy, cluster: Cluster, objects: Objects, addr: str, workdi
         try:
             done = wait_until(ready, FULL_SYNC_TIMEOUT, interval=0.1)
         except AssertionError:
-            return Figures(float("inf"), 0, 0, 0, 0, 0, rss_mib(proc.pid), 0, 0)
+            return Figures(float("inf"), 0, 0, 0, 0, [], 0, 0, rss_mib(proc.pid), 0, 0)
         full = done - t0
         assert in_kernel(), f"{proxy.name} was ready before every Service was in the kernel"
         prober.wait_for(ANSWERS[state["port"]])
         before = metrics(url)
         incr: list[float] = []
+        writes: list[float] = []
         for _ in range(changes):
             time.sleep(1.2)  # past both proxies' minimum sync period: each change is programmed alone
             state["port"] = 8081 if state["port"] == 8080 else 8080
             t = time.monotonic()
             objects.point_probe(state["port"])
+            writes.append(time.monotonic() - t)
             incr.append(prober.wait_for(ANSWERS[state["port"]]) - t)
         time.sleep(1.5)  # metrics are observed after the transaction
         after = metrics(url)
         (workdir / f"{proxy.name}.metrics").write_text("\n".join(f"{k} {v}" for k, v in after.items()))
         connects = prober.connect_times(200)
         assert len(connects) == 200, "connections to the probe Service failed"
-        return Figures(full, after.get(proxy.full_metric, 0), _pct(incr, 0.5), _pct(incr, 0.99),
+        return Figures(full, after.get(proxy.full_metric, 0), _pct(incr, 0.5), _pct(incr, 0.99), _pct(writes, 0.99),
+                       sorted(zip(incr, writes, strict=True), reverse=True)[:3],
                        _mean(before, after, proxy.latency_metric), _mean(before, after, proxy.partial_metric),
                        rss_mib(proc.pid), _pct(connects, 0.5), _pct(connects, 0.99))
     finally:
@@ -208,6 +213,10 @@ def _report(bench: Bench, n: int, r: dict[str, Figures]) -> None:
     row("full sync, its own metric", k.full_metric, u.full_metric, "s")
     row("endpoint update p50", k.incr_p50, u.incr_p50, "ms", 1e3)
     row("endpoint update p99", k.incr_p99, u.incr_p99, "ms", 1e3, "  (goal: < 50ms, >= 3x)")
+    row("  its API write alone, p99", k.write_p99, u.write_p99, "ms", 1e3)
+    for f, name in ((k, "knet"), (u, "kube-proxy")):
+        slowest = ", ".join(f"{total * 1e3:.1f} ms (write {write * 1e3:.1f})" for total, write in f.slowest)
+        bench.record(f"{n:>6} Services  {name}'s slowest endpoint updates: {slowest}")
     row("programming latency metric (mean)", k.programming, u.programming, "ms", 1e3)
     row("incremental sync metric (mean)", k.partial, u.partial, "ms", 1e3)
     row("RSS", k.rss, u.rss, "MiB")

@@ -55,7 +55,7 @@ async def nft_apply(text: str) -> tuple[bool, str]:
     one in an `nft` process: what nft allocates for it (330 MB for a 10k-Service ruleset) is then not
     kept in the agent's heap."""
     if len(text) <= IN_PROCESS_MAX:
-        return await asyncio.to_thread(libnft.shared().run, text)
+        return await libnft.shared().apply(text)
     code, err = await run(["nft", "-f", "-"], text)
     return code == 0, err
 

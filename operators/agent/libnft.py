@@ -13,17 +13,19 @@ system Python, and the few calls used here are the library's stable API.
 
 from __future__ import annotations
 
+import asyncio
 import ctypes
 import functools
 import os
-import threading
+from concurrent.futures import ThreadPoolExecutor
 
 LIBRARY = "libnftables.so.1"  # package libnftables1, which nftables depends on
 
 
 class Nft:
-    """One libnftables context; a lock serialises callers (the context is not thread safe), which
-    run it in worker threads: ctypes releases the GIL during the call."""
+    """One libnftables context, used by one thread of its own: the context is not thread safe, callers
+    wait without blocking the event loop (ctypes releases the GIL during the call), and nft's memory
+    stays in one malloc arena instead of one per worker thread of asyncio's default pool."""
 
     def __init__(self) -> None:
         lib = ctypes.CDLL(LIBRARY)
@@ -40,19 +42,22 @@ class Nft:
             raise OSError("libnftables: could not create a context")
         lib.nft_ctx_buffer_output(self.ctx)  # nothing is printed to our stdout
         lib.nft_ctx_buffer_error(self.ctx)  # errors are read back, not printed to our stderr
-        self.lock = threading.Lock()
+        self.thread = ThreadPoolExecutor(1, thread_name_prefix="libnft")
 
-    def run(self, text: str) -> tuple[bool, str]:
-        """One transaction (every command of `text`, all or nothing); nft's complaint if it failed, each
-        error with its `input:LINE:COLUMNS` and the line. The text goes through a memory file: given a
-        buffer, nft 1.0.6 names no line and quotes the wrong one."""
+    async def apply(self, text: str) -> tuple[bool, str]:
+        """One transaction (every command of `text`, all or nothing); nft's complaint if it failed."""
+        return await asyncio.get_running_loop().run_in_executor(self.thread, self._run, text)
+
+    def _run(self, text: str) -> tuple[bool, str]:
+        """In the context's thread. Each error nft reports comes with its `input:LINE:COLUMNS` and the
+        line: the text goes through a memory file, since given a buffer nft 1.0.6 names no line and
+        quotes the wrong one."""
         fd = os.memfd_create("nft-input")
         try:
             with open(fd, "wb", closefd=False) as f:
                 f.write(text.encode())
-            with self.lock:
-                code = self.lib.nft_run_cmd_from_filename(self.ctx, f"/proc/self/fd/{fd}".encode())
-                err = (self.lib.nft_ctx_get_error_buffer(self.ctx) or b"").decode(errors="replace").strip()
+            code = self.lib.nft_run_cmd_from_filename(self.ctx, f"/proc/self/fd/{fd}".encode())
+            err = (self.lib.nft_ctx_get_error_buffer(self.ctx) or b"").decode(errors="replace").strip()
         finally:
             os.close(fd)
         return code == 0, err.replace(f"/proc/self/fd/{fd}:", "input:")
