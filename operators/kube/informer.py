@@ -251,11 +251,19 @@ class Index:
         self.entries: dict[str, Any] = {}
 
     def handle(self, kind: str, obj: Mapping[str, Any]) -> None:
+        """Keep the new view; tell `changed` unless the view equals the one kept (a change of nothing
+        the view holds: a Node's heartbeat, a Pod's conditions). Then the kept view stays the very same
+        object (syncs recognise unchanged objects by identity) and no sync runs for it: a sync resets
+        the minimum sync period, which would hold back the next real change (as kube-proxy, which syncs
+        on a Node update only when its labels changed)."""
         uid = str(_meta(obj).get("uid") or "")
         if kind == "DELETED":
             self.entries.pop(uid, None)
         else:
-            self.entries[uid] = self.parse(obj)
+            view = self.parse(obj)
+            if kind == "MODIFIED" and self.entries.get(uid) == view:
+                return
+            self.entries[uid] = view
         if self.changed is not None:
             self.changed(kind, obj)
 

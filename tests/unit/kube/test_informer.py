@@ -212,8 +212,11 @@ def test_index_keeps_parsed_views_by_uid() -> None:
     index = Index(lambda o: o["metadata"]["name"].upper(), lambda kind, _: told.append(kind))
     obj = {"metadata": {"uid": "u1", "name": "a"}}
     index.handle("ADDED", obj)
-    index.handle("MODIFIED", {"metadata": {"uid": "u1", "name": "b"}})
-    assert list(index) == ["B"]
+    index.handle("MODIFIED", {"metadata": {"uid": "u1", "name": "bee"}})
+    assert list(index) == ["BEE"]
+    kept = index.entries["u1"]
+    index.handle("MODIFIED", {"metadata": {"uid": "u1", "name": "bee", "labels": {"x": "y"}}})  # the same view
+    assert index.entries["u1"] is kept and told == ["ADDED", "MODIFIED"]
     index.handle("DELETED", obj)
     assert list(index) == [] and told == ["ADDED", "MODIFIED", "DELETED"]
 
