@@ -8,7 +8,7 @@ single-endpoint incremental update (the probe Service's EndpointSlice moved betw
 time from the API write until a new connection from the client namespace reaches the new port)
 p50/p99, the proxies' network-programming latency metric for those changes, RSS, and first-packet
 connect latency through the rules.
-Sizes: quick 200 Services, full 1k, 10k and 30k (10 endpoints each); KNET_BENCH_PROXY_SIZES=1000,10000
+Sizes: quick 200 Services, full 100, 1k, 10k and 30k (10 endpoints each); KNET_BENCH_PROXY_SIZES=1000,10000
 picks others.
 """
 
@@ -32,7 +32,7 @@ from operators.proxy.nftables import SHARDS, shard_name
 from tests.e2e.harness import Cluster
 
 REPO = Path(__file__).parents[1]
-FULL_SIZES = (1000, 10000, 30000)
+FULL_SIZES = (100, 1000, 10000, 30000)
 FULL_SYNC_TIMEOUT = 900.0  # a proxy that takes longer is recorded as "> timeout"
 
 
@@ -182,10 +182,10 @@ def test_proxy(cluster: Cluster, bench: Bench, tmp_path: Path) -> None:
         ours, theirs = results[sizes[0]]["knet"], results[sizes[0]]["kube-proxy"]
         assert ours.full != float("inf"), "knet did not program every Service"
         assert theirs.full != float("inf") or bench.full, "kube-proxy did not program every Service"
-        if len(sizes) > 1:
-            first, last = results[sizes[0]]["knet"], results[sizes[-1]]["knet"]
-            bench.record(f"connect latency p50 knet {first.connect_p50 * 1e6:.0f}us at {sizes[0]} -> "
-                         f"{last.connect_p50 * 1e6:.0f}us at {sizes[-1]} Services (goal: flat)")
+        for name in ("knet", "kube-proxy"):
+            by_size = ", ".join(f"{results[n][name].connect_p50 * 1e6:.0f} / {results[n][name].connect_p99 * 1e6:.0f}"
+                                f" us at {n}" for n in sizes)
+            bench.record(f"connect latency p50 / p99 through {name}'s rules: {by_size} Services (goal: flat)")
     finally:
         for proc in backends:
             stop(proc)
