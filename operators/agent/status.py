@@ -36,6 +36,7 @@ from operators.proxy.model import ProxyModel
 
 GROUP, VERSION, PLURAL, KIND = "knet.io", "v1alpha1", "nodenetworkstatuses", "NodeNetworkStatus"
 REFRESH = 30.0
+RETRY = 10.0  # seconds before a failed write is tried again (without the CRD every step would fail)
 MAX_ERRORS = 20
 log = logging.getLogger(__name__)
 
@@ -152,6 +153,7 @@ class StatusWriter:
         self.node = node
         self.written: dict[str, Any] | None = None
         self.written_at = 0.0
+        self.failed_at: float | None = None
         self.created = False
 
     def _write(self, body: dict[str, Any], node_uid: str) -> None:
@@ -176,15 +178,20 @@ class StatusWriter:
     async def write(self, report: Report, node_uid: str) -> None:
         old = (self.written or {}).get("conditions", [])
         body = status_body(report, old, datetime.datetime.now(datetime.UTC))
-        due = time.monotonic() - self.written_at >= REFRESH
-        if self.written is not None and not due and _without_times(body) == _without_times(self.written):
+        now = time.monotonic()
+        if self.failed_at is not None and now - self.failed_at < RETRY:
+            return
+        if self.written is not None and now - self.written_at < REFRESH and (
+                _without_times(body) == _without_times(self.written)):
             return
         try:
             await asyncio.to_thread(self._write, body, node_uid)
-        except Exception as e:  # noqa: BLE001 - reported again at the next change or refresh
-            log.warning("could not write NodeNetworkStatus %s: %s", self.node, e)
+        except Exception as e:  # noqa: BLE001 - tried again after RETRY
+            why = f"({e.status}) {e.reason}" if isinstance(e, kubernetes.client.ApiException) else str(e)
+            log.warning("could not write NodeNetworkStatus %s (trying again in %.0f s): %s", self.node, RETRY, why)
+            self.failed_at = now
             return
-        self.written, self.written_at = body, time.monotonic()
+        self.written, self.written_at, self.failed_at = body, time.monotonic(), None
 
 
 class NodeReporter:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import datetime
 
+import kubernetes
+import pytest
 from agent_builders import NODE, NODE_NAME, endpoint_slice, model, service
 
 from operators.agent import announce, config, status
@@ -97,3 +99,22 @@ def test_the_reporter_writes_the_status_owned_by_the_node_from_the_informer_inde
     asyncio.run(reporter.step())
     assert [uid for uid, _ in written] == [NODE["metadata"]["uid"]]
     assert written[0][1]["counts"] == {"services": 0, "endpoints": 0, "rules": 0}
+
+
+def test_a_failed_status_write_waits_before_it_is_tried_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without the CRD every write fails: one attempt per RETRY, not one per report step."""
+    writer = status.StatusWriter(kubernetes.client.Configuration(), NODE_NAME)
+    attempts: list[dict] = []
+
+    def fail(body: dict, _uid: str) -> None:
+        attempts.append(body)
+        raise kubernetes.client.ApiException(status=404, reason="Not Found")
+
+    monkeypatch.setattr(writer, "_write", fail)
+    report = status.report_of(ProxyAgent(NODE_NAME, ProxyConfig(), Periods(), Metrics(), None), 1)
+    asyncio.run(writer.write(report, "uid"))
+    asyncio.run(writer.write(report, "uid"))
+    assert len(attempts) == 1 and writer.written is None
+    monkeypatch.setattr(status.time, "monotonic", lambda: writer.failed_at + status.RETRY)
+    asyncio.run(writer.write(report, "uid"))
+    assert len(attempts) == 2
