@@ -285,7 +285,7 @@ class RenderCache:
         self.context: tuple[object, ...] | None = None
         self.ports: tuple[ProxiedPort, ...] = ()  # the model's ports at the last build
         self.rules: list[PortRules] = []  # their rules, in the same order
-        self.members: list[list[int]] = []  # per shard, the indices in `rules` of its ports
+        self.members: list[list[int]] | None = None  # per shard, the indices in `rules` of its ports (on demand)
         self.by_path: dict[tuple[int, str], PortRules] = {}  # (family, path) -> the same rules
         self.tables: dict[str, tuple[tuple[object, ...], Table]] = {}  # name -> (its inputs, the table)
 
@@ -444,13 +444,14 @@ def _table(name: str, comment: str, sets: list[NftSet], grouped: list[NftSet], s
     for part in parts:
         for m, els in part.elements:
             elements[m].extend(els)
-    filled = [replace(s, elements=tuple(dict.fromkeys(elements[s.name])) if s.name in HAIRPIN.values()
-                      else tuple(elements[s.name])) for s in grouped]  # an endpoint of several ports is there once
+    shared = frozenset(elements).intersection(HAIRPIN.values())  # an endpoint of several ports is there once
+    filled = [replace(s, elements=tuple(dict.fromkeys(elements[s.name]) if s.name in shared else elements[s.name]))
+              for s in grouped]
     own = [s for part in parts for s in part.sets]
     groups = (tuple(static), *(part.chains for part in parts))
     chains = tuple(static) + tuple(c for part in parts for c in part.chains)
     return Table(FAMILY, name, comment, (*sets, *filled, *own), chains, groups, tuple(part.elements for part in parts),
-                 frozenset(elements), frozenset(elements).intersection(HAIRPIN.values()))
+                 frozenset(elements), shared)
 
 
 def _map(name: str) -> NftSet:
@@ -557,6 +558,10 @@ def _update(cache: RenderCache, model: ProxyModel, changed: list[int]) -> None:
     main = cache.tables[TABLE][0]
     if filters or main[0] != model.cluster_ips or main[1] != model.health_checks:
         _main(cache, model)
+    if shards and cache.members is None:  # derived once per full build, when an update first needs it
+        cache.members = [[] for _ in range(SHARDS)]
+        for i, rules in enumerate(cache.rules):
+            cache.members[rules.shard].append(i)
     for shard in shards:
         # a port changed in place has the name, hence the shard, of the one it replaces: the members stand
         nats = (cache.rules[i].nat for i in cache.members[shard])
@@ -618,10 +623,7 @@ class FullBuild:
         for rules in self.old.values():  # ports gone
             if cache.by_path.get(key := (rules.port.family, rules.port.path)) is rules:
                 del cache.by_path[key]
-        cache.ports, cache.rules = model.ports, [self.found[id(p)] for p in model.ports]
-        cache.members = [[] for _ in range(SHARDS)]
-        for i, rules in enumerate(cache.rules):
-            cache.members[rules.shard].append(i)
+        cache.ports, cache.rules, cache.members = model.ports, [self.found[id(p)] for p in model.ports], None
         self.out(_main(cache, model))
         return _ruleset(cache, self.out, self.sent)
 

@@ -344,15 +344,19 @@ spec:
 """
 
 
-# a Service whose selector matches no pod: it never has an endpoint
-IDLE_SERVICE = f"""---
+def service_yaml(name: str, selector: str, ports: str) -> str:
+    """A Service in APPS; `selector` and `ports` are the insides of YAML flow collections."""
+    return f"""---
 apiVersion: v1
 kind: Service
-metadata: {{name: idle, namespace: {APPS}}}
+metadata: {{name: {name}, namespace: {APPS}}}
 spec:
-  selector: {{app: idle}}
-  ports: [{{name: http, port: 80, targetPort: 8080}}]
+  selector: {{{selector}}}
+  ports: [{ports}]
 """
+
+
+HTTP_80 = "{name: http, port: 80, targetPort: 8080}"
 
 
 def rule(host: str, path: str = "/", path_type: str = "Prefix", service: str = "web", port: int = 80) -> str:
@@ -388,14 +392,7 @@ spec:
         # serve 3 s after SIGTERM, while the controller takes the terminating pod out (as a preStop sleep)
         args: [netexec, --http-port=8080, --delay-shutdown=3]
         readinessProbe: {{httpGet: {{path: /healthz, port: 8080}}, periodSeconds: 1}}
----
-apiVersion: v1
-kind: Service
-metadata: {{name: {app}, namespace: {APPS}}}
-spec:
-  selector: {{app: {app}}}
-  ports: [{{name: http, port: 80, targetPort: 8080}}]
-"""
+""" + service_yaml(app, f"app: {app}", HTTP_80)
 
 
 def echo_backend(app: str, replicas: int, labels: str, fail: int = 0) -> str:
@@ -442,22 +439,8 @@ data: {{echo.py: {json.dumps(ECHO)}}}
     for name, port in ECHO_SERVICES.items():
         https = (", {name: https, port: 443, targetPort: 8443}, {name: grpc, port: 50051, targetPort: 50051}"
                  ", {name: grpcs, port: 50443, targetPort: 50443}") if name == "echo" else ""
-        objects += f"""---
-apiVersion: v1
-kind: Service
-metadata: {{name: {name}, namespace: {APPS}}}
-spec:
-  selector: {{app: echo}}
-  ports: [{{name: http, port: 8080, targetPort: {port}}}{https}]
-"""
-    return objects + f"""---
-apiVersion: v1
-kind: Service
-metadata: {{name: flaky, namespace: {APPS}}}
-spec:
-  selector: {{role: flaky}}
-  ports: [{{name: http, port: 8080, targetPort: 8080}}]
-"""
+        objects += service_yaml(name, "app: echo", f"{{name: http, port: 8080, targetPort: {port}}}{https}")
+    return objects + service_yaml("flaky", "role: flaky", "{name: http, port: 8080, targetPort: 8080}")
 
 
 def paths(*rules: tuple[str, str, str, int | str]) -> dict:
@@ -606,7 +589,8 @@ def apps(cluster: Cluster, controller: str, external: str) -> Iterator[str]:
     objects += ingress("allow", rule("allow.test"), {ANN + "whitelist-source-range": f"{external}/32"})
     objects += ingress("deny", rule("deny.test"), {ANN + "whitelist-source-range": "10.0.0.0/8"})
     objects += ingress("missing", rule("missing.test", service="nosuch"))
-    objects += IDLE_SERVICE + ingress("idle", rule("idle.test", service="idle"))
+    objects += service_yaml("idle", "app: idle", HTTP_80)  # its selector matches no pod: never an endpoint
+    objects += ingress("idle", rule("idle.test", service="idle"))
     objects += ingress("fallback", rule("fallback.test")) + ingress(
         "fallback-canary", rule("fallback.test", service="idle"),
         {ANN + "canary": "true", ANN + "canary-weight": "100"})
