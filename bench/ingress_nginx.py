@@ -2,13 +2,18 @@
 (one worker, answering each request with the port it came in on), knet's rendered config, and a minimal
 hand-written proxy config for the same route.
 
-Everything listens on the namespace's loopback, so the figures compare the two proxy configs on the
-same machine, through the same backend, with the same client (wrk, also run in the namespace)."""
+Two more configs tell where the difference between those two goes: knet's config with the endpoints
+written into its upstreams (what `knet render ingress` writes without the Lua module: no balancer code
+runs per request), and the minimal config plus exactly the forwarding headers knet's config sets.
+
+Everything listens on the namespace's loopback, so the figures compare the proxy configs on the same
+machine, through the same backend, with the same client (wrk, also run in the namespace)."""
 
 from __future__ import annotations
 
 import http.client
 import os
+import re
 import socket
 import subprocess
 import time
@@ -23,7 +28,7 @@ NS = "knet-bench-ing"
 HOST = "bench.test"
 BACKEND = "10.254.0.1"  # on the namespace's lo, outside 127/8 (knet refuses loopback endpoint addresses)
 BACKEND_PORTS = tuple(range(9001, 9011))
-KNET_PORT, MINIMAL_PORT = 8001, 8002
+KNET_PORT, MINIMAL_PORT, KNET_STATIC_PORT, FORWARDING_PORT = 8001, 8002, 8003, 8004
 
 
 def in_ns(*argv: str, cpu: int | None = None) -> list[str]:
@@ -49,8 +54,9 @@ http {{
 """
 
 
-def minimal_conf(prefix: Path) -> str:
-    """What one would write by hand for one route: a keep-alive upstream and a proxy_pass."""
+def minimal_conf(prefix: Path, port: int = MINIMAL_PORT, forwarding: str = "") -> str:
+    """What one would write by hand for one route: a keep-alive upstream and a proxy_pass; `forwarding`
+    (from `forwarding_headers`) adds the headers that tell the backend about the client."""
     return f"""worker_processes 1;
 daemon off;
 pid {prefix}/nginx.pid;
@@ -63,26 +69,38 @@ http {{
         keepalive 32;
     }}
     server {{
-        listen 127.0.0.1:{MINIMAL_PORT};
+        listen 127.0.0.1:{port};
         server_name {HOST};
         location / {{
             proxy_pass http://backend;
             proxy_http_version 1.1;
             proxy_set_header Connection "";
             proxy_set_header Host $host;
-        }}
+{forwarding}        }}
     }}
 }}
 """
 
 
-def knet_runtime(prefix: Path) -> Runtime:
-    """The controller's runtime (dynamic endpoints, the Lua balancer) with one worker and no access log."""
-    p = str(prefix)
+def forwarding_headers(knet_conf: str) -> str:
+    """The X- headers knet's config sets for its one route, and the value its request ID comes from
+    (a map in knet's config), as lines for `minimal_conf`: the same request reaches the backend."""
+    lines = re.findall(r"^ *proxy_set_header X-[^\n]*;$", knet_conf, re.M)
+    request_id = re.search(r'^ *"" (\$pid-\S+);$', knet_conf, re.M)
+    if len(lines) != 7 or not request_id:  # the route's seven; more would mean a new header or route
+        raise ValueError("knet's config changed: update forwarding_headers")
+    text = "".join(f"            {line.strip()}\n" for line in lines)
+    return text.replace("$knet_request_id", request_id.group(1))
+
+
+def knet_runtime(prefix: Path, dynamic: bool = True) -> Runtime:
+    """The controller's runtime (dynamic endpoints, the Lua balancer) with one worker and no access log;
+    with `dynamic` false, the endpoints are written into the config (other ports, to run beside it)."""
+    p, shift = str(prefix), 0 if dynamic else KNET_STATIC_PORT - KNET_PORT
     return Runtime(prefix=p, certificate_dir=f"{p}/certs", default_certificate=f"{p}/certs/default.pem",
                    pid_file=f"{p}/nginx.pid", temp_dir=f"{p}/tmp", error_log=f"{p}/error.log", access_log="off",
-                   http_port=KNET_PORT, https_port=8441, status_port=8254, ipv6=False, worker_processes=1,
-                   dynamic_endpoints=True, control_socket=f"{p}/control.sock")
+                   http_port=KNET_PORT + shift, https_port=8441 + shift, status_port=8254 + shift, ipv6=False,
+                   worker_processes=1, dynamic_endpoints=dynamic, control_socket=f"{p}/control.sock")
 
 
 def bench_objects(ports: tuple[int, ...]) -> list[dict]:
@@ -132,6 +150,11 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def preemptions(pid: int) -> int:
+    """How often a process was switched out while it still had work (the backend sharing its CPU woke up)."""
+    return int(re.search(r"^nonvoluntary_ctxt_switches:\s+(\d+)$", Path(f"/proc/{pid}/status").read_text(), re.M)[1])
+
+
 class Namespace:
     """The benchmark's namespace and the nginx masters started in it (all stopped and removed on close)."""
 
@@ -156,14 +179,17 @@ class Namespace:
         master = self.procs[-1].pid  # taskset and nsenter exec nginx: the same process
         return int(Path(f"/proc/{master}/task/{master}/children").read_text().split()[0])
 
-    def knet(self, prefix: Path, model: IngressModel) -> int:
-        """knet's rendered config for `model`, started, with the model's endpoints pushed; its worker's pid."""
-        rt = knet_runtime(prefix)
+    def knet(self, prefix: Path, model: IngressModel, dynamic: bool = True) -> tuple[int, str]:
+        """knet's rendered config for `model`, started, with the model's endpoints pushed (or written into
+        the config); its worker's pid and the config."""
+        rt = knet_runtime(prefix, dynamic)
         files.prepare(rt)
         files.write_certificates(model, rt)
-        worker = self.nginx(prefix, render_config(model, rt), rt.http_port)
-        push_endpoints(rt.control_socket, render_endpoints(model))
-        return worker
+        conf = render_config(model, rt)
+        worker = self.nginx(prefix, conf, rt.http_port)
+        if dynamic:
+            push_endpoints(rt.control_socket, render_endpoints(model))
+        return worker, conf
 
     def close(self) -> None:
         for proc in self.procs:

@@ -21,17 +21,21 @@ import pytest
 from bench.ingress_nginx import (
     BACKEND,
     BACKEND_PORTS,
+    FORWARDING_PORT,
     HOST,
     KNET_PORT,
+    KNET_STATIC_PORT,
     MINIMAL_PORT,
     Namespace,
     backend_conf,
     bench_objects,
     cpu_seconds,
+    forwarding_headers,
     get,
     in_ns,
     knet_runtime,
     minimal_conf,
+    preemptions,
 )
 from bench.ingress_wrk import WrkResult, parse_wrk, wrk_command
 from operators.ingress import files
@@ -122,41 +126,60 @@ def _wrk(port: int, seconds: float) -> WrkResult:
 
 def test_proxy_throughput_vs_minimal_config(bench, namespace: tuple[Namespace, Path]) -> None:
     """wrk (1 thread, 16 connections, CPU 1) through each proxy (one worker, CPU 0, beside the backend)
-    in turn, several rounds; the ratio is the median of the rounds' ratios, so a burst of load elsewhere
-    on the machine hits one round rather than one side. Also printed: the CPU time per request of each
-    proxy's worker and of the backend (which parses the headers each proxy adds), the cost behind the
-    throughput, which load elsewhere on the machine barely changes."""
+    in turn, several rounds; a ratio is the median of the rounds' ratios, so a burst of load elsewhere
+    on the machine hits one round rather than one side. The goal compares knet's config (the controller's:
+    endpoints pushed to the Lua balancer) with the minimal one; two more configs split the difference:
+    knet's with its endpoints in the file (no Lua per request) and the minimal one with knet's forwarding
+    headers. Also printed: the CPU time per request of each proxy's worker and of the backend (which
+    parses the headers each proxy adds), the cost behind the throughput, which load elsewhere on the
+    machine barely changes."""
     ns, root = namespace
     backend = ns.backend
     model, _ = model_from_objects(bench_objects(BACKEND_PORTS[:1]))
-    workers = {"knet": ns.knet(root / "knet", model),
-               "minimal": ns.nginx(root / "minimal", minimal_conf(root / "minimal"), MINIMAL_PORT)}
-    assert get(KNET_PORT) == (200, str(BACKEND_PORTS[0])) and get(MINIMAL_PORT) == (200, str(BACKEND_PORTS[0]))
+    knet_worker, knet_conf = ns.knet(root / "knet", model)
+    proxies = {"knet": (knet_worker, KNET_PORT),
+               "minimal": (ns.nginx(root / "minimal", minimal_conf(root / "minimal"), MINIMAL_PORT), MINIMAL_PORT),
+               "knet, endpoints in the file": (ns.knet(root / "static", model, dynamic=False)[0], KNET_STATIC_PORT),
+               "minimal + knet's headers": (ns.nginx(root / "fwd", minimal_conf(root / "fwd", FORWARDING_PORT,
+                                                                               forwarding_headers(knet_conf)),
+                                                     FORWARDING_PORT), FORWARDING_PORT)}
+    assert all(get(port) == (200, str(BACKEND_PORTS[0])) for _, port in proxies.values())
     seconds, rounds = bench.pick(3, 10), bench.pick(3, 5)
-    results: dict[str, list[WrkResult]] = {"knet": [], "minimal": []}
-    cpu: dict[str, list[tuple[float, float]]] = {"knet": [], "minimal": []}  # (proxy, backend) us per request
-    order = (("knet", KNET_PORT), ("minimal", MINIMAL_PORT))
+    results: dict[str, list[WrkResult]] = {name: [] for name in proxies}
+    cpu: dict[str, list[tuple[float, float]]] = {name: [] for name in proxies}  # (proxy, backend) us per request
+    switched: dict[str, list[float]] = {name: [] for name in proxies}  # the worker's preemptions per request
+    order = list(proxies)
     for i in range(rounds):
-        for name, port in order if i % 2 == 0 else order[::-1]:
-            before = cpu_seconds(workers[name]), cpu_seconds(backend)
+        for name in order[i % len(order):] + order[:i % len(order)]:
+            worker, port = proxies[name]
+            before = cpu_seconds(worker), cpu_seconds(backend), preemptions(worker)
             results[name].append(run := _wrk(port, seconds))
-            spent = cpu_seconds(workers[name]) - before[0], cpu_seconds(backend) - before[1]
+            spent = cpu_seconds(worker) - before[0], cpu_seconds(backend) - before[1]
+            switched[name].append((preemptions(worker) - before[2]) / max(run.requests, 1))
             cpu[name].append((spent[0] / max(run.requests, 1) * 1e6, spent[1] / max(run.requests, 1) * 1e6))
     for name, runs in results.items():
         assert all(r.requests > 0 and r.failed == 0 for r in runs), (name, runs)
-    knet, minimal = (max(results[n], key=lambda r: r.rps) for n in ("knet", "minimal"))
-    p99 = {n: min(r.p99_seconds for r in results[n]) * 1000 for n in results}
-    ratios = sorted(k.rps / m.rps for k, m in zip(results["knet"], results["minimal"], strict=True))
-    per = {n: tuple(statistics.median(c[i] for c in cpu[n]) for i in (0, 1)) for n in cpu}
-    bench.record(f"through knet's config: {knet.rps:.0f} req/s, p99 {p99['knet']:.2f} ms; minimal config: "
-                 f"{minimal.rps:.0f} req/s, p99 {p99['minimal']:.2f} ms (best of {rounds}x{seconds}s each, "
-                 f"1 worker, 16 connections)")
-    bench.record(f"requests/s ratio knet/minimal: median {statistics.median(ratios):.2f} of "
-                 f"{' '.join(f'{r:.2f}' for r in ratios)} (goal >= 0.95); p99 ratio minimal/knet: "
-                 f"{p99['minimal'] / p99['knet']:.2f}")
-    bench.record(f"CPU per request (median): knet {per['knet'][0]:.1f} us + backend {per['knet'][1]:.1f} us, "
-                 f"minimal {per['minimal'][0]:.1f} us + backend {per['minimal'][1]:.1f} us; "
-                 f"ratio of the totals minimal/knet {sum(per['minimal']) / sum(per['knet']):.2f}")
+    best = {name: max(runs, key=lambda r: r.rps) for name, runs in results.items()}
+    p99 = {name: min(r.p99_seconds for r in runs) * 1000 for name, runs in results.items()}
+    per = {name: tuple(statistics.median(c[i] for c in cpu[name]) for i in (0, 1)) for name in cpu}
+
+    def ratio(a: str, b: str) -> tuple[float, str]:
+        rounds_ = sorted(x.rps / y.rps for x, y in zip(results[a], results[b], strict=True))
+        return statistics.median(rounds_), " ".join(f"{r:.2f}" for r in rounds_)
+
+    for name in proxies:
+        bench.record(f"{name}: {best[name].rps:.0f} req/s, p99 {p99[name]:.2f} ms; CPU per request (median) "
+                     f"{per[name][0]:.1f} us + backend {per[name][1]:.1f} us, worker preempted "
+                     f"{statistics.median(switched[name]) * 100:.0f} times per 100 requests (best of "
+                     f"{rounds}x{seconds}s, 1 worker, 16 connections)")
+    goal, each = ratio("knet", "minimal")
+    bench.record(f"requests/s ratio knet/minimal: median {goal:.2f} of {each} (goal >= 0.95); p99 ratio "
+                 f"minimal/knet: {p99['minimal'] / p99['knet']:.2f}; ratio of the CPU totals minimal/knet "
+                 f"{sum(per['minimal']) / sum(per['knet']):.2f}")
+    for a, b, what in (("knet, endpoints in the file", "minimal", "knet's config without the Lua balancer"),
+                       ("minimal + knet's headers", "minimal", "the forwarding headers alone"),
+                       ("knet", "minimal + knet's headers", "knet's config, the same headers on both sides")):
+        bench.record(f"  {what}: median {ratio(a, b)[0]:.2f} ({a} / {b})")
 
 
 def test_reloads_during_endpoint_churn(bench, namespace: tuple[Namespace, Path]) -> None:
