@@ -215,7 +215,7 @@ class NodeReporter:
         if model is not None and self.announcer is not None:
             peers = tuple(sorted((p for store_ in self.peers.values() for p in store_), key=lambda p: p.name))
             if self.announced_for[0] is not model or self.announced_for[1] != peers:
-                slices = agent.snapshot().slices
+                slices = (e.view for e in agent.indices[1] if e.view is not None) if agent.indices else ()
                 errors = await self.announcer.update(model.node_ips, announce.announced(model, peers, slices))
                 if not errors:
                     self.announced_for = (model, peers)

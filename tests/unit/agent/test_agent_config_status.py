@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+from collections.abc import Iterator
 
 import kubernetes
 import pytest
@@ -15,7 +16,7 @@ from operators.agent.proxy import ProxyAgent
 from operators.agent.schedule import Periods
 from operators.agent.store import node_entry, service_entry, slice_entry
 from operators.kube.informer import Index
-from operators.kube.services import parse_endpoint_slice
+from operators.kube.services import EndpointSlice, parse_endpoint_slice
 from operators.proxy.model import ProxyConfig
 
 
@@ -65,6 +66,30 @@ def test_one_node_answers_for_each_lb_address_and_local_policy_needs_an_endpoint
     body = {"metadata": {"name": "n", "labels": {announce.EXCLUDE_LABEL: ""}},
             "status": {"conditions": [{"type": "Ready", "status": "True"}]}}
     assert announce.peer_of(body) == announce.Peer("n", False)
+
+
+def test_the_election_reads_endpoint_slices_only_for_local_services_with_addresses() -> None:
+    """The reporter elects after every change: a pass over every slice cost ~0.1 s at 30k Services."""
+
+    def unread() -> Iterator[EndpointSlice]:
+        raise AssertionError("the slices were read")
+        yield
+
+    peers = [announce.Peer("node-a", True)]
+    lb = {"type": "LoadBalancer", "ports": [{"name": "p", "port": 53, "protocol": "UDP", "targetPort": 53,
+                                             "nodePort": 30053}]}
+    svc = service(**lb) | {"status": {"loadBalancer": {"ingress": [{"ip": "172.30.9.130"}]}}}
+    slice_ = endpoint_slice("dns", "10.244.1.5")
+    slice_["endpoints"][0]["nodeName"] = NODE_NAME
+    assert announce.announced(model(service(), slice_), peers, unread()) == ()
+    assert announce.announced(model(svc, slice_), peers, unread()) == ("172.30.9.130",)
+    local = model(svc | {"spec": svc["spec"] | {"externalTrafficPolicy": "Local"}}, slice_)
+    with pytest.raises(AssertionError, match="were read"):
+        announce.announced(local, peers, unread())
+    other = parse_endpoint_slice(slice_ | {"metadata": {"name": "dns-1", "namespace": "elsewhere", "labels": {
+        "kubernetes.io/service-name": "dns"}}})[0]
+    assert announce.announced(local, peers, [other]) == (), "another namespace's slice does not count"
+    assert announce.announced(local, peers, [other, parse_endpoint_slice(slice_)[0]]) == ("172.30.9.130",)
 
 
 def test_status_body_counts_conditions_and_keeps_transition_times() -> None:
