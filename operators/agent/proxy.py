@@ -181,14 +181,14 @@ class ProxyAgent:
         await self.report(snap, [*self.config_problems, *snap.problems, *problems])
 
     def record(self, model: ProxyModel, triggers: list[float]) -> None:
-        m = self.metrics
-        m.last_sync.set(time.time())
+        """The programming latency first: the counts below pass over every port (~10 ms at 30k)."""
+        m, wall = self.metrics, time.time()
+        for t in triggers:
+            m.programming_latency.observe(max(0.0, wall - t))
+        m.last_sync.set(wall)
         m.services.set(len({(p.namespace, p.name) for p in model.ports}))
         m.service_ports.set(len(model.ports))
         m.endpoints.set(sum(len(p.reachable_endpoints) for p in model.ports))
-        wall = time.time()
-        for t in triggers:
-            m.programming_latency.observe(max(0.0, wall - t))
 
     async def flush_conntrack(self, old: ProxyModel | None, new: ProxyModel) -> None:
         for flush in conntrack.stale_flows(old, new):
