@@ -65,8 +65,8 @@ def announced(model: ProxyModel, peers: Iterable[Peer], slices: Iterable[Endpoin
     """The LoadBalancer addresses that this node (`model.node`) answers for, sorted.
 
     `slices` is read only when a Service with externalTrafficPolicy Local has an address, and then only
-    for those Services: the reporter calls this after every change, and at 30k Services a pass over
-    every slice's endpoints took ~0.1 s of the event loop."""
+    for those Services: the reporter calls this once a second while the model changes, and at 30k
+    Services a pass over every slice's endpoints took ~0.1 s of the event loop."""
     eligible = sorted({p.name for p in peers if p.eligible})
     ports = [p for p in model.ports if p.lb_ips]
     local = {(p.namespace, p.name) for p in ports if p.external_local}

@@ -188,7 +188,7 @@ class ProxyAgent:
         m.last_sync.set(wall)
         m.services.set(len({(p.namespace, p.name) for p in model.ports}))
         m.service_ports.set(len(model.ports))
-        m.endpoints.set(sum(len(p.reachable_endpoints) for p in model.ports))
+        m.endpoints.set(model.endpoint_count)
 
     async def flush_conntrack(self, old: ProxyModel | None, new: ProxyModel) -> None:
         for flush in conntrack.stale_flows(old, new):

@@ -29,7 +29,7 @@ from typing import Any
 import kopf
 import kubernetes
 
-from operators.agent import announce, config
+from operators.agent import announce, config, store
 from operators.agent.proxy import ProxyAgent
 from operators.kube.services import Problem
 from operators.proxy.model import ProxyModel
@@ -133,7 +133,7 @@ def report_of(agent: ProxyAgent, generation: int) -> Report:
         mode=plane.mode, generation=generation, synced=agent.state.synced, healthy=agent.healthy(),
         failing=agent.state.failures > 0,
         services=len(model.ports) if model else 0,
-        endpoints=sum(len(p.reachable_endpoints) for p in model.ports) if model else 0,
+        endpoints=model.endpoint_count if model else 0,
         rules=plane.rules, last_sync=agent.last_success, last_full=last_full, duration=plane.last_duration,
         failures=plane.failures, errors=tuple(plane.errors), problems=tuple(sorted(agent.reported, key=str)),
     )
@@ -215,7 +215,7 @@ class NodeReporter:
         if model is not None and self.announcer is not None:
             peers = tuple(sorted((p for store_ in self.peers.values() for p in store_), key=lambda p: p.name))
             if self.announced_for[0] is not model or self.announced_for[1] != peers:
-                slices = (e.view for e in agent.indices[1] if e.view is not None) if agent.indices else ()
+                slices = store.views(agent.indices[1]) if agent.indices else ()
                 errors = await self.announcer.update(model.node_ips, announce.announced(model, peers, slices))
                 if not errors:
                     self.announced_for = (model, peers)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime
 import functools
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -84,6 +84,11 @@ def new_trigger(seen: Mapping[str, float], uid: str, trigger: float | None, sinc
     return trigger is not None and trigger >= since and seen.get(uid) != trigger
 
 
+def views(entries: Iterable[Entry[V]]) -> Iterator[V]:
+    """The usable views among `entries` (an unusable object's view is None)."""
+    return (e.view for e in entries if e.view is not None)
+
+
 @dataclass(frozen=True)
 class Snapshot:
     """The views of one sync, the problems found while parsing them, and where to report problems."""
@@ -103,13 +108,13 @@ class Snapshot:
     @classmethod
     def collect(cls, services: Iterable[Entry[Service]], slices: Iterable[Entry[EndpointSlice]],
                 nodes: Iterable[Entry[Node]]) -> Snapshot:
-        views: dict[str, list[Any]] = {"services": [], "slices": [], "nodes": []}
+        found: dict[str, tuple[Any, ...]] = {}
         problems: list[Problem] = []
         entries: list[Entry[Any]] = []
         for what, group in (("services", services), ("slices", slices), ("nodes", nodes)):
             start = len(entries)
             entries.extend(group)
-            views[what] = [e.view for e in entries[start:] if e.view is not None]
+            found[what] = tuple(views(entries[start:]))
             problems.extend(p for e in entries[start:] if e.problems for p in e.problems)
-        return cls(tuple(views["services"]), tuple(views["slices"]), tuple(views["nodes"]), tuple(problems),
+        return cls(found["services"], found["slices"], found["nodes"], tuple(problems),
                    tuple(entries))

@@ -229,6 +229,12 @@ class ProxyModel:
     def families(self) -> tuple[int, ...]:
         return tuple(sorted({family_of(ip) for ip in self.cluster_ips}))
 
+    @functools.cached_property
+    def endpoint_count(self) -> int:
+        """Endpoints some traffic may reach, over every port: the agent's gauge and its NodeNetworkStatus
+        both read it, and a pass over every port costs milliseconds at 30k Services."""
+        return sum(len(p.reachable_endpoints) for p in self.ports)
+
 
 def of_family(values: Iterable[str], family: int) -> tuple[str, ...]:
     """The addresses or CIDRs of one family, in their order."""

@@ -69,7 +69,7 @@ def test_one_node_answers_for_each_lb_address_and_local_policy_needs_an_endpoint
 
 
 def test_the_election_reads_endpoint_slices_only_for_local_services_with_addresses() -> None:
-    """The reporter elects after every change: a pass over every slice cost ~0.1 s at 30k Services."""
+    """The reporter elects once a second while the model changes: a pass over every slice cost ~0.1 s at 30k."""
 
     def unread() -> Iterator[EndpointSlice]:
         raise AssertionError("the slices were read")
