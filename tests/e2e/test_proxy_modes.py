@@ -9,6 +9,7 @@ ClusterNetworkConfig at start and watches it).
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import json
 import re
@@ -147,12 +148,14 @@ def test_node_network_status_shows_counts_and_conditions(cluster: Cluster, proxy
     assert all(re.search(rf"^{n}\s+True\s+nftables\s+\d+\s+\d+\s+", table, re.M) for n in proxy.nodes), table
 
 
-def lb_service(cluster: Cluster, name: str, ips: list[str], ranges: list[str]) -> list[str]:
+def lb_service(cluster: Cluster, name: str, ips: list[str], ranges: list[str], selector: str = "{app: roll}",
+               policy: str = "Cluster", target: str = "http") -> list[str]:
     """A LoadBalancer Service with `ips` written into its status (as the pool controller would): their URLs."""
     cluster.apply(service(name, f"""type: LoadBalancer
   ipFamilyPolicy: PreferDualStack
+  externalTrafficPolicy: {policy}
   loadBalancerSourceRanges: {json.dumps(ranges)}
-  ports: [{{name: http, port: 80, targetPort: http}}]"""))
+  ports: [{{name: http, port: 80, targetPort: {target}}}]""", selector))
     patch = json.dumps({"status": {"loadBalancer": {"ingress": [{"ip": ip} for ip in ips]}}})
     cluster.kubectl("patch", "service", "-n", NS, name, "--subresource=status", "--type=merge", "-p", patch)
     return [f"http://{ip if ':' not in ip else f'[{ip}]'}/hostname" for ip in ips]
@@ -188,6 +191,37 @@ def test_lb_addresses_answer_from_one_node_and_only_to_allowed_sources(
     cluster.kubectl("delete", "service", "-n", NS, "lb-allowed", "lb-denied")
     wait_for(lambda: all(allowed_ip not in proxied(n) and denied_ip not in proxied(n) for n in proxy.nodes),
              "the addresses no longer announced", 30)
+
+
+@pytest.mark.usefixtures("backends")  # the namespace
+def test_a_local_lb_address_is_announced_by_the_node_of_its_endpoint(cluster: Cluster, proxy: Proxy) -> None:
+    """externalTrafficPolicy Local: only a node with a ready endpoint announces the address, even where
+    the hash alone would pick another node; the announcement follows the endpoint to another node."""
+    ip = str(ipaddress.ip_network(proxy.layout.lb_pool[0])[12])
+    by_hash = min(proxy.nodes, key=lambda n: hashlib.sha256(f"{n}#{ip}".encode()).hexdigest())  # MetalLB's rule
+    other = next(n for n in proxy.nodes if n != by_hash)
+
+    def owners() -> list[str]:
+        return [n for n in proxy.nodes
+                if re.search(rf"^{re.escape(ip)} ", proxy.in_node(n, "ip", "neigh", "show", "proxy").stdout, re.M)]
+
+    def endpoint_on(node: str, pod: str) -> None:
+        cluster.apply(pod_manifest(NS, pod, node, labels="{app: local-lb}", args="[netexec, --http-port=8080]"))
+        wait_for(lambda: ready_pods(cluster, "app=local-lb") == [pod], f"{pod} the only ready endpoint", 60)
+
+    endpoint_on(other, "local-a")
+    [url] = lb_service(cluster, "lb-local", [ip], [], "{app: local-lb}", "Local", "8080")
+    wait_for(lambda: owners() == [other], f"{ip} announced by {other} alone (the hash picks {by_hash})", 30)
+    assert proxy.fetch("external", url) == ["local-a"]
+    cluster.kubectl("delete", "pod", "-n", NS, "local-a", "--wait=true", "--timeout=60s")
+    endpoint_on(by_hash, "local-b")
+    wait_for(lambda: owners() == [by_hash], f"{ip} announced by {by_hash} alone", 30)
+    # the client still holds the old node's MAC until its neighbour entry expires (no gratuitous ARP)
+    knet("devcluster", "exec", "--name", cluster.name, "external", "--", "ip", "neigh", "flush", ip, check=False)
+    wait_for(lambda: proxy.fetch("external", url) == ["local-b"], "the address answered by local-b", 30)
+    cluster.kubectl("delete", "service", "-n", NS, "lb-local")
+    cluster.kubectl("delete", "pod", "-n", NS, "local-b", "--wait=false")
+    wait_for(lambda: not owners(), f"{ip} no longer announced", 30)
 
 
 def test_no_failed_request_during_a_rolling_update(cluster: Cluster, proxy: Proxy, backends: list[str]) -> None:
