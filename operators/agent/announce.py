@@ -18,8 +18,11 @@ forward the address out of another link; packets to the Service ports are DNATed
 proxy rules, and anything else routed to `knet-lb` is dropped, so the address answers only on its
 Service ports. Proxy replies go out at once (`proxy_delay` 0). The routes on `knet-lb` are the record
 of what is announced, so a restarted agent takes over (and cleans up) what its predecessor announced.
-Not done: gratuitous ARP on a takeover (a client learns the new node when its neighbour entry expires,
-within about 30 s).
+When a node starts answering for an address it tells the underlay at once, as MetalLB does: a
+gratuitous ARP request (IPv4) and an unsolicited Neighbor Advertisement with the Override flag (IPv6).
+A client that still holds the previous node's MAC replaces it (Linux updates an existing entry from
+either, whatever `arp_accept` says) instead of sending to a node that no longer answers until the entry
+expires. Each is sent once: the underlay is a LAN, and a lost one costs what not sending it would.
 """
 
 from __future__ import annotations
@@ -28,6 +31,8 @@ import hashlib
 import ipaddress
 import json
 import logging
+import socket
+import struct
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -81,6 +86,38 @@ def announced(model: ProxyModel, peers: Iterable[Peer], slices: Iterable[Endpoin
             candidates = [n for n in eligible if n in with_endpoints.get((p.namespace, p.name), set())]
         mine.update(ip for ip in p.lb_ips if owner(ip, candidates) == model.node)
     return tuple(sorted(mine, key=lambda ip: (family_of(ip), int(ipaddress.ip_address(ip)))))
+
+
+def arp_announcement(mac: bytes, ip: str) -> bytes:
+    """A gratuitous ARP request for `ip` at `mac` (sender and target address both `ip`), as an Ethernet
+    broadcast frame."""
+    addr = ipaddress.IPv4Address(ip).packed
+    header = struct.pack("!HHBBH", 1, 0x0800, 6, 4, 1)  # Ethernet, IPv4, address lengths, request
+    return b"\xff" * 6 + mac + b"\x08\x06" + header + mac + addr + bytes(6) + addr
+
+
+def neighbour_advertisement(mac: bytes, ip: str) -> bytes:
+    """An unsolicited ICMPv6 Neighbor Advertisement for `ip` at `mac`: Override set, Solicited and Router
+    clear (a node's proxy answers carry no Router flag), the target link-layer address option; the
+    kernel fills in the checksum of a raw ICMPv6 socket."""
+    return struct.pack("!BBHI", 136, 0, 0, 0x20000000) + ipaddress.IPv6Address(ip).packed + b"\x02\x01" + mac
+
+
+def tell_neighbours(link: str, addresses: Iterable[str]) -> None:
+    """Send the announcements for `addresses` out of `link` (needs CAP_NET_RAW); OSError on failure."""
+    ips = list(addresses)
+    with socket.socket(socket.AF_PACKET, socket.SOCK_RAW) as raw:
+        raw.bind((link, 0))
+        mac = raw.getsockname()[4]
+        for ip in ips:
+            if family_of(ip) == 4:
+                raw.send(arp_announcement(mac, ip))
+    if six := [ip for ip in ips if family_of(ip) == 6]:
+        index = socket.if_nametoindex(link)
+        with socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6) as icmp:
+            icmp.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS, 255)  # or receivers drop it
+            for ip in six:
+                icmp.sendto(neighbour_advertisement(mac, ip), ("ff02::1", 0, 0, index))
 
 
 def _host(ip: str) -> str:
@@ -143,12 +180,22 @@ class Announcer:
             await self._ip("neigh", "del", "proxy", ip, "dev", self.link)
             await self._ip("route", "del", _host(ip), "dev", LINK)
             log.info("no longer answering for LoadBalancer address %s", ip)
+        added: list[str] = []
         for ip in sorted(wanted - current):
+            failed = len(errors)
             for args in (("route", "replace", _host(ip), "dev", LINK),
                          ("neigh", "replace", "proxy", ip, "dev", self.link)):
                 ok, err = await self._ip(*args)
                 if not ok:
                     errors.append(f"ip {' '.join(args)}: {err}")
                     log.warning("%s", errors[-1])
-            log.info("answering ARP/NDP for LoadBalancer address %s on %s", ip, self.link)
+            if len(errors) == failed:
+                added.append(ip)
+                log.info("answering ARP/NDP for LoadBalancer address %s on %s", ip, self.link)
+        if added:
+            try:
+                tell_neighbours(self.link, added)
+            except OSError as e:
+                errors.append(f"cannot announce {', '.join(added)} on {self.link}: {e}")
+                log.warning("%s", errors[-1])
         return errors

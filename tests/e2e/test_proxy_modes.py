@@ -161,6 +161,24 @@ def lb_service(cluster: Cluster, name: str, ips: list[str], ranges: list[str], s
     return [f"http://{ip if ':' not in ip else f'[{ip}]'}/hostname" for ip in ips]
 
 
+def underlay_mac(proxy: Proxy, node: str) -> str:
+    """The MAC of the node's link towards the external client."""
+    link = json.loads(proxy.in_node(node, "ip", "-j", "route", "get", proxy.external_ip).stdout)[0]["dev"]
+    return json.loads(proxy.in_node(node, "ip", "-j", "link", "show", link).stdout)[0]["address"]
+
+
+def lb_owners(proxy: Proxy, ip: str) -> list[str]:
+    """The nodes that answer ARP or neighbour solicitations for `ip` (a proxy neighbour entry)."""
+    return [n for n in proxy.nodes
+            if re.search(rf"^{re.escape(ip)} ", proxy.in_node(n, "ip", "neigh", "show", "proxy").stdout, re.M)]
+
+
+def external_neighbour(cluster: Cluster, ip: str) -> str:
+    """The external client's neighbour entry for `ip`."""
+    return knet("devcluster", "exec", "--name", cluster.name, "external", "--", "ip", "neigh", "show", ip,
+                check=False).stdout
+
+
 def test_lb_addresses_answer_from_one_node_and_only_to_allowed_sources(
     cluster: Cluster, proxy: Proxy, backends: list[str]
 ) -> None:
@@ -169,41 +187,29 @@ def test_lb_addresses_answer_from_one_node_and_only_to_allowed_sources(
     [allowed] = lb_service(cluster, "lb-allowed", [allowed_ip], [f"{proxy.external_ip}/32"])
     [denied] = lb_service(cluster, "lb-denied", [denied_ip], ["10.0.0.0/8"])
     wait_for(lambda: answers(proxy, "external", allowed, 30) == set(backends), "the LB address, every endpoint", 60)
-
-    def proxied(node: str) -> str:
-        return proxy.in_node(node, "ip", "neigh", "show", "proxy").stdout
-
-    def owners(ip: str) -> list[str]:
-        return [n for n in proxy.nodes if re.search(rf"^{re.escape(ip)} ", proxied(n), re.M)]
-
     # the denied address's status may land a sync later than the allowed one's
-    wait_for(lambda: owners(denied_ip), "an owner of the denied address", 30)
+    wait_for(lambda: lb_owners(proxy, denied_ip), "an owner of the denied address", 30)
     for ip in (allowed_ip, denied_ip):
-        assert len(owners(ip)) == 1, f"{ip}: answered by {owners(ip)}"
+        assert len(lb_owners(proxy, ip)) == 1, f"{ip}: answered by {lb_owners(proxy, ip)}"
     assert proxy.fetch("external", denied) == ["timeout"], "a source outside the ranges is dropped"
     # the client's neighbour entry points at the elected node's underlay MAC
-    neigh = knet("devcluster", "exec", "--name", cluster.name, "external", "--", "ip", "neigh", "show",
-                 allowed_ip, check=False).stdout
-    owner = next(n for n in proxy.nodes if re.search(rf"^{re.escape(allowed_ip)} ", proxied(n), re.M))
-    link = json.loads(proxy.in_node(owner, "ip", "-j", "route", "get", proxy.external_ip).stdout)[0]["dev"]
-    mac = json.loads(proxy.in_node(owner, "ip", "-j", "link", "show", link).stdout)[0]["address"]
-    assert mac in neigh, (neigh, mac)
+    neigh = external_neighbour(cluster, allowed_ip)
+    [owner] = lb_owners(proxy, allowed_ip)
+    assert underlay_mac(proxy, owner) in neigh, (neigh, owner)
     cluster.kubectl("delete", "service", "-n", NS, "lb-allowed", "lb-denied")
-    wait_for(lambda: all(allowed_ip not in proxied(n) and denied_ip not in proxied(n) for n in proxy.nodes),
+    wait_for(lambda: not lb_owners(proxy, allowed_ip) and not lb_owners(proxy, denied_ip),
              "the addresses no longer announced", 30)
 
 
 @pytest.mark.usefixtures("backends")  # the namespace
 def test_a_local_lb_address_is_announced_by_the_node_of_its_endpoint(cluster: Cluster, proxy: Proxy) -> None:
     """externalTrafficPolicy Local: only a node with a ready endpoint announces the address, even where
-    the hash alone would pick another node; the announcement follows the endpoint to another node."""
+    the hash alone would pick another node; the announcement follows the endpoint to another node, and
+    the new node's gratuitous ARP moves the client's neighbour entry to it at once (without it, the entry
+    would keep the old node's MAC until it is next used and found unreachable)."""
     ip = str(ipaddress.ip_network(proxy.layout.lb_pool[0])[12])
     by_hash = min(proxy.nodes, key=lambda n: hashlib.sha256(f"{n}#{ip}".encode()).hexdigest())  # MetalLB's rule
     other = next(n for n in proxy.nodes if n != by_hash)
-
-    def owners() -> list[str]:
-        return [n for n in proxy.nodes
-                if re.search(rf"^{re.escape(ip)} ", proxy.in_node(n, "ip", "neigh", "show", "proxy").stdout, re.M)]
 
     def endpoint_on(node: str, pod: str) -> None:
         cluster.apply(pod_manifest(NS, pod, node, labels="{app: local-lb}", args="[netexec, --http-port=8080]"))
@@ -211,17 +217,18 @@ def test_a_local_lb_address_is_announced_by_the_node_of_its_endpoint(cluster: Cl
 
     endpoint_on(other, "local-a")
     [url] = lb_service(cluster, "lb-local", [ip], [], "{app: local-lb}", "Local", "8080")
-    wait_for(lambda: owners() == [other], f"{ip} announced by {other} alone (the hash picks {by_hash})", 30)
+    wait_for(lambda: lb_owners(proxy, ip) == [other], f"{ip} announced by {other} alone (the hash picks {by_hash})", 30)
     assert proxy.fetch("external", url) == ["local-a"]
+    assert underlay_mac(proxy, other) in external_neighbour(cluster, ip)
     cluster.kubectl("delete", "pod", "-n", NS, "local-a", "--wait=true", "--timeout=60s")
     endpoint_on(by_hash, "local-b")
-    wait_for(lambda: owners() == [by_hash], f"{ip} announced by {by_hash} alone", 30)
-    # the client still holds the old node's MAC until its neighbour entry expires (no gratuitous ARP)
-    knet("devcluster", "exec", "--name", cluster.name, "external", "--", "ip", "neigh", "flush", ip, check=False)
-    wait_for(lambda: proxy.fetch("external", url) == ["local-b"], "the address answered by local-b", 30)
+    wait_for(lambda: lb_owners(proxy, ip) == [by_hash], f"{ip} announced by {by_hash} alone", 30)
+    mac = underlay_mac(proxy, by_hash)
+    wait_for(lambda: mac in external_neighbour(cluster, ip), f"the client's entry for {ip} at {by_hash}", 3)
+    assert proxy.fetch("external", url) == ["local-b"]
     cluster.kubectl("delete", "service", "-n", NS, "lb-local")
     cluster.kubectl("delete", "pod", "-n", NS, "local-b", "--wait=false")
-    wait_for(lambda: not owners(), f"{ip} no longer announced", 30)
+    wait_for(lambda: not lb_owners(proxy, ip), f"{ip} no longer announced", 30)
 
 
 def test_no_failed_request_during_a_rolling_update(cluster: Cluster, proxy: Proxy, backends: list[str]) -> None:
@@ -372,3 +379,15 @@ def test_dual_stack_services_in_both_modes(dual: tuple[Proxy, list[str]]) -> Non
         for url in (lb6, lb4):
             wait_for(lambda u=url: answers(px, "external", u, 12) == set(backends), f"{url} ({mode})", 60)
     assert "-j KNET-SERVICES" in px.in_node(px.nodes[0], "ip6tables-save").stdout
+    # a takeover of the IPv6 address: its node is excluded from load balancers, the other one answers
+    # now, and its unsolicited Neighbor Advertisement moves the client's entry to it at once
+    ip6 = str(pools[1][12])
+    [owner] = lb_owners(px, ip6)
+    assert underlay_mac(px, owner) in external_neighbour(cluster, ip6)
+    cluster.kubectl("label", "node", owner, "node.kubernetes.io/exclude-from-external-load-balancers=")
+    [heir] = [n for n in px.nodes if n != owner]
+    wait_for(lambda: lb_owners(px, ip6) == [heir], f"{ip6} announced by {heir}", 30)
+    mac = underlay_mac(px, heir)
+    wait_for(lambda: mac in external_neighbour(cluster, ip6), f"the client's entry for {ip6} at {heir}", 3)
+    assert answers(px, "external", lb6, 12) == set(backends)
+    cluster.kubectl("label", "node", owner, "node.kubernetes.io/exclude-from-external-load-balancers-")
