@@ -2,9 +2,11 @@
 (one worker, answering each request with the port it came in on), knet's rendered config, and a minimal
 hand-written proxy config for the same route.
 
-Two more configs tell where the difference between those two goes: knet's config with the endpoints
+Three more configs tell where the difference between those two goes: knet's config with the endpoints
 written into its upstreams (what `knet render ingress` writes without the Lua module: no balancer code
-runs per request), and the minimal config plus exactly the forwarding headers knet's config sets.
+runs per request), knet's config with a balancer that only sets the one backend as the peer (the Lua
+framework's cost per request without knet's Lua), and the minimal config plus exactly the forwarding
+headers knet's config sets.
 
 Everything listens on the namespace's loopback, so the figures compare the proxy configs on the same
 machine, through the same backend, with the same client (wrk, also run in the namespace)."""
@@ -17,6 +19,7 @@ import re
 import socket
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from operators.devcluster import netns
@@ -28,7 +31,7 @@ NS = "knet-bench-ing"
 HOST = "bench.test"
 BACKEND = "10.254.0.1"  # on the namespace's lo, outside 127/8 (knet refuses loopback endpoint addresses)
 BACKEND_PORTS = tuple(range(9001, 9011))
-KNET_PORT, MINIMAL_PORT, KNET_STATIC_PORT, FORWARDING_PORT = 8001, 8002, 8003, 8004
+KNET_PORT, MINIMAL_PORT, KNET_STATIC_PORT, FORWARDING_PORT, KNET_CONSTANT_PORT = 8001, 8002, 8003, 8004, 8005
 
 
 def in_ns(*argv: str, cpu: int | None = None) -> list[str]:
@@ -93,14 +96,26 @@ def forwarding_headers(knet_conf: str) -> str:
     return text.replace("$knet_request_id", request_id.group(1))
 
 
-def knet_runtime(prefix: Path, dynamic: bool = True) -> Runtime:
-    """The controller's runtime (dynamic endpoints, the Lua balancer) with one worker and no access log;
-    with `dynamic` false, the endpoints are written into the config (other ports, to run beside it)."""
-    p, shift = str(prefix), 0 if dynamic else KNET_STATIC_PORT - KNET_PORT
+def knet_runtime(prefix: Path, dynamic: bool = True, port: int = KNET_PORT) -> Runtime:
+    """The controller's runtime (dynamic endpoints, the Lua balancer) with one worker and no access log,
+    HTTP on `port` (HTTPS and status ports derived from it, so that several run side by side); with
+    `dynamic` false, the endpoints are written into the config."""
+    p = str(prefix)
     return Runtime(prefix=p, certificate_dir=f"{p}/certs", default_certificate=f"{p}/certs/default.pem",
                    pid_file=f"{p}/nginx.pid", temp_dir=f"{p}/tmp", error_log=f"{p}/error.log", access_log="off",
-                   http_port=KNET_PORT + shift, https_port=8441 + shift, status_port=8254 + shift, ipv6=False,
+                   http_port=port, https_port=port + 440, status_port=port + 253, ipv6=False,
                    worker_processes=1, dynamic_endpoints=dynamic, control_socket=f"{p}/control.sock")
+
+
+def constant_balancer(conf: str) -> str:
+    """knet's config for the bench's one route with its balancer call replaced by one that only sets the
+    backend as the peer: the Lua framework's cost per request, without knet's Lua."""
+    text, n = re.subn(r'balancer_by_lua_block \{ knet\.balance\("[^"]+"\) \}',
+                      f'balancer_by_lua_block {{ require("ngx.balancer").set_current_peer("{BACKEND}", '
+                      f'{BACKEND_PORTS[0]}) }}', conf)
+    if n != 1:  # the route's one upstream
+        raise ValueError("knet's config changed: update constant_balancer")
+    return text
 
 
 def bench_objects(ports: tuple[int, ...]) -> list[dict]:
@@ -179,13 +194,16 @@ class Namespace:
         master = self.procs[-1].pid  # taskset and nsenter exec nginx: the same process
         return int(Path(f"/proc/{master}/task/{master}/children").read_text().split()[0])
 
-    def knet(self, prefix: Path, model: IngressModel, dynamic: bool = True) -> tuple[int, str]:
-        """knet's rendered config for `model`, started, with the model's endpoints pushed (or written into
-        the config); its worker's pid and the config."""
-        rt = knet_runtime(prefix, dynamic)
+    def knet(self, prefix: Path, model: IngressModel, dynamic: bool = True, port: int = KNET_PORT,
+             edit: Callable[[str], str] | None = None) -> tuple[int, str]:
+        """knet's rendered config for `model` (changed by `edit`), started, with the model's endpoints
+        pushed (or written into the config); its worker's pid and the config."""
+        rt = knet_runtime(prefix, dynamic, port)
         files.prepare(rt)
         files.write_certificates(model, rt)
         conf = render_config(model, rt)
+        if edit is not None:
+            conf = edit(conf)
         worker = self.nginx(prefix, conf, rt.http_port)
         if dynamic:
             push_endpoints(rt.control_socket, render_endpoints(model))

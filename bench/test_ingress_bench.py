@@ -23,12 +23,14 @@ from bench.ingress_nginx import (
     BACKEND_PORTS,
     FORWARDING_PORT,
     HOST,
+    KNET_CONSTANT_PORT,
     KNET_PORT,
     KNET_STATIC_PORT,
     MINIMAL_PORT,
     Namespace,
     backend_conf,
     bench_objects,
+    constant_balancer,
     cpu_seconds,
     forwarding_headers,
     get,
@@ -128,8 +130,9 @@ def test_proxy_throughput_vs_minimal_config(bench, namespace: tuple[Namespace, P
     """wrk (1 thread, 16 connections, CPU 1) through each proxy (one worker, CPU 0, beside the backend)
     in turn, several rounds; a ratio is the median of the rounds' ratios, so a burst of load elsewhere
     on the machine hits one round rather than one side. The goal compares knet's config (the controller's:
-    endpoints pushed to the Lua balancer) with the minimal one; two more configs split the difference:
-    knet's with its endpoints in the file (no Lua per request) and the minimal one with knet's forwarding
+    endpoints pushed to the Lua balancer) with the minimal one; three more configs split the difference:
+    knet's with its endpoints in the file (no Lua per request), knet's with a balancer that sets one
+    constant peer (the Lua framework without knet's Lua) and the minimal one with knet's forwarding
     headers. Also printed: the CPU time per request of each proxy's worker and of the backend (which
     parses the headers each proxy adds), the cost behind the throughput, which load elsewhere on the
     machine barely changes."""
@@ -139,7 +142,10 @@ def test_proxy_throughput_vs_minimal_config(bench, namespace: tuple[Namespace, P
     knet_worker, knet_conf = ns.knet(root / "knet", model)
     proxies = {"knet": (knet_worker, KNET_PORT),
                "minimal": (ns.nginx(root / "minimal", minimal_conf(root / "minimal"), MINIMAL_PORT), MINIMAL_PORT),
-               "knet, endpoints in the file": (ns.knet(root / "static", model, dynamic=False)[0], KNET_STATIC_PORT),
+               "knet, endpoints in the file": (ns.knet(root / "static", model, False, KNET_STATIC_PORT)[0],
+                                               KNET_STATIC_PORT),
+               "knet, constant-peer balancer": (ns.knet(root / "const", model, True, KNET_CONSTANT_PORT,
+                                                        constant_balancer)[0], KNET_CONSTANT_PORT),
                "minimal + knet's headers": (ns.nginx(root / "fwd", minimal_conf(root / "fwd", FORWARDING_PORT,
                                                                                forwarding_headers(knet_conf)),
                                                      FORWARDING_PORT), FORWARDING_PORT)}
@@ -177,6 +183,7 @@ def test_proxy_throughput_vs_minimal_config(bench, namespace: tuple[Namespace, P
                  f"minimal/knet: {p99['minimal'] / p99['knet']:.2f}; ratio of the CPU totals minimal/knet "
                  f"{sum(per['minimal']) / sum(per['knet']):.2f}")
     for a, b, what in (("knet, endpoints in the file", "minimal", "knet's config without the Lua balancer"),
+                       ("knet", "knet, constant-peer balancer", "knet's balancer Lua against a constant peer"),
                        ("minimal + knet's headers", "minimal", "the forwarding headers alone"),
                        ("knet", "minimal + knet's headers", "knet's config, the same headers on both sides")):
         bench.record(f"  {what}: median {ratio(a, b)[0]:.2f} ({a} / {b})")
