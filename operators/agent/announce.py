@@ -19,14 +19,16 @@ proxy rules, and anything else routed to `knet-lb` is dropped, so the address an
 Service ports. Proxy replies go out at once (`proxy_delay` 0). The routes on `knet-lb` are the record
 of what is announced, so a restarted agent takes over (and cleans up) what its predecessor announced.
 When a node starts answering for an address it tells the underlay at once, as MetalLB does: a
-gratuitous ARP request (IPv4) and an unsolicited Neighbor Advertisement with the Override flag (IPv6).
-A client that still holds the previous node's MAC replaces it (Linux updates an existing entry from
-either, whatever `arp_accept` says) instead of sending to a node that no longer answers until the entry
-expires. Each is sent once: the underlay is a LAN, and a lost one costs what not sending it would.
+gratuitous ARP request and reply (IPv4; some devices heed only one of the two) or an unsolicited
+Neighbor Advertisement with the Override flag (IPv6), repeated every 1.1 s for 5 s while the node still
+answers for it (MetalLB's timing), in case one is lost. A client that still holds the previous node's
+MAC replaces it (Linux updates an existing entry from either, whatever `arp_accept` says) instead of
+sending to a node that no longer answers until the entry fails.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import ipaddress
 import json
@@ -44,6 +46,7 @@ from operators.proxy.model import ProxyModel
 
 EXCLUDE_LABEL = "node.kubernetes.io/exclude-from-external-load-balancers"
 LINK, PEER = "knet-lb", "knet-lb-peer"
+REPEATS, EVERY = 5, 1.1  # announcements of a new address: how many, how far apart (seconds)
 log = logging.getLogger(__name__)
 
 
@@ -88,12 +91,13 @@ def announced(model: ProxyModel, peers: Iterable[Peer], slices: Iterable[Endpoin
     return tuple(sorted(mine, key=lambda ip: (family_of(ip), int(ipaddress.ip_address(ip)))))
 
 
-def arp_announcement(mac: bytes, ip: str) -> bytes:
-    """A gratuitous ARP request for `ip` at `mac` (sender and target address both `ip`), as an Ethernet
-    broadcast frame."""
+def arp_announcement(mac: bytes, ip: str, reply: bool = False) -> bytes:
+    """A gratuitous ARP request (or reply) for `ip` at `mac` as an Ethernet broadcast frame: sender and
+    target address both `ip`; the target MAC is zero in a request, `mac` in a reply (what makes a reply
+    gratuitous to Linux)."""
     addr = ipaddress.IPv4Address(ip).packed
-    header = struct.pack("!HHBBH", 1, 0x0800, 6, 4, 1)  # Ethernet, IPv4, address lengths, request
-    return b"\xff" * 6 + mac + b"\x08\x06" + header + mac + addr + bytes(6) + addr
+    header = struct.pack("!HHBBH", 1, 0x0800, 6, 4, 2 if reply else 1)  # Ethernet, IPv4, address lengths
+    return b"\xff" * 6 + mac + b"\x08\x06" + header + mac + addr + (mac if reply else bytes(6)) + addr
 
 
 def neighbour_advertisement(mac: bytes, ip: str) -> bytes:
@@ -112,6 +116,7 @@ def tell_neighbours(link: str, addresses: Iterable[str]) -> None:
         for ip in ips:
             if family_of(ip) == 4:
                 raw.send(arp_announcement(mac, ip))
+                raw.send(arp_announcement(mac, ip, reply=True))
     if six := [ip for ip in ips if family_of(ip) == 6]:
         index = socket.if_nametoindex(link)
         with socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6) as icmp:
@@ -129,6 +134,8 @@ class Announcer:
 
     def __init__(self) -> None:
         self.link = ""  # the underlay link (the one holding the node's address)
+        self.answering: set[str] = set()
+        self.repeats: set[asyncio.Task[None]] = set()  # held here: the loop keeps only weak references
 
     async def _ip(self, *args: str) -> tuple[bool, str]:
         code, err = await dataplane.run(["ip", *args])
@@ -192,10 +199,28 @@ class Announcer:
             if len(errors) == failed:
                 added.append(ip)
                 log.info("answering ARP/NDP for LoadBalancer address %s on %s", ip, self.link)
+        self.answering = (current & wanted) | set(added)
         if added:
             try:
                 tell_neighbours(self.link, added)
             except OSError as e:
                 errors.append(f"cannot announce {', '.join(added)} on {self.link}: {e}")
                 log.warning("%s", errors[-1])
+            else:
+                task = asyncio.create_task(self.repeat(added))
+                self.repeats.add(task)
+                task.add_done_callback(self.repeats.discard)
         return errors
+
+    async def repeat(self, addresses: list[str]) -> None:
+        """The announcements of `addresses` again, every EVERY seconds, REPEATS - 1 times, each time only
+        for those this node still answers for."""
+        for _ in range(REPEATS - 1):
+            await asyncio.sleep(EVERY)
+            if not (addresses := [ip for ip in addresses if ip in self.answering]):
+                return
+            try:
+                tell_neighbours(self.link, addresses)
+            except OSError as e:
+                log.warning("cannot announce %s on %s again: %s", ", ".join(addresses), self.link, e)
+                return

@@ -3,6 +3,7 @@ fields, and a neighbour's kernel replacing the MAC it held (two throwaway namesp
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import json
 import os
@@ -13,20 +14,21 @@ from collections.abc import Iterator
 
 import pytest
 
-from operators.agent.announce import arp_announcement, neighbour_advertisement
+from operators.agent import announce
+from operators.agent.announce import Announcer, arp_announcement, neighbour_advertisement
 from operators.devcluster import netns
 
 MAC = bytes.fromhex("0a1b2c3d4e5f")
 
 
-def test_arp_announcement_is_a_broadcast_request_for_the_address_from_itself() -> None:
-    frame = arp_announcement(MAC, "172.30.0.140")
+@pytest.mark.parametrize(("reply", "op", "target_mac"), [(False, 1, bytes(6)), (True, 2, MAC)])
+def test_arp_announcement_is_a_broadcast_for_the_address_from_itself(reply: bool, op: int, target_mac: bytes) -> None:
+    frame = arp_announcement(MAC, "172.30.0.140", reply)
     dst, src, ethertype = frame[:6], frame[6:12], struct.unpack("!H", frame[12:14])[0]
-    htype, ptype, hlen, plen, op = struct.unpack("!HHBBH", frame[14:22])
-    sha, spa, tha, tpa = frame[22:28], frame[28:32], frame[32:38], frame[38:42]
     assert (dst, src, ethertype) == (b"\xff" * 6, MAC, 0x0806) and len(frame) == 42
-    assert (htype, ptype, hlen, plen, op) == (1, 0x0800, 6, 4, 1)
-    assert sha == MAC and spa == tpa == ipaddress.IPv4Address("172.30.0.140").packed and tha == bytes(6)
+    assert struct.unpack("!HHBBH", frame[14:22]) == (1, 0x0800, 6, 4, op)
+    sha, spa, tha, tpa = frame[22:28], frame[28:32], frame[32:38], frame[38:42]
+    assert sha == MAC and spa == tpa == ipaddress.IPv4Address("172.30.0.140").packed and tha == target_mac
 
 
 def test_neighbour_advertisement_overrides_unsolicited_with_the_mac() -> None:
@@ -73,3 +75,19 @@ def test_a_neighbour_replaces_the_mac_it_held_for_the_addresses(pair: tuple[str,
     for ip in addresses:
         entry = netns.ip(client, "neigh", "show", ip, "dev", "kgc")
         assert f"lladdr {mac} " in entry, (ip, entry, mac)
+
+
+def test_announcements_repeat_only_for_addresses_still_answered(monkeypatch: pytest.MonkeyPatch) -> None:
+    sent: list[list[str]] = []
+    announcer = Announcer()
+    announcer.link, announcer.answering = "eth0", {"10.0.0.1", "10.0.0.2"}
+
+    def tell(link: str, addresses: list[str]) -> None:
+        sent.append(list(addresses))
+        if len(sent) == 2:
+            announcer.answering.discard("10.0.0.2")  # another node took it over meanwhile
+
+    monkeypatch.setattr(announce, "tell_neighbours", tell)
+    monkeypatch.setattr(announce, "EVERY", 0.001)
+    asyncio.run(announcer.repeat(["10.0.0.1", "10.0.0.2"]))
+    assert sent == [["10.0.0.1", "10.0.0.2"]] * 2 + [["10.0.0.1"]] * (announce.REPEATS - 3)
