@@ -201,26 +201,27 @@ class Announcer:
                 log.info("answering ARP/NDP for LoadBalancer address %s on %s", ip, self.link)
         self.answering = (current & wanted) | set(added)
         if added:
-            try:
-                tell_neighbours(self.link, added)
-            except OSError as e:
-                errors.append(f"cannot announce {', '.join(added)} on {self.link}: {e}")
-                log.warning("%s", errors[-1])
+            if err := self._tell(added):
+                errors.append(err)
             else:
                 task = asyncio.create_task(self.repeat(added))
                 self.repeats.add(task)
                 task.add_done_callback(self.repeats.discard)
         return errors
 
+    def _tell(self, addresses: list[str]) -> str:
+        """Announce `addresses` on the underlay; the error met (also logged), or ""."""
+        try:
+            tell_neighbours(self.link, addresses)
+        except OSError as e:
+            log.warning("cannot announce %s on %s: %s", ", ".join(addresses), self.link, e)
+            return f"cannot announce {', '.join(addresses)} on {self.link}: {e}"
+        return ""
+
     async def repeat(self, addresses: list[str]) -> None:
         """The announcements of `addresses` again, every EVERY seconds, REPEATS - 1 times, each time only
         for those this node still answers for."""
         for _ in range(REPEATS - 1):
             await asyncio.sleep(EVERY)
-            if not (addresses := [ip for ip in addresses if ip in self.answering]):
-                return
-            try:
-                tell_neighbours(self.link, addresses)
-            except OSError as e:
-                log.warning("cannot announce %s on %s again: %s", ", ".join(addresses), self.link, e)
+            if not (addresses := [ip for ip in addresses if ip in self.answering]) or self._tell(addresses):
                 return

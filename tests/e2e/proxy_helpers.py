@@ -233,6 +233,11 @@ class Proxy:
         return subprocess.run(["ip", "netns", "exec", self.layout.node_ns(node), *cmd], input=stdin,
                               capture_output=True, text=True, timeout=30)
 
+    def in_external(self, *cmd: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+        """Run a command on the external client (its own namespace on the underlay, outside the cluster)."""
+        return knet("devcluster", "exec", "--name", self.cluster.name, "external", "--", *cmd, check=False,
+                    timeout=timeout)
+
     @contextlib.contextmanager
     def service_routes(self) -> Iterator[None]:
         """A route for the service range in every node, as a real node's default route provides.
@@ -286,8 +291,7 @@ class Proxy:
     def fetch(self, where: str, url: str, n: int = 1) -> list[str]:
         """n HTTP GETs from a pod (`ns/name`) or `external`, each on a new connection."""
         if where == "external":
-            proc = knet("devcluster", "exec", "--name", self.cluster.name, "external", "--", "python3", "-c",
-                        FETCH, url, str(n), check=False, timeout=30 + 4 * n)
+            proc = self.in_external("python3", "-c", FETCH, url, str(n), timeout=30 + 4 * n)
         else:
             proc = self.cluster.exec(where, "python3", "-c", FETCH, url, str(n), timeout=30 + 4 * n)
         return proc.stdout.split("\n")[:-1] if proc.stdout else [f"exec failed: {proc.stderr.strip()}"]
@@ -295,10 +299,7 @@ class Proxy:
     def curl(self, where: str, url: str) -> tuple[int, str]:
         """One HTTP GET with curl from a pod or `external`: (status code, 0 without an answer; body)."""
         cmd = ["curl", "-s", "-m", "3", "-w", "\n%{http_code}", url]
-        if where == "external":
-            proc = knet("devcluster", "exec", "--name", self.cluster.name, "external", "--", *cmd, check=False)
-        else:
-            proc = self.cluster.exec(where, *cmd)
+        proc = self.in_external(*cmd) if where == "external" else self.cluster.exec(where, *cmd)
         body, _, code = proc.stdout.rpartition("\n")
         return int(code) if code.isdigit() else 0, body
 

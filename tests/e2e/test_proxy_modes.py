@@ -173,10 +173,9 @@ def lb_owners(proxy: Proxy, ip: str) -> list[str]:
             if re.search(rf"^{re.escape(ip)} ", proxy.in_node(n, "ip", "neigh", "show", "proxy").stdout, re.M)]
 
 
-def external_neighbour(cluster: Cluster, ip: str) -> str:
+def external_neighbour(proxy: Proxy, ip: str) -> str:
     """The external client's neighbour entry for `ip`."""
-    return knet("devcluster", "exec", "--name", cluster.name, "external", "--", "ip", "neigh", "show", ip,
-                check=False).stdout
+    return proxy.in_external("ip", "neigh", "show", ip).stdout
 
 
 def test_lb_addresses_answer_from_one_node_and_only_to_allowed_sources(
@@ -193,7 +192,7 @@ def test_lb_addresses_answer_from_one_node_and_only_to_allowed_sources(
         assert len(lb_owners(proxy, ip)) == 1, f"{ip}: answered by {lb_owners(proxy, ip)}"
     assert proxy.fetch("external", denied) == ["timeout"], "a source outside the ranges is dropped"
     # the client's neighbour entry points at the elected node's underlay MAC
-    neigh = external_neighbour(cluster, allowed_ip)
+    neigh = external_neighbour(proxy, allowed_ip)
     [owner] = lb_owners(proxy, allowed_ip)
     assert underlay_mac(proxy, owner) in neigh, (neigh, owner)
     cluster.kubectl("delete", "service", "-n", NS, "lb-allowed", "lb-denied")
@@ -219,12 +218,12 @@ def test_a_local_lb_address_is_announced_by_the_node_of_its_endpoint(cluster: Cl
     [url] = lb_service(cluster, "lb-local", [ip], [], "{app: local-lb}", "Local", "8080")
     wait_for(lambda: lb_owners(proxy, ip) == [other], f"{ip} announced by {other} alone (the hash picks {by_hash})", 30)
     assert proxy.fetch("external", url) == ["local-a"]
-    assert underlay_mac(proxy, other) in external_neighbour(cluster, ip)
+    assert underlay_mac(proxy, other) in external_neighbour(proxy, ip)
     cluster.kubectl("delete", "pod", "-n", NS, "local-a", "--wait=true", "--timeout=60s")
     endpoint_on(by_hash, "local-b")
     wait_for(lambda: lb_owners(proxy, ip) == [by_hash], f"{ip} announced by {by_hash} alone", 30)
     mac = underlay_mac(proxy, by_hash)
-    wait_for(lambda: mac in external_neighbour(cluster, ip), f"the client's entry for {ip} at {by_hash}", 3)
+    wait_for(lambda: mac in external_neighbour(proxy, ip), f"the client's entry for {ip} at {by_hash}", 3)
     assert proxy.fetch("external", url) == ["local-b"]
     cluster.kubectl("delete", "service", "-n", NS, "lb-local")
     cluster.kubectl("delete", "pod", "-n", NS, "local-b", "--wait=false")
@@ -383,11 +382,11 @@ def test_dual_stack_services_in_both_modes(dual: tuple[Proxy, list[str]]) -> Non
     # now, and its unsolicited Neighbor Advertisement moves the client's entry to it at once
     ip6 = str(pools[1][12])
     [owner] = lb_owners(px, ip6)
-    assert underlay_mac(px, owner) in external_neighbour(cluster, ip6)
+    assert underlay_mac(px, owner) in external_neighbour(px, ip6)
     cluster.kubectl("label", "node", owner, "node.kubernetes.io/exclude-from-external-load-balancers=")
     [heir] = [n for n in px.nodes if n != owner]
     wait_for(lambda: lb_owners(px, ip6) == [heir], f"{ip6} announced by {heir}", 30)
     mac = underlay_mac(px, heir)
-    wait_for(lambda: mac in external_neighbour(cluster, ip6), f"the client's entry for {ip6} at {heir}", 3)
+    wait_for(lambda: mac in external_neighbour(px, ip6), f"the client's entry for {ip6} at {heir}", 3)
     assert answers(px, "external", lb6, 12) == set(backends)
     cluster.kubectl("label", "node", owner, "node.kubernetes.io/exclude-from-external-load-balancers-")
