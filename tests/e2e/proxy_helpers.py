@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import subprocess
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -295,6 +296,17 @@ class Proxy:
         else:
             proc = self.cluster.exec(where, "python3", "-c", FETCH, url, str(n), timeout=30 + 4 * n)
         return proc.stdout.split("\n")[:-1] if proc.stdout else [f"exec failed: {proc.stderr.strip()}"]
+
+    def every_answer(self, where: str, url: str, expected: set[str], timeout: float = 30) -> None:
+        """Each of `expected` answers `url` and nothing else does. The choice of endpoint is random (30
+        tries miss one of 4 equal endpoints once in ~1400 runs), so tries go on, 10 at a time, until each
+        one has answered."""
+        deadline, seen = time.monotonic() + timeout, set[str]()
+        while seen != expected and time.monotonic() < deadline:
+            got = set(self.fetch(where, url, 10))
+            assert got <= expected, f"{url} from {where}: answers not from the endpoints: {got - expected}"
+            seen |= got
+        assert seen == expected, f"{url} from {where}: in {timeout:.0f} s only {sorted(seen)} answered"
 
     def curl(self, where: str, url: str) -> tuple[int, str]:
         """One HTTP GET with curl from a pod or `external`: (status code, 0 without an answer; body)."""

@@ -101,12 +101,10 @@ def test_cluster_ip_spreads_over_all_ready_endpoints_from_pods_and_nodes(
     proxy: Proxy, backends: dict[str, list[str]], web: str
 ) -> None:
     url = f"http://{web}/hostname"
-    for node, client in clients(proxy).items():
-        answers = proxy.fetch(client, url, 40)
-        assert set(answers) == all_backends(backends), f"from a pod on {node}: {answers}"
-    for node, agent in proxy.agent_pods().items():  # hostNetwork: traffic from the node itself
-        answers = proxy.fetch(f"{AGENT_NS}/{agent}", url, 40)
-        assert set(answers) == all_backends(backends), f"from node {node}: {answers}"
+    for client in clients(proxy).values():
+        proxy.every_answer(client, url, all_backends(backends))
+    for agent in proxy.agent_pods().values():  # hostNetwork: traffic from the node itself
+        proxy.every_answer(f"{AGENT_NS}/{agent}", url, all_backends(backends))
 
 
 def test_the_kubernetes_service_reaches_the_api_server(proxy: Proxy, backends: dict) -> None:
@@ -139,8 +137,7 @@ def test_node_port_from_the_external_client_on_both_nodes(
     for node in proxy.nodes:
         url = f"http://{proxy.node_ip(node)}:{port}/hostname"
         wait_for(lambda u=url: answered(proxy, "external", u), f"node port on {node}", 30)
-        answers = proxy.fetch("external", url, 40)
-        assert set(answers) == all_backends(backends), f"via {node}: {answers}"
+        proxy.every_answer("external", url, all_backends(backends))
 
 
 def test_no_endpoints_and_unused_ports_are_rejected(cluster: Cluster, proxy: Proxy, web: str) -> None:

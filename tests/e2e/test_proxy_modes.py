@@ -132,17 +132,6 @@ def answers(proxy: Proxy, where: str, url: str, n: int) -> set[str]:
     return set(proxy.fetch(where, url, n))
 
 
-def every_backend_answers(proxy: Proxy, where: str, url: str, backends: list[str], timeout: float = 30) -> None:
-    """Each of `backends` answers `url` and nothing else does. The choice is random (30 tries miss one of
-    4 equal endpoints once in ~1400 runs), so tries go on, 10 at a time, until each one has answered."""
-    deadline, seen = time.monotonic() + timeout, set[str]()
-    while seen != set(backends) and time.monotonic() < deadline:
-        got = answers(proxy, where, url, 10)
-        assert got <= set(backends), f"{url} from {where}: answers not from the backends: {got - set(backends)}"
-        seen |= got
-    assert seen == set(backends), f"{url} from {where}: in {timeout:.0f} s only {sorted(seen)} answered"
-
-
 def test_node_network_status_shows_counts_and_conditions(cluster: Cluster, proxy: Proxy, backends: list[str]) -> None:
     web = vip(cluster, "web")
     wait_for(lambda: answers(proxy, client(proxy), f"http://{web}/hostname", 1) <= set(backends), "web answers", 30)
@@ -326,7 +315,7 @@ def test_iptables_mode_at_runtime_and_back(cluster: Cluster, proxy: Proxy, backe
         assert "-j KNET-SERVICES" in rules
         seps = [r for r in rules.splitlines() if r.startswith("-A KNET-SVC-") and f'"{NS}/web:http"' in r]
         assert len(seps) == len(backends) and all("-j KNET-SEP-" in r for r in seps), seps
-    every_backend_answers(proxy, client(proxy, 0), f"http://{web}/hostname", backends)
+    proxy.every_answer(client(proxy, 0), f"http://{web}/hostname", set(backends))
     assert answers(proxy, client(proxy, 1), f"http://{web}/hostname", 3) <= set(backends)
     port = cluster.get("service", "-n", NS, "np")["spec"]["ports"][0]["nodePort"]
     for n, count in zip(proxy.nodes, (30, 1), strict=True):  # spread via one node, reachable via the other
@@ -388,7 +377,7 @@ def test_dual_stack_services_in_both_modes(dual: tuple[Proxy, list[str]]) -> Non
                           [f"{ip}/{32 if ':' not in ip else 128}" for ip in px.layout.external_ips])
     for i, mode in enumerate(("nftables", "iptables")):
         set_mode(cluster, px, mode)
-        every_backend_answers(px, client(px, i), f"http://[{v6}]/hostname", backends)
+        px.every_answer(client(px, i), f"http://[{v6}]/hostname", set(backends))
         for url in (lb6, lb4):
             wait_for(lambda u=url: answers(px, "external", u, 12) == set(backends), f"{url} ({mode})", 60)
     assert "-j KNET-SERVICES" in px.in_node(px.nodes[0], "ip6tables-save").stdout
@@ -402,5 +391,5 @@ def test_dual_stack_services_in_both_modes(dual: tuple[Proxy, list[str]]) -> Non
     wait_for(lambda: lb_owners(px, ip6) == [heir], f"{ip6} announced by {heir}", 30)
     mac = underlay_mac(px, heir)
     wait_for(lambda: mac in external_neighbour(px, ip6), f"the client's entry for {ip6} at {heir}", 3)
-    every_backend_answers(px, "external", lb6, backends)
+    px.every_answer("external", lb6, set(backends))
     cluster.kubectl("label", "node", owner, "node.kubernetes.io/exclude-from-external-load-balancers-")
