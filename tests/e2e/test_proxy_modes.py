@@ -9,6 +9,7 @@ ClusterNetworkConfig at start and watches it).
 
 from __future__ import annotations
 
+import concurrent.futures
 import hashlib
 import ipaddress
 import json
@@ -39,6 +40,27 @@ while True:
     except Exception as e:
         print("failed", time.time(), e, flush=True)
     time.sleep(0.02)
+"""
+
+# Run on the external client: the gratuitous ARPs for address argv[1] from MAC argv[2], one line "<seconds
+# since the first> <op>" each (1 request, 2 reply), until they span 4 s or argv[3] seconds have passed.
+GRATUITOUS_ARPS = r"""
+import socket, struct, sys, time
+ip, mac, end = socket.inet_aton(sys.argv[1]), bytes.fromhex(sys.argv[2].replace(":", "")), float(sys.argv[3])
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0806))
+s.settimeout(1)
+end, first = time.monotonic() + end, None
+while time.monotonic() < end:
+    try:
+        frame = s.recv(64)
+    except TimeoutError:
+        continue
+    op, sha, spa, tpa = struct.unpack("!6xH6s4s6x4s", frame[14:42].ljust(28, b"\0"))
+    if sha == mac and spa == tpa == ip:
+        first = first or time.monotonic()
+        print(f"{time.monotonic() - first:.2f} {op}", flush=True)
+        if time.monotonic() - first >= 4:
+            break
 """
 
 
@@ -205,7 +227,8 @@ def test_a_local_lb_address_is_announced_by_the_node_of_its_endpoint(cluster: Cl
     """externalTrafficPolicy Local: only a node with a ready endpoint announces the address, even where
     the hash alone would pick another node; the announcement follows the endpoint to another node, and
     the new node's gratuitous ARP moves the client's neighbour entry to it at once (without it, the entry
-    would keep the old node's MAC until it is next used and found unreachable)."""
+    would keep the old node's MAC until it is next used and found unreachable); the client hears the
+    gratuitous ARP requests and replies repeated over seconds, so one lost frame does not strand it."""
     ip = str(ipaddress.ip_network(proxy.layout.lb_pool[0])[12])
     by_hash = min(proxy.nodes, key=lambda n: hashlib.sha256(f"{n}#{ip}".encode()).hexdigest())  # MetalLB's rule
     other = next(n for n in proxy.nodes if n != by_hash)
@@ -219,12 +242,17 @@ def test_a_local_lb_address_is_announced_by_the_node_of_its_endpoint(cluster: Cl
     wait_for(lambda: lb_owners(proxy, ip) == [other], f"{ip} announced by {other} alone (the hash picks {by_hash})", 30)
     assert proxy.fetch("external", url) == ["local-a"]
     assert underlay_mac(proxy, other) in external_neighbour(proxy, ip)
-    cluster.kubectl("delete", "pod", "-n", NS, "local-a", "--wait=true", "--timeout=60s")
-    endpoint_on(by_hash, "local-b")
-    wait_for(lambda: lb_owners(proxy, ip) == [by_hash], f"{ip} announced by {by_hash} alone", 30)
     mac = underlay_mac(proxy, by_hash)
-    wait_for(lambda: mac in external_neighbour(proxy, ip), f"the client's entry for {ip} at {by_hash}", 3)
-    assert proxy.fetch("external", url) == ["local-b"]
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:  # the client listens while the endpoint moves
+        heard = pool.submit(proxy.in_external, "python3", "-c", GRATUITOUS_ARPS, ip, mac, "60", timeout=90)
+        cluster.kubectl("delete", "pod", "-n", NS, "local-a", "--wait=true", "--timeout=60s")
+        endpoint_on(by_hash, "local-b")
+        wait_for(lambda: lb_owners(proxy, ip) == [by_hash], f"{ip} announced by {by_hash} alone", 30)
+        wait_for(lambda: mac in external_neighbour(proxy, ip), f"the client's entry for {ip} at {by_hash}", 3)
+        assert proxy.fetch("external", url) == ["local-b"]
+        frames = [line.split() for line in heard.result().stdout.splitlines()]
+    # MetalLB's timing: requests and replies, repeated every 1.1 s for 5 s (the first may be missed here)
+    assert {op for _, op in frames} == {"1", "2"} and float(frames[-1][0]) >= 3, frames
     cluster.kubectl("delete", "service", "-n", NS, "lb-local")
     cluster.kubectl("delete", "pod", "-n", NS, "local-b", "--wait=false")
     wait_for(lambda: not lb_owners(proxy, ip), f"{ip} no longer announced", 30)
