@@ -77,6 +77,27 @@ def test_a_neighbour_replaces_the_mac_it_held_for_the_addresses(pair: tuple[str,
         assert f"lladdr {mac} " in entry, (ip, entry, mac)
 
 
+# Run in the node namespace: one gratuitous ARP for argv[1], the request or (argv[2] "reply") the reply.
+ONE_ARP = """
+import socket, sys
+from operators.agent.announce import arp_announcement
+with socket.socket(socket.AF_PACKET, socket.SOCK_RAW) as raw:
+    raw.bind(("kgn", 0))
+    raw.send(arp_announcement(raw.getsockname()[4], sys.argv[1], sys.argv[2] == "reply"))
+"""
+
+
+@pytest.mark.parametrize("form", ["request", "reply"])
+def test_a_neighbour_takes_either_form_of_gratuitous_arp_alone(pair: tuple[str, str], form: str) -> None:
+    """Both forms are sent because some devices heed only one; a Linux neighbour heeds each on its own."""
+    client, node = pair
+    netns.ip(client, "neigh", "replace", "172.31.255.9", "lladdr", "02:00:00:00:00:01", "dev", "kgc", "nud", "stale")
+    mac = json.loads(netns.ip(node, "-j", "link", "show", "kgn"))[0]["address"]
+    netns.in_ns(node, sys.executable, "-c", ONE_ARP, "172.31.255.9", form)
+    entry = netns.ip(client, "neigh", "show", "172.31.255.9", "dev", "kgc")
+    assert f"lladdr {mac} " in entry, entry
+
+
 def test_announcements_repeat_only_for_addresses_still_answered(monkeypatch: pytest.MonkeyPatch) -> None:
     sent: list[list[str]] = []
     announcer = Announcer()
