@@ -1,6 +1,6 @@
 """NetworkPolicy enforcement in the agent: views -> `compile_node` -> `render_nftables` -> one `nft -f`.
 
-The same shape as the proxy's loop (`operators.agent.proxy`), with its own schedule and table
+The same shape as the proxy's sync, each with its own loop (`operators.agent.loop`), schedule and table
 (`inet knet-netpol`), so a failure on one side never holds up the other. The whole table is rendered
 on every change (the text is compared first: no change, no transaction); a full sync replaces the
 table in one transaction, an incremental one applies only the sets, maps and chains that changed
@@ -17,7 +17,6 @@ agent's settings (`operators.agent.config`), which call `configure`.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import ipaddress
 import json
 import logging
@@ -29,9 +28,10 @@ from typing import Any
 from operators.agent import dataplane, schedule
 from operators.agent.config import PolicyOptions
 from operators.agent.events import EventRecorder, to_report
+from operators.agent.loop import SyncLoop
 from operators.agent.netpol_conntrack import disallowed, parse_flows
 from operators.agent.netpol_metrics import NetpolMetrics
-from operators.agent.schedule import Kind, Periods, SyncState
+from operators.agent.schedule import Kind, Periods
 from operators.agent.store import Entry, ObjectRef
 from operators.kube.parse import Problem
 from operators.kube.pods import Namespace, Pod, parse_namespace, parse_pod
@@ -105,14 +105,15 @@ async def _output(argv: list[str]) -> tuple[int, str, str]:
     return proc.returncode or 0, out.decode(errors="replace"), err.decode(errors="replace").strip()
 
 
-class NetpolAgent:
+class NetpolAgent(SyncLoop):
+    side = "netpol"
+
     def __init__(self, node: str, periods: Periods, metrics: NetpolMetrics, events: EventRecorder | None) -> None:
+        super().__init__(periods, metrics.errors)
         self.node = node
-        self.periods = periods
         self.metrics = metrics
         self.events = events
         self.options = PolicyOptions()
-        self.state = SyncState()
         self.applied_text: str | None = None
         self.applied: NodeModel | None = None
         self.compiler = Compiler()  # keeps the peers' addresses between syncs
@@ -121,8 +122,6 @@ class NetpolAgent:
         self.reported: frozenset[Problem] = frozenset()
         self.retry_reports = False
         self.indices: tuple[Index, Index, Index, Index] | None = None
-        self.listed = asyncio.Event()
-        self.wake = asyncio.Event()
 
     # --- fed by the watches ---------------------------------------------------------------------
 
@@ -140,29 +139,7 @@ class NetpolAgent:
             if self.listed.is_set():
                 self.changed()
 
-    def changed(self) -> None:
-        self.listed.set()
-        self.state = schedule.changed(self.state, time.monotonic())
-        self.wake.set()
-
-    # --- the loop -------------------------------------------------------------------------------
-
-    async def run(self) -> None:
-        await self.listed.wait()
-        while True:
-            self.wake.clear()
-            delay = schedule.next_sync_at(self.state, self.periods) - time.monotonic()
-            if delay > 0:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.wake.wait(), delay)
-                continue
-            started = time.monotonic()
-            try:
-                await self.sync(started)
-            except Exception:
-                log.exception("netpol sync failed unexpectedly")
-                self.metrics.errors.labels("sync").inc()
-                self.state = schedule.finished(self.state, started, Kind.FULL, ok=False)
+    # --- the loop (`SyncLoop.run` calls `sync`) ---------------------------------------------------
 
     def views(self) -> Views:
         policies, pods, namespaces, nodes = (list(index) for index in self.indices or ((), (), (), ()))

@@ -17,8 +17,6 @@ What it guarantees:
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import datetime
 import gc
 import logging
@@ -28,8 +26,9 @@ from typing import Any
 
 from operators.agent import conntrack, dataplane, schedule
 from operators.agent.events import EventRecorder, to_report
+from operators.agent.loop import SyncLoop
 from operators.agent.metrics import OBJECT_KINDS, Metrics
-from operators.agent.schedule import Kind, Periods, SyncState
+from operators.agent.schedule import Kind, Periods
 from operators.agent.servers import HealthCheckPorts, Status
 from operators.agent.store import Entry, Snapshot, new_trigger
 from operators.kube.services import Problem
@@ -42,24 +41,23 @@ HEALTH_TIMEOUT_PERIODS = 2  # /healthz fails when a due sync waits this many max
 Index = Iterable[Entry[Any]]  # a live collection the watches keep current (`operators.kube.informer.Index`)
 
 
-class ProxyAgent:
+class ProxyAgent(SyncLoop):
+    side, pauses_gc = "proxy", True
+
     def __init__(self, node: str, config: ProxyConfig, periods: Periods, metrics: Metrics,
                  events: EventRecorder | None, config_problems: Iterable[Problem] = ()) -> None:
+        super().__init__(periods, metrics.errors)
         self.node = node
         self.config = config
-        self.periods = periods
         self.metrics = metrics
         self.events = events
         self.config_problems = tuple(config_problems)
-        self.state = SyncState()
         self.applied: ProxyModel | None = None
         self.model_cache = ModelCache()  # only Services whose objects changed since the last sync are rebuilt
         self.dataplane = dataplane.Dataplane()
         self.reported: frozenset[Problem] = frozenset()
         self.retry_reports = False  # an Event could not be posted: the next sync builds the model again
         self.indices: tuple[Index, Index, Index] | None = None
-        self.listed = asyncio.Event()  # set by the first watch event: every index is populated by then
-        self.wake = asyncio.Event()
         self.triggers: list[float] = []  # EndpointSlice change times not programmed yet (epoch seconds)
         self.seen_triggers: dict[str, float] = {}  # EndpointSlice uid -> its last trigger time
         self.started = time.time()
@@ -72,12 +70,6 @@ class ProxyAgent:
     def attach(self, services: Index, slices: Index, nodes: Index) -> None:
         """The collections of entries the watches keep current."""
         self.indices = (services, slices, nodes)
-
-    def changed(self) -> None:
-        """A watched object changed (the watches tell only once every kind was listed)."""
-        self.listed.set()
-        self.state = schedule.changed(self.state, time.monotonic())
-        self.wake.set()
 
     def slice_changed(self, uid: str, trigger: float | None, deleted: bool = False) -> None:
         """An EndpointSlice changed; its trigger time starts a programming-latency measurement."""
@@ -97,31 +89,7 @@ class ProxyAgent:
     def status(self) -> Status:
         return Status(self.healthy(), self.state.synced, self.last_success, self.node_known)
 
-    # --- the loop -------------------------------------------------------------------------------
-
-    async def run(self) -> None:
-        """Sync whenever the schedule says so, forever; one failing sync never stops the loop."""
-        await self.listed.wait()
-        log.info("watches listed every object; starting to program the rules")
-        while True:
-            self.wake.clear()
-            delay = schedule.next_sync_at(self.state, self.periods) - time.monotonic()
-            if delay > 0:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.wake.wait(), delay)
-                continue
-            started = time.monotonic()
-            # A full sync at 10k Services makes over a million objects: the cyclic collector's passes
-            # over them took ~0.2 s of it. Garbage of a sync is collected after it.
-            gc.disable()
-            try:
-                await self.sync(started)
-            except Exception:
-                log.exception("sync failed unexpectedly")
-                self.metrics.errors.labels("sync").inc()
-                self.state = schedule.finished(self.state, started, Kind.FULL, ok=False)
-            finally:
-                gc.enable()
+    # --- the loop (`SyncLoop.run` calls `sync`) ---------------------------------------------------
 
     def snapshot(self) -> Snapshot:
         return Snapshot.collect(*(self.indices or ((), (), ())))

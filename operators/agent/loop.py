@@ -1,0 +1,66 @@
+"""The debounced sync loop the proxy and the NetworkPolicy sides of the agent each run: the watches
+call `changed`, `run` calls `sync` when the schedule says so. One loop per side, so a slow or failing
+sync on one side never holds up the other."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+import logging
+import time
+
+from prometheus_client import Counter
+
+from operators.agent import schedule
+from operators.agent.schedule import Kind, Periods, SyncState
+
+log = logging.getLogger(__name__)
+
+
+class SyncLoop:
+    side = ""  # named in the log
+    # No cyclic garbage collection during a sync, its garbage collected after it. Only one side may
+    # pause it (the other's sync, interleaved, would turn it back on): the proxy's, whose full sync at
+    # 10k Services makes over a million objects and lost ~0.2 s to the collector's passes over them.
+    pauses_gc = False
+
+    def __init__(self, periods: Periods, errors: Counter) -> None:
+        self.periods = periods
+        self.sync_errors = errors.labels("sync")  # syncs that raised
+        self.state = SyncState()
+        self.listed = asyncio.Event()  # set by the first watch event: every index is populated by then
+        self.wake = asyncio.Event()
+
+    def changed(self) -> None:
+        """A watched object changed (the watches tell only once every kind was listed)."""
+        self.listed.set()
+        self.state = schedule.changed(self.state, time.monotonic())
+        self.wake.set()
+
+    async def sync(self, now: float) -> None:
+        raise NotImplementedError
+
+    async def run(self) -> None:
+        """Sync whenever the schedule says so, forever; one failing sync never stops the loop."""
+        await self.listed.wait()
+        log.info("%s: the watches listed every object; starting to program the rules", self.side)
+        while True:
+            self.wake.clear()
+            delay = schedule.next_sync_at(self.state, self.periods) - time.monotonic()
+            if delay > 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.wake.wait(), delay)
+                continue
+            started = time.monotonic()
+            if self.pauses_gc:
+                gc.disable()
+            try:
+                await self.sync(started)
+            except Exception:
+                log.exception("%s sync failed unexpectedly", self.side)
+                self.sync_errors.inc()
+                self.state = schedule.finished(self.state, started, Kind.FULL, ok=False)
+            finally:
+                if self.pauses_gc:
+                    gc.enable()
