@@ -214,8 +214,9 @@ class Announcer:
         try:
             tell_neighbours(self.link, addresses)
         except OSError as e:
-            log.warning("cannot announce %s on %s: %s", ", ".join(addresses), self.link, e)
-            return f"cannot announce {', '.join(addresses)} on {self.link}: {e}"
+            err = f"cannot announce {', '.join(addresses)} on {self.link}: {e}"
+            log.warning("%s", err)
+            return err
         return ""
 
     async def repeat(self, addresses: list[str]) -> None:

@@ -46,20 +46,21 @@ while True:
 # since the first> <op>" each (1 request, 2 reply), until they span 4 s or argv[3] seconds have passed.
 GRATUITOUS_ARPS = r"""
 import socket, struct, sys, time
-ip, mac, end = socket.inet_aton(sys.argv[1]), bytes.fromhex(sys.argv[2].replace(":", "")), float(sys.argv[3])
+ip, mac = socket.inet_aton(sys.argv[1]), bytes.fromhex(sys.argv[2].replace(":", ""))
 s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0806))
 s.settimeout(1)
-end, first = time.monotonic() + end, None
-while time.monotonic() < end:
+deadline, first = time.monotonic() + float(sys.argv[3]), None
+while time.monotonic() < deadline:
     try:
         frame = s.recv(64)
     except TimeoutError:
         continue
     op, sha, spa, tpa = struct.unpack("!6xH6s4s6x4s", frame[14:42].ljust(28, b"\0"))
     if sha == mac and spa == tpa == ip:
-        first = first or time.monotonic()
-        print(f"{time.monotonic() - first:.2f} {op}", flush=True)
-        if time.monotonic() - first >= 4:
+        now = time.monotonic()
+        first = first or now
+        print(f"{now - first:.2f} {op}", flush=True)
+        if now - first >= 4:
             break
 """
 
