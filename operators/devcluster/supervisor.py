@@ -22,7 +22,7 @@ from pathlib import Path
 
 from kubernetes import client
 
-from . import controlplane, network, upstream
+from . import clusterinfo, controlplane, network, upstream
 from .controlplane import ProcSpec
 from .layout import Layout
 from .netns import NETNS_DIR
@@ -176,6 +176,7 @@ class Supervisor:
         self.api_ready_at = time.time()
         self.write_status("starting")
         register_nodes(self.layout)
+        clusterinfo.publish(self.layout)
         self.api = api(self.layout)
         for spec in cp[2:]:
             self.launch(spec)
