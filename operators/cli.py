@@ -15,6 +15,7 @@ def main(argv: list[str] | None = None) -> None:
     from .devcluster import cli as devcluster_cli
     from .dns import cli as dns_cli
     from .ingress import cli as ingress_cli
+    from .kind import cli as kind_cli
 
     parser = argparse.ArgumentParser(prog="knet", description="Kubernetes networking as Kopf operators")
     parser.add_argument("--version", action="version", version=f"knet {__version__}")
@@ -25,6 +26,7 @@ def main(argv: list[str] | None = None) -> None:
     controller_cli.register(sub)
     dns_cli.register(sub)
     ingress_cli.register(sub)
+    kind_cli.register(sub)
     args = parser.parse_args(argv)
     sys.exit(args.func(args) or 0)
 

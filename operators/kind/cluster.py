@@ -1,0 +1,212 @@
+"""`knet kind up|down|status|env`: kind clusters from knet's offline node image, in knet's own namespace.
+
+`up` builds (or reuses) the node image, makes the network namespace, renders the repository's
+kind-config.yaml for the cluster's name and size, runs `kind create cluster` there and writes a kubeconfig
+that reaches the API server from the machine. With `install`, it also builds knet's image, loads it into
+the nodes (`kind load image-archive`) and installs the chart with charts/knet/ci/kind-values.yaml.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+from operators.devcluster import upstream
+
+from . import network
+from .layout import LB_POOL_V4, NETNS, KindLayout, cache_root, state_root
+from .podman import KindError, environ, run, write_config
+
+REPO = Path(__file__).resolve().parents[2]
+CHART = REPO / "charts" / "knet"
+NAMESPACE = "knet-system"
+
+
+def _say(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def _script(name: str) -> str:
+    """Run one of hack/'s build scripts; its last line is what it built."""
+    proc = subprocess.run([str(REPO / "hack" / name)], stdout=subprocess.PIPE, text=True)
+    if proc.returncode != 0:
+        raise KindError(f"hack/{name} failed (exit {proc.returncode})")
+    return proc.stdout.strip().splitlines()[-1]
+
+
+def kind_bin() -> Path:
+    return Path(_script("build-kind.sh"))
+
+
+def render_config(source: dict, layout: KindLayout, image: str) -> dict:
+    """kind-config.yaml for this cluster: its name, one control plane and `workers` workers, knet's node
+    image on each (pure)."""
+    cfg = json.loads(json.dumps(source))
+    nodes = cfg.get("nodes") or [{"role": "control-plane"}]
+    cp = next((n for n in nodes if n.get("role") == "control-plane"), {"role": "control-plane"})
+    worker = next((n for n in nodes if n.get("role") == "worker"), {"role": "worker"})
+    cfg["name"] = layout.name
+    cfg["nodes"] = [{**cp, "image": image}] + [{**worker, "image": image} for _ in range(layout.workers)]
+    return cfg
+
+
+def clusters(env: dict[str, str]) -> list[str]:
+    out = run(["kind", "get", "clusters"], env=env, check=False)
+    return [line.strip() for line in out.splitlines() if line.strip()]
+
+
+def node_ip(name: str, env: dict[str, str] | None = None) -> str:
+    out = run(["podman", "inspect", name, "--format", "{{json .NetworkSettings.Networks}}"], env=env)
+    nets = json.loads(out)
+    addr = (nets.get("kind") or {}).get("IPAddress", "")
+    if not addr:
+        raise KindError(f"node {name} has no address on podman's `kind` network")
+    return addr
+
+
+def write_kubeconfig(layout: KindLayout, env: dict[str, str]) -> None:
+    """kind's kubeconfig, with the API server at the control-plane node's address on the node network
+    (routed from the machine over knet-kind's link), instead of a port on knet-kind's loopback."""
+    raw = run(["kind", "get", "kubeconfig", "--internal", "--name", layout.name], env=env)
+    internal = f"https://{layout.control_plane}:6443"
+    if internal not in raw:
+        raise KindError(f"kind's kubeconfig does not name {internal}")
+    layout.kubeconfig.write_text(raw.replace(internal, f"https://{node_ip(layout.control_plane, env)}:6443"))
+    layout.kubeconfig.chmod(0o600)
+
+
+def kubectl(layout: KindLayout, *args: str, input: str | None = None, check: bool = True,
+            timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run([str(upstream.bin_dir() / "kubectl"), f"--kubeconfig={layout.kubeconfig}", *args],
+                          capture_output=True, text=True, input=input, timeout=timeout)
+    if check and proc.returncode != 0:
+        raise KindError(f"kubectl {' '.join(args)}: {proc.stderr.strip()}")
+    return proc
+
+
+def wait(what: str, check, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if check():
+                return
+        except (KindError, subprocess.SubprocessError):
+            pass
+        if time.monotonic() > deadline:
+            raise KindError(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(1)
+
+
+def nodes_ready(layout: KindLayout) -> bool:
+    items = json.loads(kubectl(layout, "get", "nodes", "-o", "json").stdout)["items"]
+    ready = [n for n in items if any(c["type"] == "Ready" and c["status"] == "True"
+                                     for c in n["status"].get("conditions", []))]
+    return len(ready) == len(layout.node_names)
+
+
+def knet_image() -> str:
+    """Build knet's image from this checkout (hack/build-image.sh) and return its name."""
+    version = next(line.split('"')[1] for line in (REPO / "pyproject.toml").read_text().splitlines()
+                   if line.startswith("version = "))
+    tag = f"localhost/knet:{version}"
+    proc = subprocess.run([str(REPO / "hack" / "build-image.sh"), tag], stdout=sys.stderr)
+    if proc.returncode != 0:
+        raise KindError(f"hack/build-image.sh failed (exit {proc.returncode})")
+    return tag
+
+
+def load_image(layout: KindLayout, image: str, env: dict[str, str]) -> None:
+    """`kind load image-archive` of a podman image into every node of the cluster."""
+    archive = cache_root() / "kind" / "images" / (image.replace("/", "_").replace(":", "_") + ".tar")
+    archive.parent.mkdir(parents=True, exist_ok=True)
+    archive.unlink(missing_ok=True)
+    run(["podman", "save", "--quiet", "--format", "docker-archive", "-o", str(archive), image], env=env)
+    run(["kind", "load", "image-archive", str(archive), "--name", layout.name], env=env)
+
+
+def install(layout: KindLayout, env: dict[str, str], timeout: float) -> None:
+    """knet from its image with Helm (kind-values.yaml), then a LoadBalancerIPPool on the node network."""
+    image = knet_image()
+    t = time.monotonic()
+    load_image(layout, image, env)
+    _say(f"== loaded {image} into {len(layout.node_names)} nodes in {time.monotonic() - t:.0f}s")
+    repo, tag = image.rsplit(":", 1)
+    helm = [str(upstream.bin_dir() / "helm"), f"--kubeconfig={layout.kubeconfig}", "upgrade", "--install",
+            "knet", str(CHART), "-n", NAMESPACE, "--create-namespace", "-f", str(CHART / "ci" / "kind-values.yaml"),
+            "--set", f"image.repository={repo}", "--set", f"image.tag={tag}", "--wait", f"--timeout={int(timeout)}s"]
+    proc = subprocess.run(helm, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise KindError(f"helm: {proc.stderr.strip()}")
+    pool = {"apiVersion": "knet.io/v1alpha1", "kind": "LoadBalancerIPPool", "metadata": {"name": "kind"},
+            "spec": {"addresses": [LB_POOL_V4]}}
+    kubectl(layout, "apply", "-f", "-", input=yaml.safe_dump(pool))
+
+
+def up(name: str, workers: int = 2, install_knet: bool = False, timeout: float = 300) -> KindLayout:
+    layout = KindLayout(name, workers)
+    start = time.monotonic()
+    write_config()
+    Path("/lib/modules").mkdir(exist_ok=True)  # kind mounts it into every node
+    image = _script("build-kind-node.sh")
+    kbin = kind_bin()
+    env = environ(kbin, [upstream.bin_dir()])
+    network.create()
+    layout.dir.mkdir(parents=True, exist_ok=True)
+    if name not in clusters(env):
+        source = yaml.safe_load((REPO / "kind-config.yaml").read_text())
+        layout.kind_config.write_text(yaml.safe_dump(render_config(source, layout, image), sort_keys=False))
+        t = time.monotonic()
+        run(["kind", "create", "cluster", "--name", name, "--config", str(layout.kind_config),
+             "--kubeconfig", str(layout.dir / "kubeconfig.kind")], env=env, capture=False)
+        _say(f"== kind create cluster {name} ({len(layout.node_names)} nodes) took {time.monotonic() - t:.0f}s")
+    write_kubeconfig(layout, env)
+    if install_knet:
+        install(layout, env, timeout)
+        wait(f"{len(layout.node_names)} Ready nodes", lambda: nodes_ready(layout), timeout)
+        _say(f"== {len(layout.node_names)} nodes Ready with knet {time.monotonic() - start:.0f}s after `up` started")
+    return layout
+
+
+def down(name: str) -> None:
+    """Delete the cluster; with no kind cluster left, the namespace and its link go too."""
+    env = environ(kind_bin())
+    layout = KindLayout(name)
+    if (Path("/run/netns") / NETNS).exists():
+        if name in clusters(env):
+            run(["kind", "delete", "cluster", "--name", name], env=env)
+        if not clusters(env):
+            network.destroy()
+    else:
+        network.destroy()
+    shutil.rmtree(layout.dir, ignore_errors=True)
+
+
+def env_lines(name: str) -> list[str]:
+    layout = KindLayout(name)
+    return [f"export KUBECONFIG={layout.kubeconfig}", f'export PATH="{upstream.bin_dir()}:$PATH"']
+
+
+def status(name: str) -> tuple[bool, str]:
+    env = environ(kind_bin())
+    if not (Path("/run/netns") / NETNS).exists() or name not in clusters(env):
+        return False, f"kind cluster {name}: down"
+    layout = KindLayout(name)
+    out = run(["podman", "ps", "-a", "--filter", f"label=io.x-k8s.kind.cluster={name}",
+               "--format", "{{.Names}} {{.Status}}"], env=env)
+    ready = False
+    try:
+        items = json.loads(kubectl(layout, "get", "nodes", "-o", "json", timeout=10).stdout)["items"]
+        ready = bool(items) and all(any(c["type"] == "Ready" and c["status"] == "True"
+                                        for c in n["status"].get("conditions", [])) for n in items)
+    except (KindError, subprocess.SubprocessError):
+        pass
+    return ready, f"kind cluster {name}: {'ready' if ready else 'not ready'}\n{out.rstrip()}"
+
+
+__all__ = ["KindError", "down", "env_lines", "state_root", "status", "up"]
