@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the pinned upstream binaries (etcd, kube-apiserver, kube-controller-manager,
-# kube-scheduler, kubectl, kube-proxy, helm, coredns) from their Go modules into a versioned cache directory
+# kube-scheduler, kubectl, kube-proxy, kubelet, kubeadm, helm, coredns) from their Go modules into a versioned cache directory
 # outside the repo, then verifies each one's --version. Idempotent: a complete cache is reused.
 # Prints the cache's bin directory as its last line.
 set -euo pipefail
@@ -10,7 +10,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 
 cache_root=${KNET_CACHE:-$HOME/.cache/knet}
 bin="$cache_root/upstream/k8s-$KUBE_VERSION-etcd-$ETCD_VERSION-helm-$HELM_VERSION-coredns-$COREDNS_VERSION/bin"
-names=(etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kube-proxy helm coredns)
+names=(etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kube-proxy kubelet kubeadm helm coredns)
 
 # The first line a command prints, read whole: `cmd | head -1` under pipefail fails at random when
 # the command is still writing after head has gone (SIGPIPE, exit 141), as a cold run showed.
@@ -19,9 +19,10 @@ first_line() { local out; out=$("$@" 2>/dev/null) || return 1; printf '%s' "${ou
 verify() {
   local v
   v=$(first_line "$bin/etcd" --version);                  [[ $v == *"${ETCD_VERSION#v}"* ]] || { echo "etcd reports '$v'" >&2; return 1; }
-  for b in kube-apiserver kube-controller-manager kube-scheduler kube-proxy; do
+  for b in kube-apiserver kube-controller-manager kube-scheduler kube-proxy kubelet; do
     v=$(first_line "$bin/$b" --version);                  [[ $v == *"$KUBE_VERSION"* ]] || { echo "$b reports '$v'" >&2; return 1; }
   done
+  v=$(first_line "$bin/kubeadm" version -o short);       [[ $v == *"$KUBE_VERSION"* ]] || { echo "kubeadm reports '$v'" >&2; return 1; }
   v=$(first_line "$bin/kubectl" version --client);        [[ $v == *"$KUBE_VERSION"* ]] || { echo "kubectl reports '$v'" >&2; return 1; }
   v=$(first_line "$bin/helm" version --short);            [[ $v == "$HELM_VERSION"* ]] || { echo "helm reports '$v'" >&2; return 1; }
   v=$(first_line "$bin/coredns" -version);                [[ $v == *"${COREDNS_VERSION#v}"* ]] || { echo "coredns reports '$v'" >&2; return 1; }
@@ -50,7 +51,7 @@ staging_version="v0.$kube_minor"
 # --- Kubernetes: a wrapper module requiring k8s.io/kubernetes, with every staging module
 # (required as v0.0.0 by kubernetes' own go.mod) replaced by its published v0.X.Y.
 kw="$work/kubernetes-$KUBE_VERSION"
-kube_cmds="kube-apiserver kube-controller-manager kube-scheduler kubectl kube-proxy"
+kube_cmds="kube-apiserver kube-controller-manager kube-scheduler kubectl kube-proxy kubelet kubeadm"
 mkdir -p "$kw"
 if stale "$kw" "$kube_cmds"; then
   (cd "$kw"
