@@ -39,6 +39,12 @@ def cmd_render_corefile(args: argparse.Namespace) -> int:
     return _print(*offline.render_corefile(load_objects(args.filename)))
 
 
+def cmd_render_cni(args: argparse.Namespace) -> int:
+    from .cni import offline
+
+    return _print(*offline.render(load_objects(args.filename), args.node, args.mtu))
+
+
 def cmd_explain_netpol(args: argparse.Namespace) -> int:
     from .netpol.explain import explain
     from .netpol.offline import format_verdict
@@ -66,6 +72,13 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("-f", "--filename", action="append", required=True)
     p.add_argument("--node", required=True)
     p.set_defaults(func=cmd_render_netpol)
+
+    p = rsub.add_parser("cni", help="a node's CNI mode: conflist, routes to the other nodes' pods, masquerade "
+                                    "(nft -f input), from Node objects (and a ClusterNetworkConfig's clusterCIDRs)")
+    p.add_argument("-f", "--filename", action="append", required=True)
+    p.add_argument("--node", required=True)
+    p.add_argument("--mtu", type=int, help="the pods' MTU written in the conflist (default: none)")
+    p.set_defaults(func=cmd_render_cni)
 
     p = rsub.add_parser("ingress", help="the nginx.conf knet's Ingress controller would run")
     p.add_argument("-f", "--filename", action="append", required=True)

@@ -1,4 +1,5 @@
-"""`nft_check`: does the kernel's nft accept a ruleset? Checked in a throwaway network namespace."""
+"""`nft_check`: does the kernel's nft accept a ruleset? Checked in a throwaway network namespace (the
+NetworkPolicy and CNI rulesets)."""
 
 from __future__ import annotations
 

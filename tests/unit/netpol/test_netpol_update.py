@@ -21,7 +21,7 @@ from operators.netpol.nftables import RenderOptions, render_nftables
 from operators.netpol.offline import render
 from operators.netpol.update import parse, update
 from tests.golden.netpol.test_netpol_golden import _load as load_case
-from tests.unit.netpol.conftest import _usable
+from tests.unit.conftest import _usable
 
 CASES = sorted((Path(__file__).parents[2] / "golden" / "netpol" / "cases").glob("*.yaml"))
 
