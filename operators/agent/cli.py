@@ -1,4 +1,4 @@
-"""`knet agent`: the per-node agent (the Service proxy in nftables or iptables mode, NetworkPolicy)."""
+"""`knet agent`: the per-node agent (the Service proxy in nftables or iptables mode, NetworkPolicy, CNI mode)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,11 @@ from pathlib import Path
 import yaml
 
 from operators.agent.schedule import Periods
+from operators.cni import conflist
+
+
+def _env_flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
 
 
 def _fail(message: str) -> int:
@@ -25,9 +30,10 @@ def cmd_agent(args: argparse.Namespace) -> int:
     from operators.agent.servers import parse_addr
     from operators.proxy.model import ProxyConfig
 
+    cni_conflist = args.cni_conflist if args.cni else None
     if args.cleanup:  # uninstall.py: remove the rules and exit, as kube-proxy --cleanup
         from operators.agent import uninstall
-        return uninstall.cleanup()
+        return uninstall.cleanup(cni_conflist)
     if not args.node_name:
         return _fail("no node name: set NODE_NAME (downward API spec.nodeName) or pass --node-name")
     periods = Periods(args.min_sync_period, args.max_sync_period, args.full_sync_period)
@@ -39,6 +45,9 @@ def cmd_agent(args: argparse.Namespace) -> int:
         return _fail(str(e))
     if periods.problems():
         return _fail(periods.problems()[0])
+    mtu = args.cni_mtu.strip() or "0"
+    if not mtu.isdigit() or not (int(mtu) == 0 or 576 <= int(mtu) <= 65535):
+        return _fail(f"--cni-mtu {args.cni_mtu!r} is not an MTU (576-65535, or 0: the node's link's)")
     config, problems = ProxyConfig.from_dict(data if isinstance(data, dict) else None)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -47,12 +56,14 @@ def cmd_agent(args: argparse.Namespace) -> int:
         node=args.node_name, api_server=args.api_server, kubeconfig=args.kubeconfig,
         metrics_addr=args.metrics_addr, health_addr=args.health_addr, periods=periods, config=config,
         config_problems=tuple(problems), network_policy=args.network_policy,
-        config_file=data if isinstance(data, dict) else None)
+        config_file=data if isinstance(data, dict) else None, cni=args.cni, cni_conflist=args.cni_conflist,
+        cni_mtu=int(mtu) or None)
     try:
         asyncio.run(operator.run(options))
         if args.daemonset:  # uninstall.py: remove the rules only when knet is being uninstalled
             from operators.agent import login, uninstall
-            uninstall.after_stop(login.configuration(args.api_server, args.kubeconfig), args.daemonset)
+            uninstall.after_stop(login.configuration(args.api_server, args.kubeconfig), args.daemonset,
+                                 cni_conflist)
     except LoginError as e:
         return _fail(str(e))
     return 0
@@ -80,11 +91,21 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                    "(default %(default)s)")
     p.add_argument("--network-policy", action=argparse.BooleanOptionalAction, default=True,
                    help="enforce NetworkPolicy in `table inet knet-netpol` (default on)")
+    # operators/agent/cni.py
+    p.add_argument("--cni", action=argparse.BooleanOptionalAction, default=_env_flag("KNET_CNI"),
+                   help="CNI mode, kindnet's job where no other CNI plugin runs (kind with disableDefaultCNI): "
+                        "write the node's CNI configuration, route the other nodes' podCIDRs, masquerade pod "
+                        "traffic leaving the pod ranges (default: $KNET_CNI, else off)")
+    p.add_argument("--cni-conflist", default=os.environ.get("KNET_CNI_CONFLIST") or conflist.DEFAULT_PATH,
+                   help="where CNI mode writes the conflist (default: $KNET_CNI_CONFLIST, else %(default)s)")
+    p.add_argument("--cni-mtu", default=os.environ.get("KNET_CNI_MTU", "0"),
+                   help="MTU of the pods' interfaces in CNI mode; 0: that of the link holding the node's InternalIP, "
+                        "as kindnet (default: $KNET_CNI_MTU, else 0)")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging (Kopf's too)")
     # operators/agent/uninstall.py
     p.add_argument("--cleanup", action="store_true", help="remove the agent's rules from this node and exit "
                    "(as kube-proxy --cleanup)")
     p.add_argument("--daemonset", default=os.environ.get("KNET_AGENT_DAEMONSET"), help="NAMESPACE/NAME of the "
                    "agent's DaemonSet: on stopping, remove the rules if it is gone (knet uninstalled) "
-                   "(default: $KNET_AGENT_DAEMONSET)")
+                   "(default: $KNET_AGENT_DAEMONSET); with --cni, CNI mode's files, routes and table too")
     p.set_defaults(func=cmd_agent)

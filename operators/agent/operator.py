@@ -1,11 +1,12 @@
-"""`knet agent`: informers feeding the proxy's and the NetworkPolicy loops, inside a standalone Kopf
-operator run on every node.
+"""`knet agent`: informers feeding the proxy's, the NetworkPolicy and the CNI loops, inside a standalone
+Kopf operator run on every node.
 
 The objects whose number grows with the cluster (Services, EndpointSlices, Pods, and with them
-Namespaces, NetworkPolicies and our Node) come through `operators.kube.informer` (one list, then a
-watch), parsed at once into compact views; Kopf's per-object workers made its initial listing
-quadratic. Kopf keeps the lifecycle (login, signals) and the small watches: ClusterNetworkConfig and
-the peers' Nodes for the node report. Nothing here writes to the watched objects.
+Namespaces, NetworkPolicies and our Node; in CNI mode every Node) come through
+`operators.kube.informer` (one list, then a watch), parsed at once into compact views; Kopf's
+per-object workers made its initial listing quadratic. Kopf keeps the lifecycle (login, signals) and
+the small watches: ClusterNetworkConfig and the peers' Nodes for the node report. Nothing here writes
+to the watched objects.
 
 Kopf is set up for a node agent: standalone (no peering), no resource scanning (which would need
 RBAC on CRDs and namespaces), no Kubernetes Events from log lines (ours are explicit), API requests
@@ -20,6 +21,7 @@ import contextlib
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import kopf
@@ -27,6 +29,8 @@ import kubernetes
 
 from operators.agent import config, login, status, store
 from operators.agent.announce import Announcer
+from operators.agent.cni import CniAgent, CniEventRecorder
+from operators.agent.cni_metrics import CniMetrics
 from operators.agent.events import EventRecorder
 from operators.agent.metrics import Metrics
 from operators.agent.netpol import NetpolAgent, PolicyEventRecorder, namespace_entry, pod_entry, policy_entry
@@ -34,6 +38,7 @@ from operators.agent.netpol_metrics import NetpolMetrics
 from operators.agent.proxy import ProxyAgent
 from operators.agent.schedule import Periods
 from operators.agent.servers import StatusServers
+from operators.cni import conflist
 from operators.kube import informer
 from operators.kube.informer import Index, Resource
 from operators.kube.services import SERVICE_NAME_LABEL, Problem
@@ -55,6 +60,9 @@ class Options:
     config_problems: tuple[Problem, ...] = ()
     network_policy: bool = True  # enforce NetworkPolicy (table inet knet-netpol) too
     config_file: Mapping[str, Any] | None = None  # `--config` keys, under ClusterNetworkConfig's
+    cni: bool = False  # CNI mode (operators/agent/cni.py): conflist, peer routes, table inet knet-cni
+    cni_conflist: str = conflist.DEFAULT_PATH
+    cni_mtu: int | None = None  # None: the MTU of the link holding the node's InternalIP
 
 
 class Feeds:
@@ -63,10 +71,15 @@ class Feeds:
     Neither loop hears of a change before every informer listed its kind in full: a half-listed
     cluster would reject traffic to Services whose slices were not seen yet, or isolate pods whose
     policies were not seen yet. The first notice after that starts both loops (`changed` sets their
-    `listed`)."""
+    `listed`).
 
-    def __init__(self, client: informer.Client, agent: ProxyAgent, netpol: NetpolAgent | None) -> None:
-        self.agent, self.netpol, self.listed = agent, netpol, False
+    CNI mode adds a watch of every Node (the proxy and NetworkPolicy sides keep theirs of this node only, so a
+    peer's change never starts their syncs and a peer's problems are not theirs to report). The CNI side
+    waits for that listing alone: until it writes the conflist, the node is NotReady."""
+
+    def __init__(self, client: informer.Client, agent: ProxyAgent, netpol: NetpolAgent | None,
+                 cni: CniAgent | None = None) -> None:
+        self.agent, self.netpol, self.cni, self.listed = agent, netpol, cni, False
         self.services = Index(store.service_entry, self.when_listed(lambda *_: agent.changed()))
         self.slices = Index(store.slice_entry, self.when_listed(self.slice_changed))
         self.node = Index(store.node_entry, self.when_listed(self.node_changed))
@@ -84,12 +97,28 @@ class Feeds:
                         (Resource("v1", "pods"), pods), (Resource("v1", "namespaces"), namespaces)]
             netpol.attach(policies, pods, namespaces, self.node)
         self.informers = [informer.Informer(client, resource, index.handle) for resource, index in sources]
+        self.all_nodes: informer.Informer | None = None
+        if cni is not None:
+            nodes = Index(store.node_entry, self.when_all_nodes_listed(lambda *_: cni.changed()))
+            cni.attach(nodes)
+            self.all_nodes = informer.Informer(client, Resource("v1", "nodes"), nodes.handle, name="nodes (cni)")
 
     def when_listed(self, notify: Callable[..., None]) -> Callable[..., None]:
         def tell(*args: Any) -> None:
             if self.listed:
                 notify(*args)
         return tell
+
+    def when_all_nodes_listed(self, notify: Callable[..., None]) -> Callable[..., None]:
+        def tell(*args: Any) -> None:
+            if self.all_nodes is not None and self.all_nodes.listed.is_set():
+                notify(*args)
+        return tell
+
+    async def cni_start(self, cni: CniAgent, nodes: informer.Informer) -> None:
+        await nodes.listed.wait()
+        log.info("listed %d nodes for the CNI side", len(nodes.known))
+        cni.changed()
 
     def slice_changed(self, kind: str, body: Mapping[str, Any]) -> None:
         uid = str((body.get("metadata") or {}).get("uid") or "")
@@ -102,6 +131,9 @@ class Feeds:
 
     async def run(self) -> None:
         tasks = [asyncio.create_task(i.run(), name=f"informer {i.name}") for i in self.informers]
+        if self.cni is not None and self.all_nodes is not None:
+            tasks += [asyncio.create_task(self.all_nodes.run(), name="informer nodes (cni)"),
+                      asyncio.create_task(self.cni_start(self.cni, self.all_nodes), name="cni start")]
         try:
             await asyncio.gather(*(i.listed.wait() for i in self.informers))
             self.listed = True
@@ -155,6 +187,11 @@ async def run(options: Options) -> None:
     settings.listen(configure)
     if netpol is not None:
         settings.listen(lambda cfg: netpol.configure(cfg.policy, cfg.periods))
+    cni = None
+    if options.cni:
+        cni = CniAgent(options.node, Path(options.cni_conflist), options.cni_mtu, options.periods,
+                       CniMetrics(metrics.registry), CniEventRecorder(credentials, options.node))
+        settings.listen(lambda cfg: cni.configure(cfg.proxy.cluster_cidrs, cfg.periods))
     found, body = await config.read(credentials)  # before the first sync, so that it uses the configured mode
     if found:
         settings.update(body)
@@ -164,9 +201,11 @@ async def run(options: Options) -> None:
     client = informer.Client(credentials)
     tasks = [asyncio.create_task(agent.run(), name="proxy sync loop"),
              asyncio.create_task(reporter.run(), name="node reports"),
-             asyncio.create_task(Feeds(client, agent, netpol).run(), name="informers")]
+             asyncio.create_task(Feeds(client, agent, netpol, cni).run(), name="informers")]
     if netpol is not None:
         tasks.append(asyncio.create_task(netpol.run(), name="netpol sync loop"))
+    if cni is not None:
+        tasks.append(asyncio.create_task(cni.run(), name="cni sync loop"))
     log.info("knet agent on node %s, API server %s", options.node, credentials.host)
     try:
         await kopf.operator(registry=build_registry(credentials, settings, reporter), standalone=True,

@@ -8,6 +8,11 @@ because `helm uninstall` deletes the agent's ServiceAccount and RBAC right after
 before the pods get their SIGTERM. Anything else (the DaemonSet is there: a rolling update, a
 deleted pod, a node drain; or no answer: the API server is down) keeps the rules, since Services
 must keep working while the agent is away.
+
+In CNI mode (`--cni`), removing also undoes that mode (`operators.agent.cni.remove`): the conflist (only
+if it is knet's), knet's routes to the other nodes' pods and `table inet knet-cni`. The node then has no
+pod network, as after deleting kindnet: knet was its CNI. Without `--cni` none of these is touched, so
+an agent beside another CNI never removes that CNI's files.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
+from pathlib import Path
 
 import kubernetes
 import urllib3
@@ -42,9 +48,10 @@ def installation_removed(config: kubernetes.client.Configuration, daemonset: str
     return "the DaemonSet is being deleted" if ds.metadata.deletion_timestamp else ""
 
 
-async def remove_rules() -> list[str]:
-    """Delete every table and chain the agent may have made (both proxy modes and NetworkPolicy);
-    the problems, if any. Deleting what is not there is no error."""
+async def remove_rules(cni_conflist: str | None = None) -> list[str]:
+    """Delete every table and chain the agent may have made (both proxy modes and NetworkPolicy), and with
+    `cni_conflist` (CNI mode's conflist path) what CNI mode made; the problems, if any. Deleting what is not
+    there is no error."""
     problems = []
     for mode, rules in dataplane.MODES.items():
         ok, err = await rules().cleanup()
@@ -53,24 +60,28 @@ async def remove_rules() -> list[str]:
     ok, err = await dataplane.nft_apply(f"add table inet {NETPOL_TABLE}\ndelete table inet {NETPOL_TABLE}\n")
     if not ok:
         problems.append(f"NetworkPolicy table: {err}")
+    if cni_conflist:
+        from operators.agent import cni
+        problems += [f"CNI mode's {p}" for p in await cni.remove(Path(cni_conflist))]
     return problems
 
 
-def cleanup() -> int:
-    """`knet agent --cleanup`: remove the rules now and say what could not be removed (exit code 1)."""
-    problems = asyncio.run(remove_rules())
+def cleanup(cni_conflist: str | None = None) -> int:
+    """`knet agent --cleanup [--cni]`: remove the rules now and say what could not be removed (exit code 1)."""
+    problems = asyncio.run(remove_rules(cni_conflist))
     for problem in problems:
         print(f"error: could not remove the {problem}", file=sys.stderr)
     return 1 if problems else 0
 
 
-def after_stop(config: kubernetes.client.Configuration, daemonset: str) -> None:
-    """Called once the agent stopped: remove the rules if knet is being uninstalled, else keep them."""
+def after_stop(config: kubernetes.client.Configuration, daemonset: str, cni_conflist: str | None = None) -> None:
+    """Called once the agent stopped: remove the rules (and CNI mode's, with `cni_conflist`) if knet is being
+    uninstalled, else keep them."""
     why = installation_removed(config, daemonset)
     if not why:
         log.info("stopped; the rules stay in place (DaemonSet %s is there, or the API server cannot tell)",
                  daemonset)
         return
-    problems = asyncio.run(remove_rules())
+    problems = asyncio.run(remove_rules(cni_conflist))
     log.info("knet is being uninstalled (%s): removed the rules from this node%s", why,
              "; problems: " + "; ".join(problems) if problems else "")

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from operators.agent import operator
 from operators.cli import main
 
 
@@ -31,3 +32,25 @@ def test_refuses_bad_settings(capsys: pytest.CaptureFixture[str], tmp_path: Path
     assert code == 2 and "'10249' is not HOST:PORT" in err
     code, err = agent(capsys, "--node-name", "n1", "--config", str(tmp_path / "missing.yaml"))
     assert code == 2 and "missing.yaml" in err
+
+
+def test_cni_mode_from_the_chart_environment_or_the_flags(capsys: pytest.CaptureFixture[str],
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[operator.Options] = []
+
+    async def run(options: operator.Options) -> None:
+        seen.append(options)
+
+    monkeypatch.setattr(operator, "run", run)
+    monkeypatch.delenv("KNET_AGENT_DAEMONSET", raising=False)
+    monkeypatch.setenv("KNET_CNI", "true")
+    monkeypatch.setenv("KNET_CNI_CONFLIST", "/host/cni/10-knet.conflist")
+    agent(capsys, "--node-name", "n1")
+    agent(capsys, "--node-name", "n1", "--no-cni", "--cni-mtu", "1450")
+    assert [(o.cni, o.cni_conflist, o.cni_mtu) for o in seen] == [
+        (True, "/host/cni/10-knet.conflist", None), (False, "/host/cni/10-knet.conflist", 1450)]
+
+
+def test_refuses_a_pod_mtu_out_of_range(capsys: pytest.CaptureFixture[str]) -> None:
+    code, err = agent(capsys, "--node-name", "n1", "--cni", "--cni-mtu", "9")
+    assert code == 2 and "--cni-mtu '9' is not an MTU" in err
