@@ -106,13 +106,12 @@ def controller_exists() -> bool:
 
 
 def install(d: Demo, controller: bool) -> None:
-    """knet from the chart, with the devcluster values and this cluster's own API server."""
+    """knet from the chart, with the devcluster values; the chart finds the API server in kube-public/cluster-info."""
     print(f"== helm upgrade --install knet charts/knet -n {NS} (ci/devcluster-values.yaml, "
-          f"controlPlaneEndpoint={d.layout.api_url})")
+          f"controlPlaneEndpoint auto: {d.layout.api_url} from kube-public/cluster-info)")
     proc = run([str(upstream.bin_dir() / "helm"), f"--kubeconfig={d.layout.kubeconfig}", "upgrade", "--install",
                 "knet", str(CHART), "-n", NS, "--create-namespace", "-f", str(CHART / "ci" / "devcluster-values.yaml"),
-                "--set", f"controlPlaneEndpoint={d.layout.api_url}", "--set",
-                f"controller.enabled={str(controller).lower()}"], timeout=300)
+                "--set", f"controller.enabled={str(controller).lower()}"], timeout=300)
     if proc.returncode:
         raise DevclusterError(f"helm: {proc.stderr.strip()}")
     wanted = {"agent", "dns", "ingress", *(["controller"] if controller else [])}

@@ -33,6 +33,8 @@ CRDS = ROOT / "manifests" / "crds"
 EXAMPLES = ROOT / "manifests" / "examples"
 NAMESPACE = "knet-system"
 VARIANTS = [None, *sorted(p.name for p in (CHART / "ci").glob("*-values.yaml"))]
+# the API server that `controlPlaneEndpoint: auto` would look up, for `helm template` (as tests/unit/chart renders)
+OFFLINE_VALUES = ROOT / "tests" / "unit" / "chart" / "offline-values.yaml"
 # The monitoring variant renders ServiceMonitors; where prometheus-operator is absent, this stand-in CRD
 # (any object accepted) lets the rest of that variant be checked by the API server.
 SERVICE_MONITOR_CRD = """
@@ -61,7 +63,7 @@ def exists(cluster: Cluster, *what: str) -> bool:
 
 
 def helm_template(variant: str | None) -> str:
-    args = ["-f", str(CHART / "ci" / variant)] if variant else []
+    args = ["-f", str(OFFLINE_VALUES), *(["-f", str(CHART / "ci" / variant)] if variant else [])]
     proc = subprocess.run([str(upstream.bin_dir() / "helm"), "template", "knet", str(CHART), "--namespace",
                            NAMESPACE, "--include-crds", *args], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr

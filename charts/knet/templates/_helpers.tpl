@@ -67,14 +67,35 @@ app.kubernetes.io/component: {{ index . 1 }}
 {{- end -}}
 
 {{/*
-controlPlaneEndpoint split into host and port, as JSON: {"host": "...", "port": "..."}.
-IPv6 literals lose their brackets (KUBERNETES_SERVICE_HOST takes a bare address); the port defaults to 443.
+The API server knet's components use, as JSON: {"url": "...", "from": "...", "host": "...", "port": "..."}.
+controlPlaneEndpoint `auto` takes the `server` of the kubeconfig in the ConfigMap kube-public/cluster-info,
+which kubeadm (and so kind) publishes, looked up at install and upgrade; any other value is the URL itself.
+`lookup` finds nothing under `helm template` or a client-side dry-run, so these need an explicit URL.
+IPv6 literals lose their brackets in "host" (KUBERNETES_SERVICE_HOST takes a bare address); the port defaults to 443.
 */}}
 {{- define "knet.apiServer" -}}
-{{- $url := required "controlPlaneEndpoint is required: the API server URL (https://HOST:PORT) that knet's components use instead of the kubernetes Service VIP, e.g. --set controlPlaneEndpoint=https://172.18.0.2:6443" .Values.controlPlaneEndpoint -}}
+{{- $set := "--set controlPlaneEndpoint=https://HOST:6443 (the API server's address)" -}}
+{{- $value := required (printf "controlPlaneEndpoint is required: auto, or the API server URL that knet's components use instead of the kubernetes Service VIP: %s" $set) .Values.controlPlaneEndpoint -}}
+{{- $url := $value -}}
+{{- $from := "controlPlaneEndpoint" -}}
+{{- if eq $value "auto" -}}
+{{- $from = "kube-public/cluster-info" -}}
+{{- $info := lookup "v1" "ConfigMap" "kube-public" "cluster-info" -}}
+{{- if not $info -}}
+{{- fail (printf "controlPlaneEndpoint is auto, but there is no ConfigMap kube-public/cluster-info to read the API server from (kubeadm and kind publish it; helm template and client-side dry-runs cannot read it): %s" $set) -}}
+{{- end -}}
+{{- $clusters := dig "data" "kubeconfig" "" $info | fromYaml | dig "clusters" list -}}
+{{- $url = "" -}}
+{{- if and (kindIs "slice" $clusters) $clusters (kindIs "map" (first $clusters)) -}}
+{{- $url = dig "cluster" "server" "" (first $clusters) -}}
+{{- end -}}
+{{- if not $url -}}
+{{- fail (printf "controlPlaneEndpoint is auto, but the kubeconfig in kube-public/cluster-info names no server: %s" $set) -}}
+{{- end -}}
+{{- end -}}
 {{- $u := urlParse $url -}}
 {{- if ne $u.scheme "https" -}}
-{{- fail (printf "controlPlaneEndpoint %q must be an https:// URL" $url) -}}
+{{- fail (printf "controlPlaneEndpoint %q (from %s) must be an https:// URL" $url $from) -}}
 {{- end -}}
 {{- $hostport := $u.host -}}
 {{- $host := "" -}}
@@ -87,9 +108,9 @@ IPv6 literals lose their brackets (KUBERNETES_SERVICE_HOST takes a bare address)
 {{- $port = regexReplaceAll "^[^:]*:?" $hostport "" -}}
 {{- end -}}
 {{- if not $host -}}
-{{- fail (printf "controlPlaneEndpoint %q has no host" $url) -}}
+{{- fail (printf "controlPlaneEndpoint %q (from %s) has no host" $url $from) -}}
 {{- end -}}
-{{- dict "host" $host "port" (default "443" $port) | toJson -}}
+{{- dict "url" $url "from" $from "host" $host "port" (default "443" $port) | toJson -}}
 {{- end -}}
 
 {{/*
@@ -100,7 +121,7 @@ control-plane endpoint instead of the Service VIP that knet's agent programs.
 {{- define "knet.commonEnv" -}}
 {{- $api := include "knet.apiServer" . | fromJson -}}
 - name: KNET_API_SERVER
-  value: {{ .Values.controlPlaneEndpoint | quote }}
+  value: {{ $api.url | quote }}
 - name: KUBERNETES_SERVICE_HOST
   value: {{ $api.host | quote }}
 - name: KUBERNETES_SERVICE_PORT

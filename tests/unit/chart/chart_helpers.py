@@ -23,6 +23,8 @@ NAMESPACE = "knet-system"
 RELEASE = "knet"
 # the documented values variants: None is the defaults, then every charts/knet/ci/*-values.yaml
 VARIANTS: list[str | None] = [None, *sorted(p.name for p in (CHART / "ci").glob("*-values.yaml"))]
+# stands for the cluster that `controlPlaneEndpoint: auto` would look up (offline there is none)
+OFFLINE_VALUES = Path(__file__).with_name("offline-values.yaml")
 KNET_KINDS = ("ClusterNetworkConfig", "DNSConfig", "LoadBalancerIPPool", "NodeNetworkStatus")
 
 
@@ -35,7 +37,8 @@ def tool(name: str) -> str:
 
 
 def variant_args(variant: str | None) -> list[str]:
-    return ["-f", str(CHART / "ci" / variant)] if variant else []
+    """The values of one variant rendered offline: OFFLINE_VALUES, then the variant's file."""
+    return ["-f", str(OFFLINE_VALUES), *(["-f", str(CHART / "ci" / variant)] if variant else [])]
 
 
 def helm(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:

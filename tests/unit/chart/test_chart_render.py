@@ -101,14 +101,20 @@ def test_template_variant(variant: str | None) -> None:
             assert port["targetPort"] in port_names, f"{svc['metadata']['name']}: {port['targetPort']}"
 
 
+# `helm install` that never contacts a cluster (so `lookup` finds nothing)
+DRY_INSTALL = ("install", "knet", str(CHART), "--namespace", NAMESPACE, "--dry-run=client", "--kubeconfig",
+               "/nonexistent")
+
+
+def notes(*args: str) -> str:
+    return helm(*DRY_INSTALL, *args).stdout.split("NOTES:", 1)[1]
+
+
 @pytest.mark.parametrize("variant", VARIANTS, ids=lambda v: v or "defaults")
 def test_notes_render(variant: str | None) -> None:
-    """NOTES.txt renders for every variant (a client-side dry-run never contacts a cluster)."""
-    proc = helm("install", "knet", str(CHART), "--namespace", NAMESPACE, "--dry-run=client",
-                "--kubeconfig", "/nonexistent", *variant_args(variant))
-    notes = proc.stdout.split("NOTES:", 1)[1]
-    assert "knet 0.1.0 is installed in namespace knet-system" in notes
-    assert "kubectl get nodenetworkstatuses" in notes
+    text = notes(*variant_args(variant))
+    assert "knet 0.1.0 is installed in namespace knet-system" in text
+    assert "kubectl get nodenetworkstatuses" in text
 
 
 def test_agent_daemonset(default: list[dict[str, Any]]) -> None:
@@ -145,6 +151,20 @@ def test_control_plane_endpoint_is_split_for_in_cluster_clients() -> None:
         ds = one(render(None, "--set", f"controlPlaneEndpoint={url}"), "DaemonSet")
         e = env(ds)
         assert (e["KNET_API_SERVER"], e["KUBERNETES_SERVICE_HOST"], e["KUBERNETES_SERVICE_PORT"]) == (url, host, port)
+
+
+def test_explicit_endpoint_wins_and_the_notes_say_so() -> None:
+    url = "https://10.1.2.3:6443"
+    assert env(one(render(None, "--set", f"controlPlaneEndpoint={url}"), "DaemonSet"))["KNET_API_SERVER"] == url
+    assert f"API server at {url} (set by controlPlaneEndpoint)" in notes("--set", f"controlPlaneEndpoint={url}")
+
+
+@pytest.mark.parametrize("command", [("template", "knet", str(CHART)), DRY_INSTALL], ids=["template", "dry-run"])
+def test_auto_without_a_cluster_to_look_up_fails_saying_what_to_set(command: tuple[str, ...]) -> None:
+    proc = helm(*command, check=False)  # the default, auto: nothing to look kube-public/cluster-info up in
+    assert proc.returncode != 0 and "schema" not in proc.stderr
+    assert "no ConfigMap kube-public/cluster-info" in proc.stderr
+    assert "--set controlPlaneEndpoint=https://HOST:6443" in proc.stderr
 
 
 def test_controller_peering(default: list[dict[str, Any]]) -> None:
@@ -205,7 +225,8 @@ def test_dns_node_local_cache() -> None:
     # without the DNS Deployment it keeps the DNS ServiceAccount and its reads
     alone = render("dns-node-local-values.yaml", "--set", "dns.enabled=false")
     assert not find(alone, "Deployment", "knet-dns") and one(alone, "ClusterRole", "knet-dns")
-    proc = helm("template", "knet", str(CHART), "--set", "dns.nodeLocal.enabled=true", check=False)
+    proc = helm("template", "knet", str(CHART), *variant_args(None), "--set", "dns.nodeLocal.enabled=true",
+                check=False)
     assert proc.returncode != 0 and "dns.nodeLocal.forwardTo or dns.service.clusterIP" in proc.stderr
 
 
@@ -309,6 +330,7 @@ BAD_VALUES = [
     (["--set", "agent.metricsPort=70000"], "/agent/metricsPort"),
     (["--set", "controlPlaneEndpoint=http://10.0.0.1:6443"], "/controlPlaneEndpoint"),
     (["--set", "controlPlaneEndpoint="], "/controlPlaneEndpoint"),
+    (["--set", "controlPlaneEndpoint=automatic"], "/controlPlaneEndpoint"),
     (["--set", "image.pullPolicy=Sometimes"], "/image/pullPolicy"),
     (["--set", "logLevel=verbose"], "/logLevel"),
     (["--set", "agent.unknownKey=1"], "unknownKey"),
@@ -375,4 +397,4 @@ def test_install_yaml_is_current() -> None:
     assert objs[0] == {"apiVersion": "v1", "kind": "Namespace",
                        "metadata": {"name": NAMESPACE, "labels": {"app.kubernetes.io/part-of": "knet"}}}
     assert len(find(objs, "CustomResourceDefinition")) == 5
-    assert docs(template(crds=True)) == objs[1:]
+    assert docs(template(*variant_args(None), crds=True)) == objs[1:]
