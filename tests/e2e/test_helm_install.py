@@ -1,5 +1,8 @@
 """`helm install` of charts/knet into a fresh devcluster of its own, as a user would, then what it must do.
 
+The chart finds the API server itself (controlPlaneEndpoint `auto`: kube-public/cluster-info, which the
+devcluster publishes as kubeadm does, anonymously readable).
+
 The components run through the node runtime with the chart's ServiceAccount tokens; the demo application
 (manifests/examples/demo.yaml) then works end to end: its Service by ClusterIP and NodePort, its names
 through knet's DNS, its Ingress through nginx, its NetworkPolicy. Then the example custom resources, a
@@ -14,8 +17,10 @@ import contextlib
 import ipaddress
 import json
 import os
+import ssl
 import subprocess
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -58,9 +63,9 @@ def helm(c: Cluster, *args: str) -> str:
 
 
 def release_args(c: Cluster) -> list[str]:
-    """The devcluster variant, with this cluster's own API server (the kubeconfig's `server:`)."""
+    """The devcluster variant; controlPlaneEndpoint is left at `auto`."""
     return [str(CHART), "-f", str(CHART / "ci" / "devcluster-values.yaml"), "--set",
-            f"controlPlaneEndpoint={c.config('server')}", "--set", f"controller.enabled={str(CONTROLLER).lower()}"]
+            f"controller.enabled={str(CONTROLLER).lower()}"]
 
 
 def workloads(c: Cluster) -> dict[str, dict]:
@@ -137,6 +142,22 @@ def test_components_run_with_the_charts_accounts(release: Cluster) -> None:
     proxy = Proxy.of(release)
     for node in proxy.nodes:
         assert f"table inet {PROXY_TABLE}" in proxy.in_node(node, "nft", "list", "tables").stdout
+
+
+def test_cluster_info_is_readable_without_credentials(hi: Cluster) -> None:
+    url = f"{hi.config('server')}/api/v1/namespaces/kube-public/configmaps/cluster-info"
+    trust = ssl.create_default_context(cafile=hi.config("certificate-authority"))
+    with urllib.request.urlopen(url, context=trust, timeout=10) as r:  # no client certificate: anonymous
+        kubeconfig = yaml.safe_load(json.load(r)["data"]["kubeconfig"])
+    assert kubeconfig["clusters"][0]["cluster"]["server"] == hi.config("server") and not kubeconfig["users"]
+
+
+def test_components_use_the_api_server_from_cluster_info(release: Cluster) -> None:
+    for name, obj in workloads(release).items():
+        (container,) = obj["spec"]["template"]["spec"]["containers"]
+        assert {"name": "KNET_API_SERVER", "value": release.config("server")} in container["env"], name
+    assert f"at {release.config('server')} (controlPlaneEndpoint auto: read from kube-public/cluster-info)" in helm(
+        release, "get", "notes", "knet")
 
 
 def test_service_by_cluster_ip(demo: Proxy) -> None:
