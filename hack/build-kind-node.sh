@@ -83,6 +83,7 @@ install -m 0644 "$files"/etc/systemd/system/kubelet.service.d/* "$rootfs/etc/sys
 install -m 0755 "$node_files/entrypoint" "$rootfs/usr/local/bin/knet-entrypoint"
 install -m 0644 "$node_files/sysctls" "$rootfs/kind/knet/sysctls"
 install -m 0644 "$node_files/hosts.toml" "$rootfs/etc/containerd/certs.d/_default/hosts.toml"
+install -D -m 0644 "$node_files/default-storage.yaml" "$rootfs/kind/manifests/default-storage.yaml"
 # kind's Dockerfile steps: only the units kind wants, no kernel log reading, /sbin/init for its entrypoint.
 rm -f "$rootfs"/lib/systemd/system/sysinit.target.wants/systemd-tmpfiles-setup.service \
   "$rootfs"/lib/systemd/system/multi-user.target.wants/* "$rootfs"/etc/systemd/system/*.wants/* \

@@ -8,6 +8,7 @@ the nodes (`kind load image-archive`) and installs the chart with charts/knet/ci
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import subprocess
@@ -144,15 +145,38 @@ def install(layout: KindLayout, env: dict[str, str], timeout: float) -> None:
     if proc.returncode != 0:
         raise KindError(f"helm: {proc.stderr.strip()}")
     pool = {"apiVersion": "knet.io/v1alpha1", "kind": "LoadBalancerIPPool", "metadata": {"name": "kind"},
-            "spec": {"addresses": [LB_POOL_V4]}}
+            "spec": {"ranges": [{"cidr": LB_POOL_V4}]}}
     kubectl(layout, "apply", "-f", "-", input=yaml.safe_dump(pool))
+
+
+LIB_MODULES = Path("/lib/modules")
+
+
+def ensure_lib_modules() -> None:
+    """kind mounts the machine's /lib/modules into every node, and the agent mounts the node's as a
+    directory. Where the machine has none (or only the devcluster's empty stand-in file), an empty
+    directory is made, and recorded so that the last `down` removes it."""
+    if LIB_MODULES.is_dir():
+        return
+    if LIB_MODULES.is_file() and LIB_MODULES.stat().st_size == 0:
+        LIB_MODULES.unlink()
+    LIB_MODULES.mkdir()
+    (state_root() / "created-lib-modules").touch()
+
+
+def remove_lib_modules() -> None:
+    marker = state_root() / "created-lib-modules"
+    if marker.exists():
+        with contextlib.suppress(OSError):
+            LIB_MODULES.rmdir()
+        marker.unlink()
 
 
 def up(name: str, workers: int = 2, install_knet: bool = False, timeout: float = 300) -> KindLayout:
     layout = KindLayout(name, workers)
     start = time.monotonic()
     write_config()
-    Path("/lib/modules").mkdir(exist_ok=True)  # kind mounts it into every node
+    ensure_lib_modules()
     image = _script("build-kind-node.sh")
     kbin = kind_bin()
     env = environ(kbin, [upstream.bin_dir()])
@@ -180,11 +204,14 @@ def down(name: str) -> None:
     if (Path("/run/netns") / NETNS).exists():
         if name in clusters(env):
             run(["kind", "delete", "cluster", "--name", name], env=env)
-        if not clusters(env):
-            network.destroy()
+        last = not clusters(env)
     else:
-        network.destroy()
+        last = True
     shutil.rmtree(layout.dir, ignore_errors=True)
+    if last:  # the namespace, its link, and knet's podman settings go with the last cluster
+        network.destroy()
+        remove_lib_modules()
+        shutil.rmtree(state_root(), ignore_errors=True)
 
 
 def env_lines(name: str) -> list[str]:
