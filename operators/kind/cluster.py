@@ -62,6 +62,12 @@ def clusters(env: dict[str, str]) -> list[str]:
     return [line.strip() for line in out.splitlines() if line.strip()]
 
 
+def _running(layout: KindLayout, env: dict[str, str]) -> bool:
+    out = run(["podman", "ps", "--filter", f"label=io.x-k8s.kind.cluster={layout.name}", "--format", "{{.Names}}"],
+              env=env)
+    return set(out.split()) == set(layout.node_names)
+
+
 def node_ip(name: str, env: dict[str, str] | None = None) -> str:
     out = run(["podman", "inspect", name, "--format", "{{json .NetworkSettings.Networks}}"], env=env)
     nets = json.loads(out)
@@ -131,9 +137,13 @@ def load_image(layout: KindLayout, image: str, env: dict[str, str]) -> None:
     run(["kind", "load", "image-archive", str(archive), "--name", layout.name], env=env)
 
 
-def install(layout: KindLayout, env: dict[str, str], timeout: float) -> None:
-    """knet from its image with Helm (kind-values.yaml), then a LoadBalancerIPPool on the node network."""
+def install(layout: KindLayout, env: dict[str, str], timeout: float) -> float:
+    """knet from its image with Helm (kind-values.yaml), then a LoadBalancerIPPool on the node network.
+    Returns the seconds spent building knet's image."""
+    t = time.monotonic()
     image = knet_image()
+    image_build = time.monotonic() - t
+    _say(f"== built {image} in {image_build:.0f}s")
     t = time.monotonic()
     load_image(layout, image, env)
     _say(f"== loaded {image} into {len(layout.node_names)} nodes in {time.monotonic() - t:.0f}s")
@@ -147,6 +157,7 @@ def install(layout: KindLayout, env: dict[str, str], timeout: float) -> None:
     pool = {"apiVersion": "knet.io/v1alpha1", "kind": "LoadBalancerIPPool", "metadata": {"name": "kind"},
             "spec": {"ranges": [{"cidr": LB_POOL_V4}]}}
     kubectl(layout, "apply", "-f", "-", input=yaml.safe_dump(pool))
+    return image_build
 
 
 LIB_MODULES = Path("/lib/modules")
@@ -182,6 +193,9 @@ def up(name: str, workers: int = 2, install_knet: bool = False, timeout: float =
     env = environ(kbin, [upstream.bin_dir()])
     network.create()
     layout.dir.mkdir(parents=True, exist_ok=True)
+    if name in clusters(env) and not _running(layout, env):
+        _say(f"== kind cluster {name} exists but its nodes are not all running: re-creating it")
+        run(["kind", "delete", "cluster", "--name", name], env=env)
     if name not in clusters(env):
         source = yaml.safe_load((REPO / "kind-config.yaml").read_text())
         layout.kind_config.write_text(yaml.safe_dump(render_config(source, layout, image), sort_keys=False))
@@ -191,9 +205,10 @@ def up(name: str, workers: int = 2, install_knet: bool = False, timeout: float =
         _say(f"== kind create cluster {name} ({len(layout.node_names)} nodes) took {time.monotonic() - t:.0f}s")
     write_kubeconfig(layout, env)
     if install_knet:
-        install(layout, env, timeout)
+        image_build = install(layout, env, timeout)
         wait(f"{len(layout.node_names)} Ready nodes", lambda: nodes_ready(layout), timeout)
-        _say(f"== {len(layout.node_names)} nodes Ready with knet {time.monotonic() - start:.0f}s after `up` started")
+        _say(f"== {len(layout.node_names)} nodes Ready with knet {time.monotonic() - start:.0f}s after `up` started"
+             f" ({time.monotonic() - start - image_build:.0f}s without building knet's image)")
     return layout
 
 

@@ -73,7 +73,10 @@ def run_readme(marker: str, timeout: float = 3000) -> subprocess.CompletedProces
 
 @pytest.fixture(scope="session")
 def before_up() -> RootState:
-    """The machine's root namespace before the session's kind cluster came up."""
+    """The machine's root namespace before the session's kind cluster came up (a cluster an earlier run
+    left behind is taken down first)."""
+    if not os.environ.get("KNET_KIND_KUBECONFIG") and leftovers(NAME):
+        knet("kind", "down", "--name", NAME, timeout=600)
     return root_state()
 
 
