@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: all deps venv tools test unit e2e lint demo demo-down bench image clean
+.PHONY: all deps venv tools kind-tools test unit e2e kind-test lint demo demo-down demo-devcluster demo-devcluster-down bench image clean
 
 all: test
 
@@ -22,22 +22,37 @@ venv: $(STAMP)
 tools:
 	@hack/build-upstream.sh >/dev/null
 
+# kind's node binaries (kind, containerd 2, runc, crictl, CNI plugins); `knet kind up` builds the node image and
+# knet's image from them when they are missing.
+kind-tools: deps
+	@hack/build-kind.sh >/dev/null
+
 lint: venv
 	$(BIN)/ruff check operators tests bench conftest.py
 
 unit: venv
-	$(BIN)/pytest -m "not e2e" -q
+	$(BIN)/pytest -m "not e2e and not kind" -q
 
 e2e: deps venv tools
 	$(BIN)/pytest -m e2e -q
 
-test: deps venv tools lint
+# The kind stage alone: the README's kind section, then services, DNS, policy, ingress, containment, faults.
+kind-test: deps venv tools kind-tools
+	$(BIN)/pytest -m kind -q
+
+test: deps venv tools kind-tools lint
 	$(BIN)/pytest -q
 
-demo: deps venv tools
-	$(BIN)/python -m operators.devcluster.demo
+demo: deps venv tools kind-tools
+	$(BIN)/python -m operators.kind.demo
 
 demo-down: venv
+	$(BIN)/knet kind down --name knet
+
+demo-devcluster: deps venv tools
+	$(BIN)/python -m operators.devcluster.demo
+
+demo-devcluster-down: venv
 	$(BIN)/knet devcluster down --name knet
 
 bench: deps venv tools
