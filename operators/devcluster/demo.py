@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -49,13 +50,34 @@ def run(argv: list[str], input: str | None = None, timeout: float = 120) -> subp
     return subprocess.run(argv, capture_output=True, text=True, input=input, timeout=timeout)
 
 
+@dataclass(frozen=True)
+class Target:
+    """What the demo needs to know of a cluster: its kubeconfig, how to run a command in a pod or on the
+    external client, the LoadBalancer range it may hand out, and the values the chart is installed with."""
+
+    kubeconfig: Path
+    exec_argv: Callable[[str], list[str]]  # where ("ns/pod" or "external") -> argv prefix of the command
+    lb_cidr: str
+    values: Path
+    api_url: str
+    dns: str = "knet dns as kube-dns at 10.96.0.10, configured by the DNSConfig `default`"
+    dns_timeout: float = 20
+
+
+def devcluster_target(layout: Layout) -> Target:
+    def argv(where: str) -> list[str]:
+        return [sys.executable, "-m", "operators.cli", "devcluster", "exec", "--name", layout.name, where, "--"]
+    return Target(layout.kubeconfig, argv, layout.lb_pool[0], CHART / "ci" / "devcluster-values.yaml",
+                  layout.api_url)
+
+
 class Demo:
-    def __init__(self, layout: Layout) -> None:
-        self.layout = layout
+    def __init__(self, target: Target) -> None:
+        self.target = target
         self.results: list[bool] = []
 
     def kubectl(self, *args: str, input: str | None = None) -> str:
-        proc = run([str(upstream.bin_dir() / "kubectl"), f"--kubeconfig={self.layout.kubeconfig}", *args], input)
+        proc = run([str(upstream.bin_dir() / "kubectl"), f"--kubeconfig={self.target.kubeconfig}", *args], input)
         if proc.returncode:
             raise DevclusterError(f"kubectl {' '.join(args)}: {proc.stderr.strip()}")
         return proc.stdout
@@ -65,8 +87,7 @@ class Demo:
 
     def exec(self, where: str, *cmd: str) -> str:
         """A command in a pod (`ns/name`) or in the external client's namespace; its output."""
-        argv = [sys.executable, "-m", "operators.cli", "devcluster", "exec", "--name", self.layout.name, where, "--"]
-        return run([*argv, *cmd], timeout=30).stdout.strip()
+        return run([*self.target.exec_argv(where), *cmd], timeout=30).stdout.strip()
 
     def http(self, where: str, *urls: str, host: str = "") -> list[str]:
         """A GET of each URL with curl, all in one exec: the bodies, or `no answer`."""
@@ -105,13 +126,13 @@ def controller_exists() -> bool:
     return run([sys.executable, "-m", "operators.cli", "controller", "--help"]).returncode == 0
 
 
-def install(d: Demo, controller: bool) -> None:
+def install(d: Demo, controller: bool, *extra: str) -> None:
     """knet from the chart, with the devcluster values; the chart finds the API server in kube-public/cluster-info."""
-    print(f"== helm upgrade --install knet charts/knet -n {NS} (ci/devcluster-values.yaml, "
-          f"controlPlaneEndpoint auto: {d.layout.api_url} from kube-public/cluster-info)")
-    proc = run([str(upstream.bin_dir() / "helm"), f"--kubeconfig={d.layout.kubeconfig}", "upgrade", "--install",
-                "knet", str(CHART), "-n", NS, "--create-namespace", "-f", str(CHART / "ci" / "devcluster-values.yaml"),
-                "--set", f"controller.enabled={str(controller).lower()}"], timeout=300)
+    print(f"== helm upgrade --install knet charts/knet -n {NS} (ci/{d.target.values.name}, "
+          f"controlPlaneEndpoint auto: {d.target.api_url} from kube-public/cluster-info)")
+    proc = run([str(upstream.bin_dir() / "helm"), f"--kubeconfig={d.target.kubeconfig}", "upgrade", "--install",
+                "knet", str(CHART), "-n", NS, "--create-namespace", "-f", str(d.target.values),
+                "--set", f"controller.enabled={str(controller).lower()}", *extra], timeout=300)
     if proc.returncode:
         raise DevclusterError(f"helm: {proc.stderr.strip()}")
     wanted = {"agent", "dns", "ingress", *(["controller"] if controller else [])}
@@ -138,7 +159,8 @@ def check_demo(d: Demo, controller: bool) -> None:
     pods = {p["metadata"]["name"]: p["status"].get("podIP") for p in web}
     svc = d.get("service", "web", "-n", "demo")
     ip, node_port = svc["spec"]["clusterIP"], svc["spec"]["ports"][0]["nodePort"]
-    node_ips = [d.layout.node_ips(i)[0] for i in range(len(d.layout.node_names))]
+    node_ips = [next(a["address"] for a in n["status"]["addresses"] if a["type"] == "InternalIP")
+                for n in d.get("nodes")["items"]]
 
     print("-- Service (knet agent: nftables on every node)")
     # a new pod is cut off until the agents have programmed its address (the NetworkPolicy guard), about a
@@ -151,12 +173,13 @@ def check_demo(d: Demo, controller: bool) -> None:
     for url, got in zip(urls, d.http("external", *urls), strict=True):
         d.step(got in pods, f"NodePort {url} from the external client -> {got}")
 
-    print("-- DNS (knet dns as kube-dns at 10.96.0.10, configured by the DNSConfig `default`)")
+    print(f"-- DNS ({d.target.dns})")
     for name in ("web.demo.svc.cluster.local", HOST):
-        got = d.wait(lambda n=name: d.exec("demo/client", "dig", "+short", "+time=2", "@10.96.0.10", n), 20)
+        got = d.wait(lambda n=name: d.exec("demo/client", "dig", "+short", "+time=2", "@10.96.0.10", n),
+                     d.target.dns_timeout)
         d.step(got == ip, f"{name} from pod demo/client -> {got or 'no answer'}")
 
-    print("-- Ingress (knet ingress: nginx, class knet, NodePort Service)")
+    print("-- Ingress (knet ingress: nginx, class knet, through its Service's node port)")
     ingress_port = d.get("service", "knet-ingress", "-n", NS)["spec"]["ports"][0]["nodePort"]
     url = f"http://{node_ips[0]}:{ingress_port}/hostname"
     got = d.wait(lambda: (r := d.http("external", url, host=HOST)[0]) in pods and r, 30) or "no answer"
@@ -173,7 +196,7 @@ def check_demo(d: Demo, controller: bool) -> None:
         print("-- LoadBalancer: skipped (`knet controller` does not exist in this tree)")
         return
     print("-- LoadBalancer (knet controller: addresses from a LoadBalancerIPPool)")
-    cidr = d.layout.lb_pool[0]
+    cidr = d.target.lb_cidr
     d.kubectl("apply", "-f", "-", input=LB.format(cidr=cidr))
     lb = d.wait(lambda: d.get("service", "web-lb", "-n", "demo")["status"]["loadBalancer"]["ingress"][0]["ip"], 30)
     d.step(bool(lb) and ipaddress.ip_address(lb) in ipaddress.ip_network(cidr),
@@ -187,7 +210,7 @@ def main() -> int:
     print("== knet on the devcluster: a real control plane, nodes as network namespaces, pods as processes")
     t0 = time.monotonic()
     try:
-        d = Demo(cluster.up(NAME, nodes=2))
+        d = Demo(devcluster_target(cluster.up(NAME, nodes=2)))
         controller = controller_exists()
         install(d, controller)
         check_demo(d, controller)
@@ -197,7 +220,7 @@ def main() -> int:
     print(f"\nThe cluster keeps running ({time.monotonic() - t0:.0f}s for this run). Use it with:")
     print(f'  eval "$(.venv/bin/knet devcluster env --name {NAME})"; kubectl get pods -A -o wide')
     print(f"  .venv/bin/knet devcluster exec --name {NAME} demo/client -- curl -s web.demo/hostname")
-    print("Stop it with: make demo-down")
+    print("Stop it with: make demo-devcluster-down")
     failed = d.results.count(False)
     print(f"\n{len(d.results) - failed} passed, {failed} failed")
     return 0 if not failed else 1
