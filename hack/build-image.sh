@@ -34,6 +34,7 @@ fi
 wheels=$(mktemp -d)
 trap 'rm -rf "$wheels"' EXIT
 python3 -m pip wheel --quiet --wheel-dir "$wheels" . "setuptools>=77"
+previous=$(buildah inspect --type image --format '{{.FromImageID}}' "$tag" 2>/dev/null || true)
 echo "== buildah build -f Containerfile --from $base -t $tag"
 start=$SECONDS
 buildah build --quiet --from "$base" -t "$tag" -f Containerfile -v "$wheels:/wheels:ro" \
@@ -41,6 +42,10 @@ buildah build --quiet --from "$base" -t "$tag" -f Containerfile -v "$wheels:/whe
 rm -rf "$wheels"
 trap - EXIT
 echo "built $tag in $((SECONDS - start))s: $(buildah images --format '{{.Size}}' "$tag")"
+# The image the tag named before, now untagged, goes (unless a container still uses it).
+if [[ -n $previous && $previous != "$(buildah inspect --type image --format '{{.FromImageID}}' "$tag")" ]]; then
+  buildah rmi "$previous" >/dev/null 2>&1 || true
+fi
 ctr=$(buildah from "$tag")
 trap 'buildah rm "$ctr" >/dev/null' EXIT
 got=$(buildah run "$ctr" -- knet --version)

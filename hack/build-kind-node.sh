@@ -14,7 +14,7 @@ node_files="$root_dir/operators/kind/node"
 say() { echo "$*" >&2; }
 
 inputs_hash=$(cat "$root_dir/operators/devcluster/versions.env" "$root_dir/operators/kind/versions.env" \
-  "$0" "$node_files"/* | sha256sum | cut -c1-12)
+  "$0" "$root_dir/hack/build-test-images.sh" "$node_files"/* | sha256sum | cut -c1-12)
 image="localhost/knet/kind-node:$KUBE_VERSION-$inputs_hash"
 if podman image exists "$image" 2>/dev/null; then
   say "kind node image $image is built"
@@ -63,6 +63,8 @@ for ref in "${kubeadm_images[@]}"; do
   esac
 done
 podman save --quiet -m --format docker-archive -o "$work/images.tar" "${kubeadm_images[@]}"
+# The images the e2e suites and the demo run (agnhost), built by hack/build-test-images.sh.
+test_images=$("$root_dir/hack/build-test-images.sh")
 
 # --- the node's root file system: Debian bookworm with what kind's base image installs
 say "== mmdebstrap bookworm (systemd, containerd's and the kubelet's tools)"
@@ -113,8 +115,9 @@ TOML
 
 # --- pre-import kubeadm's images into the node's containerd (k8s.io namespace, unpacked for overlayfs), with
 # containerd run from the new root in a private mount namespace: its mounts never reach the machine.
-say "== importing ${#kubeadm_images[@]} images into the node's containerd"
+say "== importing kubeadm's ${#kubeadm_images[@]} images and the test images into the node's containerd"
 cp "$work/images.tar" "$rootfs/tmp/images.tar"
+cp "$test_images" "$rootfs/tmp/test-images.tar"
 cat > "$rootfs/tmp/import.toml" <<'TOML'
 version = 3
 root = "/var/lib/containerd"
@@ -131,10 +134,14 @@ unshare --mount --fork bash -euo pipefail -c '
   pid=$!
   for _ in $(seq 100); do [[ -S $r/run/containerd/import.sock ]] && break; sleep 0.1; done
   chroot "$r" /usr/local/bin/ctr --address /run/containerd/import.sock -n k8s.io images import \
-    --all-platforms --digests --snapshotter overlayfs --label io.cri-containerd.image=managed /tmp/images.tar >/dev/null
+    --all-platforms --digests --snapshotter overlayfs --local --discard-unpacked-layers \
+    --label io.cri-containerd.image=managed /tmp/images.tar >/dev/null
+  chroot "$r" /usr/local/bin/ctr --address /run/containerd/import.sock -n k8s.io images import \
+    --all-platforms --digests --snapshotter overlayfs --local --discard-unpacked-layers \
+    --label io.cri-containerd.image=managed /tmp/test-images.tar >/dev/null
   kill "$pid"; wait "$pid" || true
 ' _ "$rootfs"
-rm -f "$rootfs/tmp/images.tar" "$rootfs/tmp/import.toml" "$rootfs/tmp/containerd.log"
+rm -f "$rootfs/tmp/images.tar" "$rootfs/tmp/test-images.tar" "$rootfs/tmp/import.toml" "$rootfs/tmp/containerd.log"
 
 say "== committing $image"
 tar -C "$rootfs" --numeric-owner --xattrs --xattrs-include='*' -cf "$work/rootfs.tar" .
@@ -144,4 +151,8 @@ podman import --quiet \
   --change "LABEL io.knet.kind-node=$KUBE_VERSION" \
   "$work/rootfs.tar" "$image" >/dev/null
 say "kind node image $image built in $((SECONDS - start))s"
+# Node images of earlier inputs go (one that a cluster still runs stays).
+for old in $(podman images --format '{{.Repository}}:{{.Tag}}' localhost/knet/kind-node); do
+  [[ $old == "$image" ]] || podman rmi "$old" >/dev/null 2>&1 || true
+done
 echo "$image"

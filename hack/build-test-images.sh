@@ -111,7 +111,9 @@ got=$(buildah run --user 1000 "$ctr" -- id -G)
 [[ $got == "1000 50000" ]] || { say "error: id -G of uid 1000 says '$got'"; exit 1; }
 
 old=$(podman image inspect --format '{{.Id}}' "$agnhost" 2>/dev/null || true)
-buildah commit --quiet --rm "$ctr" "$agnhost" >/dev/null
+# One layer: the node image carries it unpacked, and a deletion in an upper layer would leave an overlay
+# whiteout (a 0:0 device) in the node image's own layer, which hides the file.
+buildah commit --quiet --squash --rm "$ctr" "$agnhost" >/dev/null
 ctr=""
 for n in "${names[@]:1}"; do buildah tag "$agnhost" "$n"; done
 new=$(podman image inspect --format '{{.Id}}' "$agnhost")

@@ -13,12 +13,10 @@ from operators.devcluster.cluster import DevclusterError
 from operators.devcluster.demo import CHART, Demo, Target, check_demo, install
 
 from . import cluster
-from .layout import NETNS, KindLayout
+from .layout import LB_POOL_V4, NETNS, KindLayout
 from .podman import KindError
 
 NAME = "knet"
-# Inside the node network, beside the pool `kind` that `up --install` creates (172.18.0.192/27).
-DEMO_POOL = "172.18.0.224/28"
 
 
 def kind_target(layout: KindLayout) -> Target:
@@ -27,10 +25,11 @@ def kind_target(layout: KindLayout) -> Target:
             return ["nsenter", f"--net=/run/netns/{NETNS}", "--"]
         ns, pod = where.split("/", 1)
         return [str(upstream.bin_dir() / "kubectl"), f"--kubeconfig={layout.kubeconfig}", "exec", "-n", ns, pod, "--"]
-    return Target(layout.kubeconfig, argv, DEMO_POOL, CHART / "ci" / "kind-values.yaml",
+    return Target(layout.kubeconfig, argv, LB_POOL_V4, CHART / "ci" / "kind-values.yaml",
                   f"https://{layout.control_plane}:6443",
                   dns="kubeadm's CoreDNS at 10.96.0.10, its Corefile rendered by knet's controller from the "
-                      "DNSConfig `default`", dns_timeout=120)
+                      "DNSConfig `default` (the kubelet's ConfigMap refresh, then CoreDNS's reload)",
+                  dns_timeout=180, pool="kind")
 
 
 def main() -> int:

@@ -5,7 +5,7 @@ files stay as they are, and only kind's nodes get these settings:
 - runc, not crun (crun fails on this kernel's cgroup v1 set-up);
 - nofile/nproc ulimits within the machine's own (there is no CAP_SYS_RESOURCE to raise them);
 - netavark with aardvark-dns, which resolves node names (`<cluster>-control-plane`) as Docker's embedded
-  DNS does for kind;
+  DNS does for kind, and is the nodes' only name server (no resolver of the machine's in their resolv.conf);
 - no registry at all: every image is built here, and a pull is refused by podman before any lookup.
 
 `nsenter --net` rather than `ip netns exec`: the latter remounts /sys, which hides the cgroup mounts, and
@@ -25,6 +25,8 @@ CONTAINERS_CONF = """\
 # knet's podman settings for kind nodes (operators/kind/podman.py)
 [containers]
 default_ulimits = ["nofile=1024:1024", "nproc=32768:32768"]
+# The nodes resolve through aardvark-dns on podman's bridge only (node names), never the machine's resolvers.
+dns_servers = ["172.18.0.1"]
 
 [engine]
 runtime = "runc"
