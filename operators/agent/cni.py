@@ -32,7 +32,7 @@ from pyroute2.netlink.exceptions import NetlinkError
 
 from operators.agent import dataplane, routes, schedule
 from operators.agent.cni_metrics import CniMetrics
-from operators.agent.events import EventRecorder, to_report
+from operators.agent.events import EventRecorder, post_new, to_report
 from operators.agent.loop import SyncLoop
 from operators.agent.schedule import Kind, Periods
 from operators.agent.store import Entry, ObjectRef
@@ -45,7 +45,6 @@ from operators.proxy.model import ProxyConfig
 
 log = logging.getLogger(__name__)
 REASON = "CNIProblem"
-EVENTS_PER_SYNC = 20
 Index = Iterable[Entry[Any]]  # a live collection the watches keep current
 
 
@@ -208,16 +207,8 @@ class CniAgent(SyncLoop):
         """An Event (once) per problem, on the Node it is about."""
         new, self.reported = to_report(self.reported, problems)
         self.metrics.nodes_with_problems.set(len({p.name for p in problems}))
-        unposted: list[Problem] = []
-        for i, problem in enumerate(new):
-            if i >= EVENTS_PER_SYNC:
-                unposted.append(problem)
-                continue
-            log.warning("%s", problem)
-            ref = refs.get(problem.name) if problem.kind == "Node" else None
-            if ref is not None and self.events is not None and not await self.events.post(problem, ref):
-                self.metrics.errors.labels("event").inc()
-                unposted.append(problem)
+        unposted = await post_new(new, lambda p: refs.get(p.name) if p.kind == "Node" else None,
+                                  self.events.post if self.events else None, self.metrics.errors.labels("event").inc)
         self.reported -= frozenset(unposted)  # tried again at the next sync (at most a max period away)
 
 

@@ -12,7 +12,7 @@ import asyncio
 import datetime
 import hashlib
 import logging
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 import kubernetes
@@ -29,6 +29,27 @@ def to_report(reported: frozenset[Problem], found: Iterable[Problem]) -> tuple[l
     """The problems not reported yet (in order, once each), and the set to remember for the next sync."""
     current = dict.fromkeys(found)
     return [p for p in current if p not in reported], frozenset(current)
+
+
+EVENTS_PER_SYNC = 20  # the rest wait for the next sync: posting must not hold up programming for long
+
+
+async def post_new(new: list[Problem], ref_of: Callable[[Problem], ObjectRef | None],
+                   post: Callable[[Problem, ObjectRef], Awaitable[bool]] | None,
+                   on_error: Callable[[], None]) -> list[Problem]:
+    """Log each new problem and post its Event on the object it is about, the first EVENTS_PER_SYNC of them;
+    returns the problems left unposted (over the limit, or a failed post), to be tried at the next sync."""
+    unposted: list[Problem] = []
+    for i, problem in enumerate(new):
+        if i >= EVENTS_PER_SYNC:
+            unposted.append(problem)
+            continue
+        log.warning("%s", problem)
+        ref = ref_of(problem)
+        if ref is not None and post is not None and not await post(problem, ref):
+            on_error()
+            unposted.append(problem)
+    return unposted
 
 
 def event_name(ref: ObjectRef, message: str) -> str:

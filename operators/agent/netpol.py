@@ -27,7 +27,7 @@ from typing import Any
 
 from operators.agent import dataplane, schedule
 from operators.agent.config import PolicyOptions
-from operators.agent.events import EventRecorder, to_report
+from operators.agent.events import EventRecorder, post_new, to_report
 from operators.agent.loop import SyncLoop
 from operators.agent.netpol_conntrack import disallowed, parse_flows
 from operators.agent.netpol_metrics import NetpolMetrics
@@ -44,7 +44,6 @@ from operators.netpol.update import update
 
 log = logging.getLogger(__name__)
 REASON = "NetworkPolicyProblem"
-EVENTS_PER_SYNC = 20
 Index = Iterable[Entry[Any]]  # a live collection the watches keep current
 
 
@@ -263,15 +262,7 @@ class NetpolAgent(SyncLoop):
         """An Event (once) per problem of a policy that cannot be enforced exactly as written."""
         new, self.reported = to_report(self.reported, problems)
         self.metrics.policies_with_problems.set(len({(p.namespace, p.name) for p in problems}))
-        unposted: list[Problem] = []
-        for i, problem in enumerate(new):
-            if i >= EVENTS_PER_SYNC:
-                unposted.append(problem)
-                continue
-            log.warning("%s", problem)
-            ref = v.refs.get((problem.namespace, problem.name))
-            if ref is not None and self.events is not None and not await self.events.post(problem, ref):
-                self.metrics.errors.labels("event").inc()
-                unposted.append(problem)
+        unposted = await post_new(new, lambda p: v.refs.get((p.namespace, p.name)),
+                                  self.events.post if self.events else None, self.metrics.errors.labels("event").inc)
         self.reported -= frozenset(unposted)
         self.retry_reports = bool(unposted)

@@ -25,7 +25,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from operators.agent import conntrack, dataplane, schedule
-from operators.agent.events import EventRecorder, to_report
+from operators.agent.events import EventRecorder, post_new, to_report
 from operators.agent.loop import SyncLoop
 from operators.agent.metrics import OBJECT_KINDS, Metrics
 from operators.agent.schedule import Kind, Periods
@@ -35,7 +35,6 @@ from operators.kube.services import Problem
 from operators.proxy.model import ModelCache, ProxyConfig, ProxyModel, build_model
 
 log = logging.getLogger(__name__)
-EVENTS_PER_SYNC = 20  # the rest wait for the next sync: posting must not hold up programming for long
 HEALTH_TIMEOUT_PERIODS = 2  # /healthz fails when a due sync waits this many max periods (kube-proxy: 2)
 
 Index = Iterable[Entry[Any]]  # a live collection the watches keep current (`operators.kube.informer.Index`)
@@ -171,17 +170,10 @@ class ProxyAgent(SyncLoop):
         for kind in OBJECT_KINDS:
             objects = {(p.namespace, p.name) for p in problems if p.kind == kind}
             self.metrics.objects_with_problems.labels(kind).set(len(objects))
-        unposted: list[Problem] = []
-        for i, problem in enumerate(new):
-            if i >= EVENTS_PER_SYNC:
-                unposted.append(problem)
-                continue
-            log.warning("%s", problem)
-            ref = snap.refs.get((problem.kind, problem.namespace, problem.name))
-            if ref is not None and self.events is not None and not await self.events.post(problem, ref):
-                self.metrics.errors.labels("event").inc()
-                unposted.append(problem)  # retried at the next sync, counted once posted
-            elif problem.kind in OBJECT_KINDS:
+        unposted = await post_new(new, lambda p: snap.refs.get((p.kind, p.namespace, p.name)),
+                                  self.events.post if self.events else None, self.metrics.errors.labels("event").inc)
+        for problem in set(new) - set(unposted):  # an unposted one is retried at the next sync, counted once posted
+            if problem.kind in OBJECT_KINDS:
                 self.metrics.problems.labels(problem.kind).inc()
         self.reported -= frozenset(unposted)
         self.retry_reports = bool(unposted)
