@@ -215,6 +215,16 @@ def check_demo(d: Demo, controller: bool) -> None:
         d.step(bool(got), f"http://{lb}/hostname from the external client -> {got or 'no answer'}")
 
 
+def summary(d: Demo, started: float, hints: list[str]) -> int:
+    """How to go on with the running cluster, then the count of checks; the exit code."""
+    print(f"\nThe cluster keeps running ({time.monotonic() - started:.0f}s for this run). Use it with:")
+    print("\n".join(f"  {h}" for h in hints[:-1]))
+    print(hints[-1])
+    failed = d.results.count(False)
+    print(f"\n{len(d.results) - failed} passed, {failed} failed")
+    return 0 if not failed else 1
+
+
 def main() -> int:
     print("== knet on the devcluster: a real control plane, nodes as network namespaces, pods as processes")
     t0 = time.monotonic()
@@ -226,13 +236,9 @@ def main() -> int:
     except DevclusterError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
-    print(f"\nThe cluster keeps running ({time.monotonic() - t0:.0f}s for this run). Use it with:")
-    print(f'  eval "$(.venv/bin/knet devcluster env --name {NAME})"; kubectl get pods -A -o wide')
-    print(f"  .venv/bin/knet devcluster exec --name {NAME} demo/client -- curl -s web.demo/hostname")
-    print("Stop it with: make demo-devcluster-down")
-    failed = d.results.count(False)
-    print(f"\n{len(d.results) - failed} passed, {failed} failed")
-    return 0 if not failed else 1
+    return summary(d, t0, [f'eval "$(.venv/bin/knet devcluster env --name {NAME})"; kubectl get pods -A -o wide',
+                           f".venv/bin/knet devcluster exec --name {NAME} demo/client -- curl -s web.demo/hostname",
+                           "Stop it with: make demo-devcluster-down"])
 
 
 if __name__ == "__main__":

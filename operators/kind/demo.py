@@ -10,7 +10,7 @@ import time
 
 from operators.devcluster import upstream
 from operators.devcluster.cluster import DevclusterError
-from operators.devcluster.demo import CHART, Demo, Target, check_demo, install
+from operators.devcluster.demo import CHART, Demo, Target, check_demo, install, summary
 
 from . import cluster
 from .layout import LB_POOL_V4, NETNS, KindLayout
@@ -42,13 +42,9 @@ def main() -> int:
     except (KindError, DevclusterError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
-    print(f"\nThe cluster keeps running ({time.monotonic() - t0:.0f}s for this run). Use it with:")
-    print(f'  eval "$(.venv/bin/knet kind env --name {NAME})"; kubectl get pods -A -o wide')
-    print("  kubectl -n demo exec client -- curl -s web.demo/hostname")
-    print("Stop it with: make demo-down (the devcluster's demo: make demo-devcluster)")
-    failed = d.results.count(False)
-    print(f"\n{len(d.results) - failed} passed, {failed} failed")
-    return 0 if not failed else 1
+    return summary(d, t0, [f'eval "$(.venv/bin/knet kind env --name {NAME})"; kubectl get pods -A -o wide',
+                           "kubectl -n demo exec client -- curl -s web.demo/hostname",
+                           "Stop it with: make demo-down (the devcluster's demo: make demo-devcluster)"])
 
 
 if __name__ == "__main__":
