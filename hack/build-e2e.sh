@@ -8,6 +8,8 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=../operators/devcluster/versions.env
 . "$here/../operators/devcluster/versions.env"
+# shellcheck source=lib-kube.sh
+. "$here/lib-kube.sh"
 
 cache_root=${KNET_CACHE:-$HOME/.cache/knet}
 bin="$cache_root/e2e/k8s-$KUBE_VERSION/bin"
@@ -55,44 +57,15 @@ mkdir -p "$bin"
 # A wrapper module is prepared once per content: its `.ready` holds what it was prepared for.
 stale() { [[ "$(cat "$1/.ready" 2>/dev/null)" != "$2" ]]; }
 
-kube_minor=${KUBE_VERSION#v1.}   # 37.1 -> staging modules are v0.37.1
-staging_version="v0.$kube_minor"
-
-# --- e2e.test and agnhost: a wrapper module requiring k8s.io/kubernetes with every staging module
-# replaced by its published v0.X.Y, as hack/build-upstream.sh's. `go mod tidy` does not follow the
+# --- e2e.test and agnhost: the wrapper module of hack/lib-kube.sh. `go mod tidy` does not follow the
 # imports of a dependency's _test.go files, so tools.go imports what test/e2e's test files import too.
 ew="$work/e2e-$KUBE_VERSION"
 test_imports=$(sed -n '/^import (/,/^)/p' "$kube_src"/test/e2e/*_test.go | grep -v '^[[:space:]]*//' |
                grep -oE '"[a-z0-9-]+\.[a-z.]+/[^"]+"' | tr -d '"' | sort -u)
 tools="k8s.io/kubernetes/test/e2e k8s.io/kubernetes/test/images/agnhost $(tr "\n" " " <<<"$test_imports")"
-mkdir -p "$ew"
-if stale "$ew" "$KUBE_VERSION $tools"; then
-  echo "preparing the e2e wrapper module in $ew..." >&2
-  (cd "$ew"
-   {
-     echo "module knet.local/upstream-e2e"
-     echo
-     echo "go 1.26.0"
-     echo
-     echo "require k8s.io/kubernetes $KUBE_VERSION"
-     echo
-     echo "replace ("
-     grep -oE '^\s*k8s\.io/[a-z0-9-]+ v0\.0\.0$' "$kube_modfile" | awk -v v="$staging_version" '{print "\t" $1 " => " $1 " " v}'
-     echo ")"
-   } > go.mod
-   { printf '//go:build tools\n\npackage tools\n\nimport (\n'
-     for p in $tools; do printf '\t_ "%s"\n' "$p"; done
-     printf ')\n'; } > tools.go
-   go mod tidy -e >/dev/null 2>&1 || true
-   go mod tidy
-   echo "$KUBE_VERSION $tools" > .ready)
-fi
-major=1; minor=${kube_minor%%.*}
-kld=""
-for pkg in k8s.io/client-go/pkg/version k8s.io/component-base/version; do
-  kld+=" -X '$pkg.gitVersion=$KUBE_VERSION' -X '$pkg.gitMajor=$major' -X '$pkg.gitMinor=$minor'"
-  kld+=" -X '$pkg.gitTreeState=clean' -X '$pkg.buildDate=1970-01-01T00:00:00Z'"
-done
+# shellcheck disable=SC2086 # one package path per word
+kube_wrapper "$ew" upstream-e2e "$KUBE_VERSION $tools" $tools
+kld=$(kube_ldflags)
 echo "building e2e.test $KUBE_VERSION..." >&2
 (cd "$ew" && go test -c -trimpath -ldflags "-s -w $kld" -o "$bin/e2e.test" k8s.io/kubernetes/test/e2e)
 echo "building agnhost $AGNHOST_VERSION..." >&2

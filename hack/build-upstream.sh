@@ -7,6 +7,8 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=../operators/devcluster/versions.env
 . "$here/../operators/devcluster/versions.env"
+# shellcheck source=lib-kube.sh
+. "$here/lib-kube.sh"
 
 cache_root=${KNET_CACHE:-$HOME/.cache/knet}
 bin="$cache_root/upstream/k8s-$KUBE_VERSION-etcd-$ETCD_VERSION-helm-$HELM_VERSION-coredns-$COREDNS_VERSION/bin"
@@ -45,42 +47,12 @@ mkdir -p "$work" "$bin"
 # A wrapper module is prepared once per content: its `.ready` holds what it was prepared for.
 stale() { [[ "$(cat "$1/.ready" 2>/dev/null)" != "$2" ]]; }
 
-kube_minor=${KUBE_VERSION#v1.}   # 37.2 -> staging modules are v0.37.2
-staging_version="v0.$kube_minor"
-
-# --- Kubernetes: a wrapper module requiring k8s.io/kubernetes, with every staging module
-# (required as v0.0.0 by kubernetes' own go.mod) replaced by its published v0.X.Y.
+# --- Kubernetes: the wrapper module of hack/lib-kube.sh, importing the commands.
 kw="$work/kubernetes-$KUBE_VERSION"
 kube_cmds="kube-apiserver kube-controller-manager kube-scheduler kubectl kube-proxy kubelet kubeadm"
-mkdir -p "$kw"
-if stale "$kw" "$kube_cmds"; then
-  (cd "$kw"
-   info=$(go mod download -json "k8s.io/kubernetes@$KUBE_VERSION") || { echo "error: cannot fetch k8s.io/kubernetes@$KUBE_VERSION: $info" >&2; exit 1; }
-   modfile=$(sed -n 's/.*"GoMod": "\(.*\)".*/\1/p' <<<"$info")
-   {
-     echo "module knet.local/upstream-kubernetes"
-     echo
-     echo "go 1.26.0"
-     echo
-     echo "require k8s.io/kubernetes $KUBE_VERSION"
-     echo
-     echo "replace ("
-     grep -oE '^\s*k8s\.io/[a-z0-9-]+ v0\.0\.0$' "$modfile" | awk -v v="$staging_version" '{print "\t" $1 " => " $1 " " v}'
-     echo ")"
-   } > go.mod
-   { printf '//go:build tools\n\npackage tools\n\nimport (\n'
-     for c in $kube_cmds; do printf '\t_ "k8s.io/kubernetes/cmd/%s"\n' "$c"; done
-     printf ')\n'; } > tools.go
-   go mod tidy -e >/dev/null 2>&1 || true
-   go mod tidy
-   echo "$kube_cmds" > .ready)
-fi
-major=1; minor=${kube_minor%%.*}
-kld=""
-for pkg in k8s.io/client-go/pkg/version k8s.io/component-base/version; do
-  kld+=" -X '$pkg.gitVersion=$KUBE_VERSION' -X '$pkg.gitMajor=$major' -X '$pkg.gitMinor=$minor'"
-  kld+=" -X '$pkg.gitTreeState=clean' -X '$pkg.buildDate=1970-01-01T00:00:00Z'"
-done
+# shellcheck disable=SC2046 # one package path per command
+kube_wrapper "$kw" upstream-kubernetes "$kube_cmds" $(printf 'k8s.io/kubernetes/cmd/%s ' $kube_cmds)
+kld=$(kube_ldflags)
 echo "building kubernetes $KUBE_VERSION ($kube_cmds)..." >&2
 # shellcheck disable=SC2046 # one package path per command
 (cd "$kw" && go build -trimpath -ldflags "-s -w $kld" -o "$bin/" $(printf 'k8s.io/kubernetes/cmd/%s ' $kube_cmds))
