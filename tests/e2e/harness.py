@@ -103,7 +103,7 @@ FIGURES: list[str] = []
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     """Print the measured figures (startup times) at the end of every run that made a cluster."""
     if FIGURES:
-        terminalreporter.section("devcluster figures")
+        terminalreporter.section("cluster figures (devcluster, kind)")
         for line in FIGURES:
             terminalreporter.write_line(line)
 
