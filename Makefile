@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: all deps venv tools kind-tools test unit e2e kind-test lint demo demo-down demo-devcluster demo-devcluster-down bench image clean
+.PHONY: all deps venv tools kind-tools test unit e2e kind-test lint demo demo-down demo-devcluster demo-devcluster-down bench image clean conformance
 
 all: test
 
@@ -64,3 +64,21 @@ image:
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
+
+# Upstream's sig-network e2e against knet on kind (conformance/README.md): e2e.test built or reused, the
+# cluster up with knet, the three full suites (each run's junit_01.xml, e2e.log and run.json under
+# build/conformance/TIME/SUITE), their table (also in table.md there), the cluster down. A suite with
+# failures does not stop the others: the table is what this target makes. About 25 min on 2 cores.
+CONFORMANCE_STAMP := $(shell date -u +%Y%m%d-%H%M%S)
+CONFORMANCE_DIR ?= build/conformance/$(CONFORMANCE_STAMP)
+conformance: deps venv tools kind-tools
+	@hack/build-e2e.sh >/dev/null
+	$(BIN)/knet kind up --install
+	@eval "$$($(BIN)/knet kind env)"; status=0; \
+	for suite in conformance netpol services-dns; do \
+	  $(BIN)/knet conformance run --kubeconfig "$$KUBECONFIG" --suite $$suite --report-dir $(CONFORMANCE_DIR)/$$suite; \
+	done; \
+	$(BIN)/knet conformance table $(CONFORMANCE_DIR) > $(CONFORMANCE_DIR)/table.md || status=1; \
+	cat $(CONFORMANCE_DIR)/table.md; \
+	$(BIN)/knet kind down || status=1; \
+	exit $$status

@@ -11,6 +11,7 @@ from . import __version__
 def main(argv: list[str] | None = None) -> None:
     from . import offline_cli
     from .agent import cli as agent_cli
+    from .conformance import cli as conformance_cli
     from .controller import cli as controller_cli
     from .devcluster import cli as devcluster_cli
     from .dns import cli as dns_cli
@@ -27,6 +28,7 @@ def main(argv: list[str] | None = None) -> None:
     dns_cli.register(sub)
     ingress_cli.register(sub)
     kind_cli.register(sub)
+    conformance_cli.register(sub)
     args = parser.parse_args(argv)
     sys.exit(args.func(args) or 0)
 
