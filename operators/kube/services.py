@@ -24,6 +24,8 @@ SERVICE_TYPES = ("ClusterIP", "NodePort", "LoadBalancer", "ExternalName")
 TRAFFIC_POLICIES = ("Cluster", "Local")
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 PROXY_NAME_LABEL = "service.kubernetes.io/service-proxy-name"
+# On an EndpointSlice: its endpoints are for DNS only, no proxy programs them (kube-proxy selects such slices out).
+HEADLESS_LABEL = "service.kubernetes.io/headless"
 DEFAULT_AFFINITY_SECONDS = 10800  # the API server's default for sessionAffinityConfig.clientIP
 MAX_AFFINITY_SECONDS = 86400
 
@@ -219,6 +221,7 @@ class EndpointSlice:
     address_type: str  # IPv4 | IPv6 | FQDN
     ports: tuple[EndpointPort, ...]
     endpoints: tuple[Endpoint, ...]
+    headless: bool = False  # labelled service.kubernetes.io/headless
 
     @property
     def family(self) -> int | None:
@@ -294,6 +297,7 @@ def parse_endpoint_slice(obj: object) -> tuple[EndpointSlice | None, list[Proble
         address_type=address_type,
         ports=_slice_ports(p, obj),
         endpoints=_endpoints(p, obj, family),
+        headless=HEADLESS_LABEL in labels,
     ), p.problems
 
 

@@ -4,7 +4,8 @@
 this model, so the decisions kube-proxy makes are made once, here, and the renderers just spell them:
 
 - Skipped: headless and ExternalName Services, Services labelled
-  `service.kubernetes.io/service-proxy-name` (another proxy owns them), FQDN slices.
+  `service.kubernetes.io/service-proxy-name` (another proxy owns them), FQDN slices, and slices labelled
+  `service.kubernetes.io/headless` (DNS-only endpoints, as kube-proxy's informers select them out).
 - Dual-stack: one `ProxiedPort` per Service port and per family of the Service's clusterIPs, with the
   endpoints of the slices of that family. externalIPs and LB IPs of a family the Service has no
   clusterIP for are ignored (with a problem).
@@ -486,7 +487,7 @@ def _local_ready(slices: Iterable[EndpointSlice], node: str) -> int:
 
 def _owner(sl: EndpointSlice) -> tuple[str, str] | None:
     """The Service a slice gives endpoints to, if it gives any."""
-    return (sl.namespace, sl.service_name) if sl.service_name and sl.family else None
+    return (sl.namespace, sl.service_name) if sl.service_name and sl.family and not sl.headless else None
 
 
 def _by_service(slices: Iterable[EndpointSlice]) -> dict[tuple[str, str], list[EndpointSlice]]:

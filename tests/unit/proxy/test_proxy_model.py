@@ -67,6 +67,13 @@ def test_no_usable_endpoints() -> None:
     assert not port.has_endpoints and port.internal_endpoints == ()
 
 
+def test_slices_labelled_headless_give_no_endpoints() -> None:
+    dns_only = eps("web", ep("10.244.2.3"), name="2")
+    dns_only["metadata"]["labels"]["service.kubernetes.io/headless"] = ""
+    port = only(build(svc(), eps("web", ep("10.244.2.2")), dns_only)[0])
+    assert ips(port.cluster_endpoints) == ["10.244.2.2"]
+
+
 def test_named_target_port_resolved_per_slice() -> None:
     model, _ = build(svc(ports=[{"name": "http", "port": 80, "targetPort": "web"}]),
                      eps("web", ep("10.244.2.2"), port=8080, name="a"),
