@@ -4,8 +4,8 @@
 this model, so the decisions kube-proxy makes are made once, here, and the renderers just spell them:
 
 - Skipped: headless and ExternalName Services, Services labelled
-  `service.kubernetes.io/service-proxy-name` (another proxy owns them), FQDN slices, and slices labelled
-  `service.kubernetes.io/headless` (DNS-only endpoints, as kube-proxy's informers select them out).
+  `service.kubernetes.io/service-proxy-name` (another proxy owns them), FQDN slices, and Services and
+  slices labelled `service.kubernetes.io/headless` (as kube-proxy's informers select them out).
 - Dual-stack: one `ProxiedPort` per Service port and per family of the Service's clusterIPs, with the
   endpoints of the slices of that family. externalIPs and LB IPs of a family the Service has no
   clusterIP for are ignored (with a problem).
@@ -476,8 +476,10 @@ def _piece(svc: Service, families: tuple[int, ...], frontends: tuple[_Frontend, 
 
 
 def _skipped(svc: Service) -> bool:
-    """Services this proxy must leave alone: no VIP to program, or owned by another proxy."""
-    return svc.headless or svc.external_name or svc.label(api.PROXY_NAME_LABEL) is not None
+    """Services this proxy must leave alone: no VIP to program, labelled headless, or owned by another proxy
+    (the Services kube-proxy's label selector leaves out)."""
+    return (svc.headless or svc.external_name or svc.label(api.PROXY_NAME_LABEL) is not None
+            or svc.label(api.HEADLESS_LABEL) is not None)
 
 
 def _local_ready(slices: Iterable[EndpointSlice], node: str) -> int:

@@ -120,6 +120,7 @@ def test_skipped_services() -> None:
         svc("headless", ("None",)),
         svc("alias", (), type="ExternalName", externalName="example.com"),
         svc("other", labels={"service.kubernetes.io/service-proxy-name": "x"}),
+        svc("dns-only", labels={"service.kubernetes.io/headless": ""}),
     )
     assert model.ports == () and model.cluster_ips == () and problems == []
 
