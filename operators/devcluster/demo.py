@@ -128,15 +128,20 @@ def controller_exists() -> bool:
     return run([sys.executable, "-m", "operators.cli", "controller", "--help"]).returncode == 0
 
 
-def install(d: Demo, controller: bool, *extra: str) -> None:
-    """knet from the chart, with the devcluster values; the chart finds the API server in kube-public/cluster-info."""
+def install(d: Demo, controller: bool) -> None:
+    """knet from the chart, with the target's values; the chart finds the API server in kube-public/cluster-info."""
     print(f"== helm upgrade --install knet charts/knet -n {NS} (ci/{d.target.values.name}, "
           f"controlPlaneEndpoint auto: {d.target.api_url} from kube-public/cluster-info)")
     proc = run([str(upstream.bin_dir() / "helm"), f"--kubeconfig={d.target.kubeconfig}", "upgrade", "--install",
                 "knet", str(CHART), "-n", NS, "--create-namespace", "-f", str(d.target.values),
-                "--set", f"controller.enabled={str(controller).lower()}", *extra], timeout=300)
+                "--set", f"controller.enabled={str(controller).lower()}"], timeout=300)
     if proc.returncode:
         raise DevclusterError(f"helm: {proc.stderr.strip()}")
+    show_workloads(d, controller)
+
+
+def show_workloads(d: Demo, controller: bool) -> None:
+    """Wait for knet's DaemonSet and Deployments, then one line each: ready pods, nodes, ServiceAccount."""
     wanted = {"agent", "dns", "ingress", *(["controller"] if controller else [])}
 
     def workloads() -> dict[str, dict]:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import yaml
 
-from operators.devcluster import upstream
+from operators.devcluster import netns, upstream
 
 from . import network
 from .layout import LB_POOL_V4, NETNS, KindLayout, cache_root, state_root
@@ -62,10 +62,14 @@ def clusters(env: dict[str, str]) -> list[str]:
     return [line.strip() for line in out.splitlines() if line.strip()]
 
 
+def containers(name: str, env: dict[str, str], fmt: str = "{{.Names}}", all_states: bool = False) -> str:
+    """podman's list of the cluster's node containers (running ones unless all_states)."""
+    return run(["podman", "ps", *(["-a"] if all_states else []), "--filter", f"label=io.x-k8s.kind.cluster={name}",
+                "--format", fmt], env=env)
+
+
 def _running(layout: KindLayout, env: dict[str, str]) -> bool:
-    out = run(["podman", "ps", "--filter", f"label=io.x-k8s.kind.cluster={layout.name}", "--format", "{{.Names}}"],
-              env=env)
-    return set(out.split()) == set(layout.node_names)
+    return set(containers(layout.name, env).split()) == set(layout.node_names)
 
 
 def node_ip(name: str, env: dict[str, str] | None = None) -> str:
@@ -110,11 +114,16 @@ def wait(what: str, check, timeout: float) -> None:
         time.sleep(1)
 
 
-def nodes_ready(layout: KindLayout) -> bool:
-    items = json.loads(kubectl(layout, "get", "nodes", "-o", "json").stdout)["items"]
+def readiness(layout: KindLayout, timeout: float = 120) -> tuple[int, int]:
+    """(nodes registered, of which Ready)."""
+    items = json.loads(kubectl(layout, "get", "nodes", "-o", "json", timeout=timeout).stdout)["items"]
     ready = [n for n in items if any(c["type"] == "Ready" and c["status"] == "True"
                                      for c in n["status"].get("conditions", []))]
-    return len(ready) == len(layout.node_names)
+    return len(items), len(ready)
+
+
+def nodes_ready(layout: KindLayout) -> bool:
+    return readiness(layout)[1] == len(layout.node_names)
 
 
 def knet_image() -> str:
@@ -216,7 +225,7 @@ def down(name: str) -> None:
     """Delete the cluster; with no kind cluster left, the namespace and its link go too."""
     env = environ(kind_bin())
     layout = KindLayout(name)
-    if (Path("/run/netns") / NETNS).exists():
+    if netns.exists(NETNS):
         if name in clusters(env):
             run(["kind", "delete", "cluster", "--name", name], env=env)
         last = not clusters(env)
@@ -236,18 +245,15 @@ def env_lines(name: str) -> list[str]:
 
 def status(name: str) -> tuple[bool, str]:
     env = environ(kind_bin())
-    if not (Path("/run/netns") / NETNS).exists() or name not in clusters(env):
+    if not netns.exists(NETNS) or name not in clusters(env):
         return False, f"kind cluster {name}: down"
     layout = KindLayout(name)
-    out = run(["podman", "ps", "-a", "--filter", f"label=io.x-k8s.kind.cluster={name}",
-               "--format", "{{.Names}} {{.Status}}"], env=env)
-    ready = False
+    out = containers(name, env, "{{.Names}} {{.Status}}", all_states=True)
     try:
-        items = json.loads(kubectl(layout, "get", "nodes", "-o", "json", timeout=10).stdout)["items"]
-        ready = bool(items) and all(any(c["type"] == "Ready" and c["status"] == "True"
-                                        for c in n["status"].get("conditions", [])) for n in items)
+        registered, ready_count = readiness(layout, timeout=10)
+        ready = registered > 0 and ready_count == registered
     except (KindError, subprocess.SubprocessError):
-        pass
+        ready = False
     return ready, f"kind cluster {name}: {'ready' if ready else 'not ready'}\n{out.rstrip()}"
 
 

@@ -14,6 +14,8 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from operators.devcluster import netns
+
 from .layout import LINK_NET, NETNS, NETWORK, NODE_NET_V4, NODE_NET_V6, ROOT_LINK, state_root
 
 SYSCTLS_FILE = Path(__file__).parent / "node" / "sysctls"
@@ -75,7 +77,7 @@ def routes_off_machine() -> list[str]:
 def leftovers(name: str) -> list[str]:
     """What a cluster called `name`, or knet's kind set-up, left on the machine."""
     found = []
-    if Path("/run/netns", NETNS).exists():
+    if netns.exists(NETNS):
         found.append(f"network namespace {NETNS}")
     if ROOT_LINK in _out("ip", "-br", "link", "show"):
         found.append(f"link {ROOT_LINK}")

@@ -10,7 +10,7 @@ import time
 
 from operators.devcluster import upstream
 from operators.devcluster.cluster import DevclusterError
-from operators.devcluster.demo import CHART, Demo, Target, check_demo, install, summary
+from operators.devcluster.demo import CHART, Demo, Target, check_demo, show_workloads, summary
 
 from . import cluster
 from .layout import LB_POOL_V4, NETNS, KindLayout
@@ -36,8 +36,8 @@ def main() -> int:
     print("== knet on kind: podman nodes with real kubelets and containerd, knet from its own image")
     t0 = time.monotonic()
     try:
-        d = Demo(kind_target(cluster.up(NAME, install_knet=True)))
-        install(d, True)
+        d = Demo(kind_target(cluster.up(NAME, install_knet=True)))  # knet's image loaded, the chart installed
+        show_workloads(d, True)
         check_demo(d, True)
     except (KindError, DevclusterError) as e:
         print(f"error: {e}", file=sys.stderr)
