@@ -45,6 +45,8 @@ def cmd_agent(args: argparse.Namespace) -> int:
         return _fail(str(e))
     if periods.problems():
         return _fail(periods.problems()[0])
+    if not (args.proxy or args.network_policy or args.cni):
+        return _fail("--no-proxy, --no-network-policy and no --cni leave the agent nothing to do")
     mtu = args.cni_mtu.strip() or "0"
     if not mtu.isdigit() or not (int(mtu) == 0 or 576 <= int(mtu) <= 65535):
         return _fail(f"--cni-mtu {args.cni_mtu!r} is not an MTU (576-65535, or 0: the node's link's)")
@@ -55,7 +57,7 @@ def cmd_agent(args: argparse.Namespace) -> int:
     options = operator.Options(
         node=args.node_name, api_server=args.api_server, kubeconfig=args.kubeconfig,
         metrics_addr=args.metrics_addr, health_addr=args.health_addr, periods=periods, config=config,
-        config_problems=tuple(problems), network_policy=args.network_policy,
+        config_problems=tuple(problems), proxy=args.proxy, network_policy=args.network_policy,
         config_file=data if isinstance(data, dict) else None, cni=args.cni, cni_conflist=args.cni_conflist,
         cni_mtu=int(mtu) or None)
     try:
@@ -89,6 +91,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                    "also how soon a removed table is restored (default %(default)s)")
     p.add_argument("--full-sync-period", type=float, default=defaults.full, help="seconds between full resyncs "
                    "(default %(default)s)")
+    p.add_argument("--proxy", action=argparse.BooleanOptionalAction, default=True,
+                   help="program Services in `table inet knet-proxy` (default on); --no-proxy where kube-proxy runs, "
+                        "as in the conformance baseline (the agent then wires pods or enforces NetworkPolicy alone)")
     p.add_argument("--network-policy", action=argparse.BooleanOptionalAction, default=True,
                    help="enforce NetworkPolicy in `table inet knet-netpol` (default on)")
     # operators/agent/cni.py

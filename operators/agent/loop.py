@@ -14,8 +14,10 @@ from prometheus_client import Counter
 
 from operators.agent import schedule
 from operators.agent.schedule import Kind, Periods, SyncState
+from operators.agent.servers import Status
 
 log = logging.getLogger(__name__)
+HEALTH_TIMEOUT_PERIODS = 2  # /healthz fails when a due sync waits this many max periods (kube-proxy: 2)
 
 
 class SyncLoop:
@@ -40,6 +42,14 @@ class SyncLoop:
 
     async def sync(self, now: float) -> None:
         raise NotImplementedError
+
+    def healthy(self) -> bool:
+        timeout = HEALTH_TIMEOUT_PERIODS * self.periods.max
+        return schedule.healthy(self.state, time.monotonic(), timeout)
+
+    def status(self) -> Status:
+        """What /healthz and /readyz report when this side is the agent's first."""
+        return Status(self.healthy(), self.state.synced, None, True)
 
     async def run(self) -> None:
         """Sync whenever the schedule says so, forever; one failing sync never stops the loop."""

@@ -32,6 +32,7 @@ from operators.agent.announce import Announcer
 from operators.agent.cni import CniAgent, CniEventRecorder
 from operators.agent.cni_metrics import CniMetrics
 from operators.agent.events import EventRecorder
+from operators.agent.loop import SyncLoop
 from operators.agent.metrics import Metrics
 from operators.agent.netpol import NetpolAgent, PolicyEventRecorder, namespace_entry, pod_entry, policy_entry
 from operators.agent.netpol_metrics import NetpolMetrics
@@ -58,6 +59,7 @@ class Options:
     periods: Periods
     config: ProxyConfig
     config_problems: tuple[Problem, ...] = ()
+    proxy: bool = True  # program Services (table inet knet-proxy); off where kube-proxy does it
     network_policy: bool = True  # enforce NetworkPolicy (table inet knet-netpol) too
     config_file: Mapping[str, Any] | None = None  # `--config` keys, under ClusterNetworkConfig's
     cni: bool = False  # CNI mode (operators/agent/cni.py): conflist, peer routes, table inet knet-cni
@@ -77,18 +79,19 @@ class Feeds:
     peer's change never starts their syncs and a peer's problems are not theirs to report). The CNI side
     waits for that listing alone: until it writes the conflist, the node is NotReady."""
 
-    def __init__(self, client: informer.Client, agent: ProxyAgent, netpol: NetpolAgent | None,
+    def __init__(self, client: informer.Client, node: str, agent: ProxyAgent | None, netpol: NetpolAgent | None,
                  cni: CniAgent | None = None) -> None:
         self.agent, self.netpol, self.cni, self.listed = agent, netpol, cni, False
-        self.services = Index(store.service_entry, self.when_listed(lambda *_: agent.changed()))
-        self.slices = Index(store.slice_entry, self.when_listed(self.slice_changed))
         self.node = Index(store.node_entry, self.when_listed(self.node_changed))
         sources: list[tuple[Resource, Index]] = [
-            (Resource("v1", "services"), self.services),
-            (Resource("discovery.k8s.io/v1", "endpointslices", label_selector=SERVICE_NAME_LABEL), self.slices),
-            (Resource("v1", "nodes", field_selector=f"metadata.name={agent.node}"), self.node),
-        ]
-        agent.attach(self.services, self.slices, self.node)
+            (Resource("v1", "nodes", field_selector=f"metadata.name={node}"), self.node)]
+        if agent is not None:
+            self.services = Index(store.service_entry, self.when_listed(lambda *_: agent.changed()))
+            self.slices = Index(store.slice_entry, self.when_listed(self.slice_changed))
+            sources += [(Resource("v1", "services"), self.services),
+                        (Resource("discovery.k8s.io/v1", "endpointslices", label_selector=SERVICE_NAME_LABEL),
+                         self.slices)]
+            agent.attach(self.services, self.slices, self.node)
         if netpol is not None:
             tell_netpol = self.when_listed(lambda *_: netpol.changed())
             policies, pods, namespaces = (Index(entry, tell_netpol) for entry in (policy_entry, pod_entry,
@@ -122,10 +125,12 @@ class Feeds:
 
     def slice_changed(self, kind: str, body: Mapping[str, Any]) -> None:
         uid = str((body.get("metadata") or {}).get("uid") or "")
+        assert self.agent is not None  # slices are watched for the proxy alone
         self.agent.slice_changed(uid, store.trigger_time(body), deleted=kind == "DELETED")
 
     def node_changed(self, *_: Any) -> None:
-        self.agent.changed()
+        if self.agent is not None:
+            self.agent.changed()
         if self.netpol is not None:
             self.netpol.changed()
 
@@ -137,7 +142,9 @@ class Feeds:
         try:
             await asyncio.gather(*(i.listed.wait() for i in self.informers))
             self.listed = True
-            log.info("listed %d services, %d endpointslices", len(self.services.entries), len(self.slices.entries))
+            if self.agent is not None:
+                log.info("listed %d services, %d endpointslices", len(self.services.entries),
+                         len(self.slices.entries))
             self.node_changed()
             await asyncio.gather(*tasks)
         finally:
@@ -168,23 +175,20 @@ def build_registry(credentials: kubernetes.client.Configuration, network_config:
 
 
 async def run(options: Options) -> None:
-    """Serve metrics and health, run the sync loop and the watches until a signal stops Kopf."""
+    """Serve metrics and health, run the sync loops and the watches until a signal stops Kopf."""
     credentials = login.configuration(options.api_server, options.kubeconfig)
     metrics = Metrics()
-    agent = ProxyAgent(options.node, options.config, options.periods, metrics,
-                       EventRecorder(credentials, options.node), options.config_problems)
+    agent = None
+    if options.proxy:
+        agent = ProxyAgent(options.node, options.config, options.periods, metrics,
+                           EventRecorder(credentials, options.node), options.config_problems)
     netpol = None
     if options.network_policy:
         netpol = NetpolAgent(options.node, options.periods, NetpolMetrics(metrics.registry),
                              PolicyEventRecorder(credentials, options.node))
     settings = config.Settings(options.config_file, options.periods)
-
-    def configure(cfg: config.AgentConfig) -> None:
-        agent.config, agent.periods, agent.config_problems = cfg.proxy, cfg.periods, cfg.problems
-        if agent.listed.is_set():
-            agent.changed()
-
-    settings.listen(configure)
+    if agent is not None:
+        settings.listen(lambda cfg: agent.configure(cfg.proxy, cfg.periods, cfg.problems))
     if netpol is not None:
         settings.listen(lambda cfg: netpol.configure(cfg.policy, cfg.periods))
     cni = None
@@ -195,18 +199,19 @@ async def run(options: Options) -> None:
     found, body = await config.read(credentials)  # before the first sync, so that it uses the configured mode
     if found:
         settings.update(body)
-    reporter = status.NodeReporter(agent, settings, status.StatusWriter(credentials, options.node), Announcer())
-    servers = StatusServers(metrics.registry, agent.status)
+    reporter = None
+    if agent is not None:
+        reporter = status.NodeReporter(agent, settings, status.StatusWriter(credentials, options.node), Announcer())
+    loops: list[SyncLoop] = [loop for loop in (agent, netpol, cni) if loop is not None]
+    servers = StatusServers(metrics.registry, loops[0].status)  # the first side: the CLI asks for one
     await servers.start(options.metrics_addr, options.health_addr)
     client = informer.Client(credentials)
-    tasks = [asyncio.create_task(agent.run(), name="proxy sync loop"),
-             asyncio.create_task(reporter.run(), name="node reports"),
-             asyncio.create_task(Feeds(client, agent, netpol, cni).run(), name="informers")]
-    if netpol is not None:
-        tasks.append(asyncio.create_task(netpol.run(), name="netpol sync loop"))
-    if cni is not None:
-        tasks.append(asyncio.create_task(cni.run(), name="cni sync loop"))
-    log.info("knet agent on node %s, API server %s", options.node, credentials.host)
+    tasks = [asyncio.create_task(loop.run(), name=f"{loop.side} sync loop") for loop in loops]
+    tasks.append(asyncio.create_task(Feeds(client, options.node, agent, netpol, cni).run(), name="informers"))
+    if reporter is not None:
+        tasks.append(asyncio.create_task(reporter.run(), name="node reports"))
+    log.info("knet agent on node %s (%s), API server %s", options.node, ", ".join(loop.side for loop in loops),
+             credentials.host)
     try:
         await kopf.operator(registry=build_registry(credentials, settings, reporter), standalone=True,
                             clusterwide=True)
@@ -216,5 +221,6 @@ async def run(options: Options) -> None:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await client.close()
-        await agent.stop()
+        if agent is not None:
+            await agent.stop()
         await servers.stop()

@@ -35,7 +35,6 @@ from operators.kube.services import Problem
 from operators.proxy.model import ModelCache, ProxyConfig, ProxyModel, build_model
 
 log = logging.getLogger(__name__)
-HEALTH_TIMEOUT_PERIODS = 2  # /healthz fails when a due sync waits this many max periods (kube-proxy: 2)
 
 Index = Iterable[Entry[Any]]  # a live collection the watches keep current (`operators.kube.informer.Index`)
 
@@ -81,9 +80,11 @@ class ProxyAgent(SyncLoop):
 
     # --- reported -------------------------------------------------------------------------------
 
-    def healthy(self) -> bool:
-        timeout = HEALTH_TIMEOUT_PERIODS * self.periods.max
-        return schedule.healthy(self.state, time.monotonic(), timeout)
+    def configure(self, config: ProxyConfig, periods: Periods, problems: tuple[Problem, ...]) -> None:
+        """New settings (ClusterNetworkConfig): a sync with them is due if the watches listed everything."""
+        self.config, self.periods, self.config_problems = config, periods, problems
+        if self.listed.is_set():
+            self.changed()
 
     def status(self) -> Status:
         return Status(self.healthy(), self.state.synced, self.last_success, self.node_known)

@@ -54,3 +54,8 @@ def test_cni_mode_from_the_chart_environment_or_the_flags(capsys: pytest.Capture
 def test_refuses_a_pod_mtu_out_of_range(capsys: pytest.CaptureFixture[str]) -> None:
     code, err = agent(capsys, "--node-name", "n1", "--cni", "--cni-mtu", "9")
     assert code == 2 and "--cni-mtu '9' is not an MTU" in err
+
+
+def test_refuses_to_run_with_every_side_off(capsys: pytest.CaptureFixture[str]) -> None:
+    code, err = agent(capsys, "--node-name", "n1", "--no-proxy", "--no-network-policy", "--no-cni")
+    assert code == 2 and "nothing to do" in err

@@ -178,13 +178,19 @@ def test_a_peer_without_podcidrs_gets_one_event_on_its_node(kernel: Kernel, tmp_
 def test_the_cni_side_starts_with_the_node_listing_alone() -> None:
     proxy = ProxyAgent("a", ProxyConfig(), Periods(), Metrics(), None)
     cni = CniAgent("a", Path("/nonexistent"), None, Periods(), CniMetrics(CollectorRegistry()), None)
-    feeds = Feeds(informer.Client(kubernetes.client.Configuration()), proxy, None, cni)
+    feeds = Feeds(informer.Client(kubernetes.client.Configuration()), "a", proxy, None, cni)
     assert feeds.all_nodes is not None and feeds.all_nodes.resource.field_selector == ""
     feeds.all_nodes.handle("ADDED", B)
     assert not cni.listed.is_set(), "told of a Node before the listing ended"
     feeds.all_nodes.listed.set()
     feeds.all_nodes.handle("MODIFIED", node("b", "172.18.0.9", "10.244.1.0/24"))
     assert cni.listed.is_set() and not proxy.listed.is_set()
+
+
+def test_without_the_proxy_no_service_or_slice_is_watched() -> None:
+    cni = CniAgent("a", Path("/nonexistent"), None, Periods(), CniMetrics(CollectorRegistry()), None)
+    feeds = Feeds(informer.Client(kubernetes.client.Configuration()), "a", None, None, cni)
+    assert [i.resource.plural for i in feeds.informers] == ["nodes"]
 
 
 def test_the_routes_reconcile_in_a_throwaway_network_namespace() -> None:
