@@ -21,6 +21,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
+from operators.ingress.limits import MAX_TOKEN, MAX_VALUE, shown, too_long
 from operators.kube.parse import is_dns_subdomain, parse_cidr
 
 PREFIX = "nginx.ingress.kubernetes.io/"
@@ -254,6 +255,8 @@ _AFFINITY = ("affinity", "session-cookie-name", "session-cookie-path", "session-
 _CANARY = ("canary", "canary-by-header", "canary-by-header-value", "canary-by-cookie", "canary-weight")
 _CORS = ("enable-cors", "cors-allow-origin", "cors-allow-methods", "cors-allow-headers",
          "cors-allow-credentials", "cors-max-age")
+# values that become many nginx words (one per item, each bounded by its grammar): no length limit
+_SPLIT = ("cors-allow-origin",)
 KNOWN = frozenset(_SIMPLE) | frozenset(_ACCESS + _AFFINITY + _CANARY + _CORS)
 
 
@@ -271,6 +274,10 @@ class _Reader:
     def get(self, name: str, parse: Callable[[str], Any], default: Any = None) -> Any:
         value = self.raw.get(PREFIX + name)
         if value is None:
+            return default
+        if too_long(value) and name not in _SPLIT:
+            self.problems.append(f"annotation {name}: {shown(value)} is too long ({len(value)} characters; knet "
+                                 f"accepts {MAX_VALUE}, as nginx reads at most {MAX_TOKEN} in one word); ignored")
             return default
         try:
             return parse(value)

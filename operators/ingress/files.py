@@ -16,8 +16,13 @@ from operators.ingress.render import Runtime
 
 
 def _write(path: Path, data: bytes, mode: int = 0o600) -> None:
+    """Write through a new temporary file, then rename it over `path`.
+
+    The temporary file is created anew (O_EXCL, no symlink followed) so that it gets exactly `mode`: a
+    left-over `.tmp` with a wider mode would otherwise keep that mode, and a key would become readable."""
     tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    tmp.unlink(missing_ok=True)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
     with os.fdopen(fd, "wb") as f:
         f.write(data)
     tmp.replace(path)

@@ -12,6 +12,9 @@ follows the Ingress API exactly where the API is exact, and ingress-nginx where 
   When a host has any regex location, its Prefix paths become equivalent case-sensitive regexes so
   that "longest path first" holds across all of them (nginx would otherwise let any matching regex
   beat every prefix).
+- A host belongs to the namespace of its oldest Ingress (creationTimestamp, then UID): rules for it
+  in other namespaces are ignored with a problem (`bindHostToNamespace`, on by default), so no tenant
+  can add a path, a regex or a canary to another tenant's host.
 - Several Ingresses for one host are merged; on a conflict (same path, same match) the oldest
   Ingress wins and the newer one gets a problem. Server-wide settings (TLS, app-root, the host's
   default backend) come from the oldest Ingress that sets them.
@@ -23,7 +26,9 @@ follows the Ingress API exactly where the API is exact, and ingress-nginx where 
   ssl-redirect is "false". The redirect stays on with the fallback certificate: a broken Secret
   must not silently downgrade a site to HTTP.
 - Canary Ingresses attach a second backend to the locations of the main Ingress with the same
-  host, path and pathType; only their canary-* annotations are used.
+  host, path and pathType and the same namespace; only their canary-* annotations are used.
+- Whatever nginx would refuse is refused here for the Ingress at fault (`limits.py`): strings longer
+  than nginx reads in one word, TLS keys smaller than its OpenSSL accepts.
 """
 
 from __future__ import annotations
@@ -37,6 +42,8 @@ from typing import Any
 
 from operators.ingress import annotations as ann
 from operators.ingress.annotations import Annotations
+from operators.ingress.certs import weakness
+from operators.ingress.limits import MAX_TOKEN, MAX_VALUE, shown, too_long
 from operators.kube import services as api
 from operators.kube.ingresses import (
     CONTROLLER,
@@ -73,6 +80,7 @@ class IngressConfig:
     proxy_next_upstream: tuple[str, ...] = ("error", "timeout")
     proxy_next_upstream_tries: int = 3
     load_balance: str = "round_robin"
+    bind_host_to_namespace: bool = True  # a host's rules come only from the namespace that claimed it first
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None) -> tuple[IngressConfig, list[Problem]]:
@@ -103,11 +111,13 @@ class IngressConfig:
             values["controller"] = controller
         else:
             bad(f"controller {controller!r} is not a non-empty string; using {default.controller}")
-        watch = api.field(data, "watchIngressWithoutClass", False)
-        if isinstance(watch, bool):
-            values["watch_without_class"] = watch
-        else:
-            bad(f"watchIngressWithoutClass {watch!r} is not a boolean; using false")
+        for key, name in (("watchIngressWithoutClass", "watch_without_class"),
+                          ("bindHostToNamespace", "bind_host_to_namespace")):
+            flag = api.field(data, key, getattr(default, name))
+            if isinstance(flag, bool):
+                values[name] = flag
+            else:
+                bad(f"{key} {flag!r} is not a boolean; using {str(getattr(default, name)).lower()}")
         backend = api.field(data, "defaultBackend", "")
         if backend and _parse_service_ref(backend) is None:
             bad(f"defaultBackend {backend!r} is not namespace/service:port; using the built-in 404")
@@ -329,6 +339,11 @@ class _Builder:
             for p in rule.paths:
                 if p.path_type != path_type:
                     continue
+                if too_long(p.path):
+                    self.problem(ing, f"path {shown(p.path)} ({p.path_type}) is too long ({len(p.path)} characters; "
+                                      f"knet accepts {MAX_VALUE}, as nginx reads at most {MAX_TOKEN} in one word); "
+                                      "skipped")
+                    continue
                 keys = self.location_keys(ing, p, draft.regex)
                 if keys is None:
                     kind = "regex" if p.path_type == "ImplementationSpecific" and (
@@ -358,6 +373,11 @@ class _Builder:
                 if not mains:
                     self.problem(ing, f"canary: no main Ingress serves {where}; ignored")
                     continue
+                main = locations[mains[0]].ingress
+                if main.partition("/")[0] != ing.namespace:
+                    self.problem(ing, f"canary: {where} is served by Ingress {main}; a canary must be in the main "
+                                      "Ingress's namespace; ignored")
+                    continue
                 held = locations[mains[0]].canary
                 if held is not None:
                     self.problem(ing, f"canary: {where} already has the canary Ingress {held.ingress}, "
@@ -382,6 +402,10 @@ class _Builder:
         if not secret.covers(draft.host):
             self.problem(ing, f"TLS secret {secret.key} does not cover host {draft.host}; "
                               "using the default certificate")
+            return ""
+        weak = weakness(secret.cert_pem)
+        if weak:
+            self.problem(ing, f"TLS secret {secret.key} for host {draft.host}: {weak}; using the default certificate")
             return ""
         digest = hashlib.sha256(secret.cert_pem + secret.key_pem).hexdigest()[:12]
         name = f"{secret.namespace}_{secret.name}_{digest}.pem"
@@ -432,6 +456,10 @@ def build_model(classes: Iterable[IngressClass], ingresses: Iterable[Ingress], s
             canaries.append((ing, parsed.canary))
         else:
             mains.append(ing)
+    if cfg.bind_host_to_namespace:
+        owners = _host_owners(mains)
+        mains = [_bound(b, ing, owners) for ing in mains]
+        canaries = [(_bound(b, ing, owners), rule) for ing, rule in canaries]
     b.drafts[""] = _Draft("")
     for ing in mains:
         a = b.settings[ing.key]
@@ -457,6 +485,25 @@ def build_model(classes: Iterable[IngressClass], ingresses: Iterable[Ingress], s
     model = IngressModel(cfg, servers, tuple(b.upstreams[k] for k in sorted(b.upstreams)),
                          tuple(sorted(b.certificates.items())), error_upstream, tuple(sorted(i.key for i in ours)))
     return model, b.problems
+
+
+def _host_owners(mains: list[Ingress]) -> dict[str, Ingress]:
+    """host -> the oldest main Ingress with a rule for it (`mains` is oldest first; canaries claim nothing)."""
+    owners: dict[str, Ingress] = {}
+    for ing in mains:
+        for rule in ing.rules:
+            if rule.host:
+                owners.setdefault(rule.host, ing)
+    return owners
+
+
+def _bound(b: _Builder, ing: Ingress, owners: Mapping[str, Ingress]) -> Ingress:
+    """The Ingress without its rules for hosts that another namespace claimed first, with a problem for each."""
+    lost = sorted({r.host for r in ing.rules if r.host in owners and owners[r.host].namespace != ing.namespace})
+    for host in lost:
+        b.problem(ing, f"host {host} belongs to namespace {owners[host].namespace} (Ingress {owners[host].key} "
+                       "claimed it first); rules for it ignored")
+    return replace(ing, rules=tuple(r for r in ing.rules if r.host not in lost)) if lost else ing
 
 
 def _server_settings(b: _Builder, ing: Ingress, draft: _Draft, a: Annotations) -> None:

@@ -26,6 +26,7 @@ from typing import Any, TypeVar
 
 import jinja2
 
+from operators.ingress.limits import hash_bucket_size, hash_max_size
 from operators.ingress.model import IngressModel, Location, Server, Upstream
 from operators.kube.services import field
 
@@ -222,19 +223,32 @@ def render_config(model: IngressModel, runtime: Runtime | None = None) -> str:
         # without the controller's default backend, nginx answers the listed codes with its own page
         s["status_pages"] = [] if s["errors"] else sorted(
             {int(code) for loc in s["locations"] for code in loc["errors"].split()})
+    origins = [(i, [_origin_key(o) for o in origins]) for origins, i in sorted(names.origins.items(),
+                                                                               key=lambda kv: kv[1])]
+    canaries = _canary_maps(model, names)
     return _ENV.get_template("nginx.conf.j2").render(
         rt=rt,
+        hashes=_hash_sizes([s.host for s in model.servers if s.host and not s.host.startswith("*.")],
+                           [[k for k in keys if not k.startswith('"~')] for _, keys in origins]
+                           + [[c["header_value"]] for c in canaries]),
         servers=servers,
         upstreams=[_upstream(u, names) for u in model.upstreams if u.name in names.usable],
         rps_zones=[(i, rate) for (_, rate), i in sorted(names.rps.items(), key=lambda kv: kv[1])],
         conn_zones=sorted(names.conn.values()),
         cookies=sorted((i, c) for c, i in names.cookies.items()),
         set_cookies=sorted((i, c) for c, i in names.set_cookies.items()),
-        origins=[(i, [_origin_key(o) for o in origins]) for origins, i in sorted(names.origins.items(),
-                                                                                  key=lambda kv: kv[1])],
-        canaries=_canary_maps(model, names),
+        origins=origins,
+        canaries=canaries,
         error_upstream=model.error_upstream,
     )
+
+
+def _hash_sizes(server_names: list[str], maps: list[list[str]]) -> dict[str, tuple[int, int]]:
+    """(bucket size, max size) of the server-name and map hashes, from their longest key and their count."""
+    longest_key = max((len(k) for keys in maps for k in keys), default=0)
+    return {"server_names": (hash_bucket_size(max(map(len, server_names), default=0)),
+                             hash_max_size(len(server_names), 4096)),
+            "map": (hash_bucket_size(longest_key), hash_max_size(max(map(len, maps), default=0), 2048))}
 
 
 def _origin_key(origin: str) -> str:

@@ -129,15 +129,17 @@ class Ingress:
     tls: tuple[TLS, ...]
     annotations: tuple[tuple[str, str], ...]  # sorted
     created: str  # RFC 3339 UTC, "" when unknown
+    uid: str = ""
 
     @property
     def key(self) -> str:
         return f"{self.namespace}/{self.name}"
 
     @property
-    def age_key(self) -> tuple[str, str, str]:
-        """Sort key, oldest first: ingress-nginx resolves conflicts in favour of the oldest Ingress."""
-        return self.created or "9999", self.namespace, self.name
+    def age_key(self) -> tuple[str, str, str, str]:
+        """Sort key, oldest first: ingress-nginx resolves conflicts in favour of the oldest Ingress. Ties (one
+        second) go by UID, which no tenant chooses, rather than by a namespace name an attacker could pick."""
+        return self.created or "9999", self.uid, self.namespace, self.name
 
 
 def _backend(p: Reader, raw: object, what: str) -> BackendRef | None:
@@ -229,6 +231,7 @@ def parse_ingress(obj: object) -> tuple[Ingress | None, list[Problem]]:
         tls=_tls(p, spec),
         annotations=tuple(sorted(annotations.items())),
         created=_timestamp(field(field(obj, "metadata"), "creationTimestamp")),
+        uid=str(field(field(obj, "metadata"), "uid", "") or ""),
     ), p.problems
 
 
