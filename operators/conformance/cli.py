@@ -1,4 +1,5 @@
-"""`knet conformance run|table|list`: upstream's e2e.test against a cluster, and its results as a table."""
+"""`knet conformance run|compare|table|list`: upstream's e2e.test against a cluster (or against knet and the
+baseline, each on its own kind cluster), and its results as a table."""
 
 from __future__ import annotations
 
@@ -34,6 +35,17 @@ def cmd_run(args: argparse.Namespace) -> int:
     report_dir = Path(args.report_dir) if args.report_dir else default
     p = make_plan(suite, skips, Path(args.kubeconfig), report_dir, procs=args.procs, timeout_minutes=args.timeout)
     return execute(p, skips, echo=not args.quiet)
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from . import compare
+
+    skips = load_skips(Path(args.skips).read_text())
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    out = Path(args.out) if args.out else repo_root() / "build/conformance" / stamp
+    suites = args.suite or ["conformance", "netpol", "services-dns"]
+    return compare.compare(suites, skips, out, sides=args.side or tuple(compare.SIDES), procs=args.procs,
+                           echo=not args.quiet)
 
 
 def cmd_table(args: argparse.Namespace) -> int:
@@ -83,6 +95,19 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     run.add_argument("--timeout", type=int, help="minutes for the whole run (default: the suite's)")
     run.add_argument("--quiet", action="store_true", help="keep e2e's output in e2e.log only")
     run.set_defaults(func=_guard(cmd_run))
+
+    both = csub.add_parser("compare", help="knet, then the baseline (kube-proxy, CoreDNS, kube-network-policies), "
+                           "each on a kind cluster of its own made and deleted here; writes OUT/SIDE/SUITE and "
+                           "OUT/table.md, and prints the table")
+    both.add_argument("--suite", action="append", choices=sorted(SUITES),
+                      help="a suite to run (repeatable; default: conformance, netpol, services-dns)")
+    both.add_argument("--side", action="append", choices=["knet", "baseline"],
+                      help="run this side only (repeatable; default: both)")
+    both.add_argument("--skips", default=str(skips_file()), help="the skip list (default: conformance/skips.yaml)")
+    both.add_argument("--out", help="the runs' directory (default: build/conformance/TIME)")
+    both.add_argument("--procs", type=int, default=2, help="parallel ginkgo processes (default 2)")
+    both.add_argument("--quiet", action="store_true", help="keep e2e's output in each run's e2e.log only")
+    both.set_defaults(func=_guard(cmd_compare))
 
     table = csub.add_parser("table", help="passed/failed/skipped per suite of a run (or a directory of runs)")
     table.add_argument("run_dir")

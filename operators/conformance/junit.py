@@ -9,8 +9,9 @@ are kept apart: a failure there fails every test, and says more than any single 
 
 from __future__ import annotations
 
+import json
 import xml.etree.ElementTree as ET
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 # ginkgo's spec states (types.SpecState.String()), reduced to the three a table counts.
 _FAILED = {"failed", "timedout", "panicked", "interrupted", "aborted"}
@@ -28,6 +29,7 @@ class Result:
     status: str  # ginkgo's own state (timedout, panicked, ...)
     seconds: float
     message: str = ""  # a skip's reason ("" when --focus/--skip left it out), or the failure's text
+    attempts: int = 1  # runs of the spec: more than 1 when it failed and ginkgo's --flake-attempts retried it
 
     @property
     def filtered(self) -> bool:
@@ -113,3 +115,25 @@ def parse_junit(text: str) -> Report:
         seconds=float(suite.get("time") or 0),
         succeeded=props.get("SuiteSucceeded", "") == "true",
     )
+
+
+def parse_attempts(text: str) -> dict[str, int]:
+    """ginkgo's JSON report (e2e's <report-dir>/ginkgo/report.json) -> the attempts of each [It] spec that ran
+    more than once. e2e's own JUnit leaves out the timelines of passed specs, and with them any retry."""
+    try:
+        suites = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise JUnitError(f"not JSON: {e}") from e
+    out: dict[str, int] = {}
+    for suite in suites if isinstance(suites, list) else [suites]:
+        for spec in suite.get("SpecReports") or []:
+            if spec.get("LeafNodeType") == "It" and int(spec.get("NumAttempts") or 1) > 1:
+                texts = [*(spec.get("ContainerHierarchyTexts") or []), spec.get("LeafNodeText") or ""]
+                out[" ".join(t for t in texts if t)] = int(spec["NumAttempts"])
+    return out
+
+
+def with_attempts(report: Report, attempts: dict[str, int]) -> Report:
+    """The report with each retried spec's attempts."""
+    tests = {name: replace(r, attempts=attempts.get(name, r.attempts)) for name, r in report.tests.items()}
+    return replace(report, tests=tests)

@@ -10,6 +10,9 @@ What a run is given, and why:
 - `--disable-log-dump`: the post-run dump shells out to cluster/log-dump/log-dump.sh of a Kubernetes
   checkout, which is not here.
 - No KUBE_TEST_REPO_LIST: the images are loaded under the very names e2e.test asks for.
+- `--flake-attempts=2` and `--report-complete-ginkgo`: a failed spec runs once more, and ginkgo's JSON
+  report (<report-dir>/ginkgo/report.json) records how often each ran, so that a spec that passed only on its
+  second attempt is listed as such in the table rather than hidden. The same for knet and the baseline.
 
 A run directory holds e2e's junit_01.xml, the whole output (e2e.log) and run.json (the suite, its
 focus, the skips used, the command, times, exit code), so that `table` reads it back as it ran.
@@ -35,12 +38,13 @@ import yaml
 
 from operators.devcluster import upstream
 
-from .junit import parse_junit
+from .junit import parse_attempts, parse_junit, with_attempts
 from .skips import Skip, load_skips, skip_regex
 from .suites import SUITES, Suite
 from .table import SuiteRun, render, summarize
 
 JUNIT = "junit_01.xml"
+GINKGO_JSON = "ginkgo/report.json"
 LOG = "e2e.log"
 META = "run.json"
 
@@ -87,13 +91,15 @@ class Plan:
     kubectl: str
     procs: int
     timeout_minutes: int
+    flake_attempts: int = 2
 
     def command(self) -> list[str]:
         e2e = str(self.bin_dir / "e2e.test")
         e2e_args = [f"--kubeconfig={self.kubeconfig}", "--provider=skeleton", f"--report-dir={self.report_dir}",
-                    f"--kubectl-path={self.kubectl}", "--disable-log-dump"]
+                    f"--kubectl-path={self.kubectl}", "--disable-log-dump", "--report-complete-ginkgo"]
         ginkgo = [f"--focus={self.focus}", *([f"--skip={self.skip}"] if self.skip else []),
-                  f"--timeout={self.timeout_minutes}m", "--no-color", "--silence-skips"]
+                  f"--timeout={self.timeout_minutes}m", f"--flake-attempts={self.flake_attempts}", "--no-color",
+                  "--silence-skips"]
         if self.procs > 1:
             return [str(self.bin_dir / "ginkgo"), f"--procs={self.procs}", *ginkgo, e2e, "--", *e2e_args]
         return [e2e, *(f"--ginkgo.{a.removeprefix('--')}" for a in ginkgo), *e2e_args]
@@ -153,7 +159,7 @@ def execute(plan: Plan, skips: list[Skip], *, echo: bool = True) -> int:
 
     Returns 0 when the report exists and no selected test (or suite node) failed; 130 if interrupted."""
     plan.report_dir.mkdir(parents=True, exist_ok=True)
-    for name in (JUNIT, LOG, META):
+    for name in (JUNIT, LOG, META, GINKGO_JSON):
         (plan.report_dir / name).unlink(missing_ok=True)
     meta = {"suite": plan.suite, "focus": plan.focus, "skip": plan.skip,
             "skips": [asdict(s) for s in skips], "command": plan.command(), "procs": plan.procs,
@@ -210,7 +216,10 @@ def load_run(run_dir: Path) -> SuiteRun:
     if (run_dir / META).is_file():
         meta = json.loads((run_dir / META).read_text())
     skips = tuple(Skip(**s) for s in meta["skips"]) if "skips" in meta else tuple(_current_skips())
-    return SuiteRun(meta.get("suite") or run_dir.name, parse_junit(junit.read_text()), meta.get("focus", ""), skips)
+    report = parse_junit(junit.read_text())
+    if (run_dir / GINKGO_JSON).is_file():
+        report = with_attempts(report, parse_attempts((run_dir / GINKGO_JSON).read_text()))
+    return SuiteRun(meta.get("suite") or run_dir.name, report, meta.get("focus", ""), skips)
 
 
 def _current_skips() -> list[Skip]:

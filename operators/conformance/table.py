@@ -33,6 +33,8 @@ class Summary:
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (name, reason)
     setup_failures: list[Result] = field(default_factory=list)
     seconds: float = 0.0
+    retried: list[tuple[str, int]] = field(default_factory=list)  # (name, attempts) of specs that ran again
+    times: dict[str, float] = field(default_factory=dict)  # seconds of each test that ran
 
     @property
     def selected(self) -> int:
@@ -62,6 +64,10 @@ def skip_reason(result: Result, skips: Iterable[Skip]) -> str:
 def summarize(run: SuiteRun) -> Summary:
     s = Summary(run.suite, setup_failures=run.report.setup_failures, seconds=run.report.seconds)
     for r in selected(run):
+        if r.attempts > 1:
+            s.retried.append((r.name, r.attempts))
+        if r.state != "skipped":
+            s.times[r.name] = r.seconds
         if r.state == "passed":
             s.passed.append(r.name)
         elif r.state == "failed":
@@ -85,6 +91,18 @@ def compare(run: Summary, baseline: Summary) -> list[Difference]:
             for n in sorted(ours.keys() | theirs.keys()) if ours.get(n) != theirs.get(n)]
 
 
+SLOWER = (1.5, 10.0)  # a test is listed as slower when it takes 1.5 times as long and 10 s more
+
+
+def slower(run: Summary, baseline: Summary) -> list[tuple[str, float, float]]:
+    """(name, seconds, baseline seconds) of the tests both passed where the run took markedly longer."""
+    both = set(run.passed) & set(baseline.passed)
+    out = [(n, run.times[n], baseline.times[n]) for n in both
+           if run.times.get(n, 0) > SLOWER[0] * baseline.times.get(n, 0) and
+           run.times.get(n, 0) - baseline.times.get(n, 0) > SLOWER[1]]
+    return sorted(out, key=lambda t: t[2] - t[1])
+
+
 def duration(seconds: float) -> str:
     m, s = divmod(round(seconds), 60)
     return f"{m}m {s:02d}s" if m else f"{s}s"
@@ -103,12 +121,13 @@ def render(runs: Sequence[Summary], baselines: Sequence[Summary] = ()) -> str:
     base = {b.suite: b for b in baselines}
     head = ["suite", "passed", "failed", "skipped", "selected", "time"]
     if baselines:
-        head += ["baseline passed", "baseline failed", "baseline skipped"]
+        head += ["baseline passed", "baseline failed", "baseline skipped", "baseline time"]
     lines = ["| " + " | ".join(head) + " |", "| --- |" + " ---: |" * (len(head) - 1)]
     for s in runs:
         row = [s.suite, *_counts(s), str(s.selected), duration(s.seconds)]
         if baselines:
-            row += _counts(base.get(s.suite))
+            b = base.get(s.suite)
+            row += [*_counts(b), duration(b.seconds) if b else "-"]
         lines.append("| " + " | ".join(row) + " |")
     for s in runs:
         for r in s.setup_failures:
@@ -121,8 +140,16 @@ def render(runs: Sequence[Summary], baselines: Sequence[Summary] = ()) -> str:
             lines += ["", f"Skipped ({s.suite}), by reason:"]
             counts = Counter(reason for _, reason in s.skipped)
             lines += [f"- {n} x {reason}" for reason, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))]
+        for label, summary in (("", s), (" (baseline)", base.get(s.suite))):
+            if summary and summary.retried:
+                lines += ["", f"Passed or failed only after a retry ({s.suite}{label}):"]
+                lines += [f"- {name}: {n} attempts" for name, n in summary.retried]
         if (b := base.get(s.suite)) and (diffs := compare(s, b)):
             lines += ["", f"Differs from the baseline ({s.suite}):", "",
                       "| test | run | baseline |", "| --- | --- | --- |"]
             lines += [f"| {_cell(d.name)} | {d.run} | {d.baseline} |" for d in diffs]
+        if b and (slow := slower(s, b)):
+            lines += ["", f"Slower than the baseline ({s.suite}; both passed):", "",
+                      "| test | run | baseline |", "| --- | ---: | ---: |"]
+            lines += [f"| {_cell(n)} | {duration(a)} | {duration(c)} |" for n, a, c in slow]
     return "\n".join(lines) + "\n"

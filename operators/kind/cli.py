@@ -15,7 +15,8 @@ Command = Callable[[argparse.Namespace], int]
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    layout = cluster.up(args.name, workers=args.workers, install_knet=args.install, timeout=args.timeout)
+    layout = cluster.up(args.name, workers=args.workers, install_knet=args.install, timeout=args.timeout,
+                        baseline=args.baseline)
     print(f"KUBECONFIG={layout.kubeconfig}")
     return 0
 
@@ -50,6 +51,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     up.add_argument("--workers", type=int, default=2)
     up.add_argument("--install", action="store_true", help="also load knet's image and install the chart")
     up.add_argument("--timeout", type=float, default=300)
+    up.add_argument("--baseline", action="store_true", help="the upstream components instead of knet: kube-proxy "
+                    "(nftables), kubeadm's CoreDNS, kube-network-policies; knet's agent wires pods alone (with "
+                    "--install; conformance/baseline/README.md)")
     add("down", cmd_down, "delete the cluster; the last one takes the namespace and its link along")
     add("status", cmd_status, "show the cluster's nodes (exit 1 unless every node is Ready)")
     add("env", cmd_env, 'print export lines for KUBECONFIG and PATH (eval "$(knet kind env)")')

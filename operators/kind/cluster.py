@@ -4,6 +4,11 @@
 kind-config.yaml for the cluster's name and size, runs `kind create cluster` there and writes a kubeconfig
 that reaches the API server from the machine. With `install`, it also builds knet's image, loads it into
 the nodes (`kind load image-archive`) and installs the chart with charts/knet/ci/kind-values.yaml.
+
+`baseline` makes the same cluster with the upstream components knet is judged against
+(conformance/baseline/README.md): kubeadm's kube-proxy in nftables mode, kubeadm's CoreDNS as kubeadm
+configures it, kube-network-policies for NetworkPolicy, and knet's agent in CNI mode alone for the pods'
+network, so that both clusters share it.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from .podman import KindError, environ, run, write_config
 
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "charts" / "knet"
+BASELINE = REPO / "conformance" / "baseline"
 NAMESPACE = "knet-system"
 
 
@@ -45,10 +51,12 @@ def kind_bin() -> Path:
     return Path(_script("build-kind.sh"))
 
 
-def render_config(source: dict, layout: KindLayout, image: str) -> dict:
+def render_config(source: dict, layout: KindLayout, image: str, baseline: bool = False) -> dict:
     """kind-config.yaml for this cluster: its name, one control plane and `workers` workers, knet's node
-    image on each (pure)."""
+    image on each; for the baseline, kubeadm's kube-proxy in nftables mode (pure)."""
     cfg = json.loads(json.dumps(source))
+    if baseline:
+        cfg["networking"] = {**cfg.get("networking", {}), "kubeProxyMode": "nftables"}
     nodes = cfg.get("nodes") or [{"role": "control-plane"}]
     cp = next((n for n in nodes if n.get("role") == "control-plane"), {"role": "control-plane"})
     worker = next((n for n in nodes if n.get("role") == "worker"), {"role": "worker"})
@@ -146,9 +154,9 @@ def load_image(layout: KindLayout, image: str, env: dict[str, str]) -> None:
     run(["kind", "load", "image-archive", str(archive), "--name", layout.name], env=env)
 
 
-def install(layout: KindLayout, env: dict[str, str], timeout: float) -> float:
-    """knet from its image with Helm (kind-values.yaml), then a LoadBalancerIPPool on the node network.
-    Returns the seconds spent building knet's image."""
+def install(layout: KindLayout, env: dict[str, str], timeout: float, baseline: bool = False) -> float:
+    """knet from its image with Helm (kind-values.yaml), then a LoadBalancerIPPool on the node network; for the
+    baseline, knet's CNI mode alone, then kube-network-policies. Returns the seconds spent building knet's image."""
     t = time.monotonic()
     image = knet_image()
     image_build = time.monotonic() - t
@@ -157,16 +165,32 @@ def install(layout: KindLayout, env: dict[str, str], timeout: float) -> float:
     load_image(layout, image, env)
     _say(f"== loaded {image} into {len(layout.node_names)} nodes in {time.monotonic() - t:.0f}s")
     repo, tag = image.rsplit(":", 1)
+    values = BASELINE / "knet-values.yaml" if baseline else CHART / "ci" / "kind-values.yaml"
     helm = [str(upstream.bin_dir() / "helm"), f"--kubeconfig={layout.kubeconfig}", "upgrade", "--install",
-            "knet", str(CHART), "-n", NAMESPACE, "--create-namespace", "-f", str(CHART / "ci" / "kind-values.yaml"),
+            "knet", str(CHART), "-n", NAMESPACE, "--create-namespace", "-f", str(values),
             "--set", f"image.repository={repo}", "--set", f"image.tag={tag}", "--wait", f"--timeout={int(timeout)}s"]
     proc = subprocess.run(helm, capture_output=True, text=True)
     if proc.returncode != 0:
         raise KindError(f"helm: {proc.stderr.strip()}")
-    pool = {"apiVersion": "knet.io/v1alpha1", "kind": "LoadBalancerIPPool", "metadata": {"name": "kind"},
-            "spec": {"ranges": [{"cidr": LB_POOL_V4}]}}
-    kubectl(layout, "apply", "-f", "-", input=yaml.safe_dump(pool))
+    if baseline:
+        install_baseline(layout, env, timeout)
+    else:
+        pool = {"apiVersion": "knet.io/v1alpha1", "kind": "LoadBalancerIPPool", "metadata": {"name": "kind"},
+                "spec": {"ranges": [{"cidr": LB_POOL_V4}]}}
+        kubectl(layout, "apply", "-f", "-", input=yaml.safe_dump(pool))
     return image_build
+
+
+def install_baseline(layout: KindLayout, env: dict[str, str], timeout: float) -> None:
+    """kube-network-policies from its image (hack/build-baseline-images.sh), and every upstream component of the
+    baseline rolled out: kube-proxy and CoreDNS as kubeadm installed them, kube-network-policies."""
+    archive = _script("build-baseline-images.sh")
+    run(["kind", "load", "image-archive", archive, "--name", layout.name], env=env)
+    manifest = BASELINE / "kube-network-policies.yaml"
+    kubectl(layout, "apply", "-f", str(manifest))
+    for target in (["-n", "kube-system", "daemonset/kube-proxy"], ["-n", "kube-system", "deployment/coredns"],
+                   ["-f", str(manifest)]):
+        kubectl(layout, "rollout", "status", f"--timeout={int(timeout)}s", *target, timeout=timeout + 30)
 
 
 LIB_MODULES = Path("/lib/modules")
@@ -192,7 +216,8 @@ def remove_lib_modules() -> None:
         marker.unlink()
 
 
-def up(name: str, workers: int = 2, install_knet: bool = False, timeout: float = 300) -> KindLayout:
+def up(name: str, workers: int = 2, install_knet: bool = False, timeout: float = 300,
+       baseline: bool = False) -> KindLayout:
     layout = KindLayout(name, workers)
     start = time.monotonic()
     write_config()
@@ -207,16 +232,18 @@ def up(name: str, workers: int = 2, install_knet: bool = False, timeout: float =
         run(["kind", "delete", "cluster", "--name", name], env=env)
     if name not in clusters(env):
         source = yaml.safe_load((REPO / "kind-config.yaml").read_text())
-        layout.kind_config.write_text(yaml.safe_dump(render_config(source, layout, image), sort_keys=False))
+        cfg = render_config(source, layout, image, baseline)
+        layout.kind_config.write_text(yaml.safe_dump(cfg, sort_keys=False))
         t = time.monotonic()
         run(["kind", "create", "cluster", "--name", name, "--config", str(layout.kind_config),
              "--kubeconfig", str(layout.dir / "kubeconfig.kind")], env=env, capture=False)
         _say(f"== kind create cluster {name} ({len(layout.node_names)} nodes) took {time.monotonic() - t:.0f}s")
     write_kubeconfig(layout, env)
     if install_knet:
-        image_build = install(layout, env, timeout)
+        image_build = install(layout, env, timeout, baseline)
         wait(f"{len(layout.node_names)} Ready nodes", lambda: nodes_ready(layout), timeout)
-        _say(f"== {len(layout.node_names)} nodes Ready with knet {time.monotonic() - start:.0f}s after `up` started"
+        stack = "the baseline" if baseline else "knet"
+        _say(f"== {len(layout.node_names)} nodes Ready with {stack} {time.monotonic() - start:.0f}s after `up` started"
              f" ({time.monotonic() - start - image_build:.0f}s without building knet's image)")
     return layout
 

@@ -1,8 +1,8 @@
 """Runs -> counts per suite, the tests two runs disagree on, the Markdown table."""
 
-from operators.conformance.junit import parse_junit
+from operators.conformance.junit import parse_junit, with_attempts
 from operators.conformance.skips import load_skips
-from operators.conformance.table import SuiteRun, compare, duration, render, summarize
+from operators.conformance.table import SuiteRun, compare, duration, render, slower, summarize
 
 SKIPS = load_skips("skips: [{regex: 'DNS for the cluster', reason: needs glibc-dns-testing}]")
 
@@ -12,8 +12,8 @@ def run(cases: str, suite: str = "conformance", focus: str = "Conformance") -> S
     return SuiteRun(suite, parse_junit(xml), focus, tuple(SKIPS))
 
 
-def case(name: str, status: str = "passed", extra: str = "") -> str:
-    return f'<testcase name="[It] {name}" status="{status}" time="1">{extra}</testcase>'
+def case(name: str, status: str = "passed", extra: str = "", seconds: float = 1) -> str:
+    return f'<testcase name="[It] {name}" status="{status}" time="{seconds}">{extra}</testcase>'
 
 
 LEFT_OUT = '<skipped message="skipped"/>'
@@ -62,8 +62,20 @@ def test_with_a_baseline_the_table_adds_its_counts_and_the_differences():
     ours = summarize(run(case("a [Conformance]", "failed", "<failure/>")))
     base = summarize(run(case("a [Conformance]")))
     lines = render([ours], [base]).splitlines()
-    assert lines[2] == "| conformance | 0 | 1 | 0 | 1 | 2m 05s | 1 | 0 | 0 |"
+    assert lines[2] == "| conformance | 0 | 1 | 0 | 1 | 2m 05s | 1 | 0 | 0 | 2m 05s |"
     assert lines[-1] == "| a [Conformance] | failed | passed |"
+
+
+def test_a_test_is_slower_than_the_baseline_at_half_as_long_again_and_10_seconds_more():
+    ours = summarize(run(case("a [Conformance]", seconds=40) + case("b [Conformance]", seconds=14)))
+    base = summarize(run(case("a [Conformance]", seconds=20) + case("b [Conformance]", seconds=5)))
+    assert slower(ours, base) == [("a [Conformance]", 40, 20)]
+
+
+def test_a_retried_spec_is_listed_with_its_attempts():
+    report = parse_junit(f'<testsuite time="1">{case("a [Conformance]")}</testsuite>')
+    retried = SuiteRun("conformance", with_attempts(report, {"a [Conformance]": 2}), "Conformance")
+    assert "- a [Conformance]: 2 attempts" in render([summarize(retried)]).splitlines()
 
 
 def test_durations_read_as_minutes_and_seconds():

@@ -9,9 +9,9 @@ from operators.kind.containment import global_sysctls
 from operators.kind.layout import LB_POOL_V4, LINK_NET, NODE_NET_V4, KindLayout
 
 
-def rendered(name: str = "demo", workers: int = 2) -> dict:
+def rendered(name: str = "demo", workers: int = 2, baseline: bool = False) -> dict:
     source = yaml.safe_load((REPO / "kind-config.yaml").read_text())
-    return render_config(source, KindLayout(name, workers), "localhost/knet/kind-node:test")
+    return render_config(source, KindLayout(name, workers), "localhost/knet/kind-node:test", baseline)
 
 
 def test_the_cluster_gets_its_name_one_control_plane_and_the_asked_workers():
@@ -25,6 +25,12 @@ def test_every_node_runs_knet_node_image_and_keeps_the_files_settings():
     assert {n["image"] for n in cfg["nodes"]} == {"localhost/knet/kind-node:test"}
     assert cfg["nodes"][0]["labels"] == {"ingress-ready": "true"}
     assert cfg["networking"]["kubeProxyMode"] == "none" and cfg["networking"]["disableDefaultCNI"] is True
+
+
+def test_the_baseline_is_the_same_cluster_with_kubeadms_kube_proxy_in_nftables_mode():
+    knet, baseline = rendered(), rendered(baseline=True)
+    assert baseline["networking"].pop("kubeProxyMode") == "nftables" and knet["networking"].pop("kubeProxyMode")
+    assert baseline == knet
 
 
 def test_the_repository_config_is_left_as_written():

@@ -1,0 +1,60 @@
+"""`knet conformance compare`: the same suites against knet and against the baseline. The shell.
+
+Both sides run on the same kind cluster shape (`knet kind up --install`, and `--baseline` for kube-proxy,
+kubeadm's CoreDNS and kube-network-policies), with the same e2e.test, focus, skips.yaml, ginkgo processes
+and retries, one cluster after the other: two at once would halve each one's share of a small machine and
+make both slower than either alone. Each side's runs go to OUT/SIDE/SUITE, the table comparing them to
+OUT/table.md.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from .runner import execute, load_runs, make_plan
+from .skips import Skip
+from .suites import SUITES
+from .table import render, summarize
+
+SIDES = {"knet": False, "baseline": True}  # side (and its cluster's name) -> `knet kind up --baseline`
+
+
+def run_side(side: str, suites: Sequence[str], skips: list[Skip], out: Path, procs: int, echo: bool) -> int:
+    """Make the side's cluster, run each suite on it, take it down; 0 when every suite passed."""
+    from operators.devcluster.netns import CommandError
+    from operators.kind import cluster
+
+    status = 0
+    try:
+        layout = cluster.up(side, install_knet=True, baseline=SIDES[side])
+        for suite in suites:
+            plan = make_plan(SUITES[suite], skips, layout.kubeconfig, out / side / suite, procs=procs)
+            status |= execute(plan, skips, echo=echo) != 0
+    except (cluster.KindError, CommandError) as e:  # the other side still runs
+        print(f"error: {side}: {e}", file=sys.stderr)
+        status = 1
+    finally:
+        cluster.down(side)
+    return status
+
+
+def table(out: Path) -> str:
+    """The table of OUT/knet against OUT/baseline (either side alone if the other has no run)."""
+    sides = {side: [summarize(r) for r in load_runs(out / side)] if (out / side).is_dir() else []
+             for side in SIDES}
+    runs, baselines = (sides["knet"], sides["baseline"]) if sides["knet"] else (sides["baseline"], [])
+    return render(runs, baselines)
+
+
+def compare(suites: Sequence[str], skips: list[Skip], out: Path, sides: Sequence[str] = tuple(SIDES),
+            procs: int = 2, echo: bool = True) -> int:
+    status = 0
+    for side in sides:
+        print(f"== conformance: {side} ({', '.join(suites)})", file=sys.stderr, flush=True)
+        status |= run_side(side, suites, skips, out, procs, echo)
+    text = table(out)
+    (out / "table.md").write_text(text)
+    sys.stdout.write(text)
+    return status
