@@ -3,7 +3,8 @@
 # would (which needs the docker CLI and pulls its base): a Debian bookworm root made by mmdebstrap, kind's
 # own node files (images/base/files of the sigs.k8s.io/kind module), containerd 2 / runc / crictl / CNI
 # plugins (hack/build-kind.sh), kubelet / kubeadm / kubectl (hack/build-upstream.sh), and the images
-# kubeadm runs, built from the same static binaries and pre-imported into the node's containerd.
+# kubeadm runs, built from the same binaries (kube-proxy's on hack/build-test-images.sh's distroless-iptables)
+# and pre-imported into the node's containerd with the e2e suites' images.
 # Idempotent: the image's tag carries a hash of everything it is made from, and an existing tag is reused.
 # Prints the image's name as its last line.
 set -euo pipefail
@@ -14,7 +15,7 @@ node_files="$root_dir/operators/kind/node"
 say() { echo "$*" >&2; }
 
 inputs_hash=$(cat "$root_dir/operators/devcluster/versions.env" "$root_dir/operators/kind/versions.env" \
-  "$0" "$root_dir/hack/build-test-images.sh" "$node_files"/* | sha256sum | cut -c1-12)
+  "$0" "$root_dir/hack/build-test-images.sh" "$root_dir"/hack/test-images/* "$node_files"/* | sha256sum | cut -c1-12)
 image="localhost/knet/kind-node:$KUBE_VERSION-$inputs_hash"
 if podman image exists "$image" 2>/dev/null; then
   say "kind node image $image is built"
@@ -39,7 +40,14 @@ cleanup() { rm -rf "$work"; }
 trap cleanup EXIT
 rootfs="$work/rootfs"
 
-# --- the images kubeadm runs, named as it asks for them, each one static binary on an empty base
+# The images the e2e suites and the demo run (agnhost, ...), built by hack/build-test-images.sh; kube-proxy's
+# image is built on its distroless-iptables, as upstream's is.
+test_images=$("$root_dir/hack/build-test-images.sh")
+iptables_image=registry.k8s.io/build-image/distroless-iptables:v0.9.7
+
+# --- the images kubeadm runs, named as it asks for them, each one static binary on an empty base, but
+# kube-proxy's: it runs nft (nftables mode), iptables and conntrack, so it is its binary on
+# distroless-iptables (Debian's iptables behind the iptables-wrapper, nftables, conntrack, ipset).
 mapfile -t kubeadm_images < <("$upstream/kubeadm" config images list --kubernetes-version "$KUBE_VERSION" 2>/dev/null)
 say "== images kubeadm asks for: ${kubeadm_images[*]}"
 gcc -Os -static -DVERSION="${KUBE_VERSION}" -o "$work/pause" "$kube_src/build/pause/linux/pause.c"
@@ -52,9 +60,17 @@ one_binary_image() {  # NAME BINARY PATH-IN-IMAGE [ENTRYPOINT]
     --label "io.knet.built-from=$(basename "$binary")" "$c"
   buildah commit --quiet --rm "$c" "$name" >/dev/null
 }
+kube_proxy_image() {  # NAME BINARY
+  local c
+  c=$(buildah from --quiet "$iptables_image")
+  buildah copy --quiet --chmod 0755 "$c" "$2" /usr/local/bin/kube-proxy >/dev/null
+  buildah config --label "io.knet.built-from=kube-proxy on $iptables_image" "$c"
+  buildah commit --quiet --rm "$c" "$1" >/dev/null
+}
 for ref in "${kubeadm_images[@]}"; do
   case $ref in
-    */kube-apiserver:*|*/kube-controller-manager:*|*/kube-scheduler:*|*/kube-proxy:*)
+    */kube-proxy:*) kube_proxy_image "$ref" "$upstream/kube-proxy" ;;
+    */kube-apiserver:*|*/kube-controller-manager:*|*/kube-scheduler:*)
       b=${ref##*/}; b=${b%%:*}; one_binary_image "$ref" "$upstream/$b" "/usr/local/bin/$b" ;;
     */etcd:*)    one_binary_image "$ref" "$upstream/etcd" /usr/local/bin/etcd ;;
     */coredns:*) one_binary_image "$ref" "$upstream/coredns" /coredns /coredns ;;
@@ -63,8 +79,6 @@ for ref in "${kubeadm_images[@]}"; do
   esac
 done
 podman save --quiet -m --format docker-archive -o "$work/images.tar" "${kubeadm_images[@]}"
-# The images the e2e suites and the demo run (agnhost), built by hack/build-test-images.sh.
-test_images=$("$root_dir/hack/build-test-images.sh")
 
 # --- the node's root file system: Debian bookworm with what kind's base image installs
 say "== mmdebstrap bookworm (systemd, containerd's and the kubelet's tools)"
