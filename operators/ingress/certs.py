@@ -14,9 +14,10 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
 
-def self_signed(names: list[str], days: int = 365, now: dt.datetime | None = None) -> tuple[bytes, bytes]:
-    """(certificate PEM, PKCS#8 key PEM) for `names` (DNS names, wildcards allowed), with a P-256 key."""
-    key = ec.generate_private_key(ec.SECP256R1())
+def self_signed(names: list[str], days: int = 365, now: dt.datetime | None = None,
+                key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | None = None) -> tuple[bytes, bytes]:
+    """(certificate PEM, PKCS#8 key PEM) for `names` (DNS names, wildcards allowed), with `key` or a P-256 key."""
+    key = key or ec.generate_private_key(ec.SECP256R1())
     start = now or dt.datetime.now(dt.UTC)
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0] if names else "knet default")])
     cert = (x509.CertificateBuilder()

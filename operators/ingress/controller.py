@@ -2,10 +2,15 @@
 
 A sync builds the model from the watched views and renders it. A changed config is written to a test
 file and checked with `nginx -t`; only a config that passes replaces `nginx.conf` (atomically) and is
-loaded with a graceful reload (HUP). A refused config leaves the running one in place, counts as a
-failed reload and becomes a Warning Event on the Ingresses that changed since the last good config.
-Unchanged config with changed endpoints is a POST to nginx's control socket: no reload. The endpoints
-are pushed again after every start and reload.
+loaded with a graceful reload (HUP). When nginx refuses a config, the Ingresses that changed since the
+last good config are added back in halves until each refused one stands alone (`culprits.py`); the
+config without those is applied, and each culprit gets a ConfigRejected Event that carries only what
+concerns it. A culprit is left out until it (or a TLS Secret it names) changes, so one Ingress never
+stops the others' changes. Unchanged config with changed endpoints is a POST to nginx's control
+socket: no reload. The endpoints are pushed again after every start and reload.
+
+`nginx.conf` is only ever replaced by a config that passed `nginx -t`, so the one on disk is the last
+good config: a restarted controller serves it (with the endpoints it last pushed) until its first sync.
 
 Changes are debounced: a sync runs `min_period` after the first change it picks up (so a burst of
 watch events gives one reload), and at least every `max_period` (a resync that also retries failures).
@@ -20,11 +25,11 @@ import os
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from operators.agent.store import Entry, ObjectRef
 from operators.ingress import files
+from operators.ingress.culprits import isolate, redact
 from operators.ingress.events import EventRecorder, ref_of
 from operators.ingress.metrics import Metrics
 from operators.ingress.model import IngressConfig, IngressModel, build_model
@@ -32,6 +37,7 @@ from operators.ingress.nginx import Nginx, NginxError
 from operators.ingress.render import Runtime, render_config, render_endpoints
 from operators.ingress.status import StatusWriter
 from operators.kube.component import Periods, sync_loop
+from operators.kube.ingresses import Ingress, TLSSecret
 from operators.kube.parse import Problem
 
 log = logging.getLogger(__name__)
@@ -67,6 +73,18 @@ class Applied:
     ingresses: dict[str, Any] = field(default_factory=dict)
     reported: frozenset[Problem] = frozenset()
     rejected: str = ""  # the text nginx -t refused last (not retried until it changes)
+    quarantined: dict[str, Any] = field(default_factory=dict)  # culprit -> its fingerprint when refused
+
+
+def fingerprint(ing: Ingress, secrets: Mapping[str, TLSSecret]) -> tuple[Any, ...]:
+    """What a refused Ingress must change before it is tried again: itself, or a TLS Secret it names."""
+    return ing, tuple(secrets.get(f"{ing.namespace}/{t.secret_name}") for t in ing.tls)
+
+
+def own_certificates(model: IngressModel, ing: Ingress) -> list[str]:
+    """The certificate files made from the Ingress's own Secrets (named `namespace_secret_digest.pem`)."""
+    return [name for name, _ in model.certificates
+            if any(name.startswith(f"{ing.namespace}_{t.secret_name}_") for t in ing.tls)]
 
 
 class IngressController:
@@ -98,7 +116,8 @@ class IngressController:
     async def run(self) -> None:
         await sync_loop(self.dirty, self.periods, self.sync, "ingress", self.metrics.errors.labels("sync").inc)
 
-    def snapshot(self) -> tuple[IngressModel, list[Problem], dict[tuple[str, str, str], ObjectRef], dict[str, Any]]:
+    def snapshot(self) -> tuple[dict[str, list[Any]], list[Problem], dict[tuple[str, str, str], ObjectRef]]:
+        """The watched views by kind, their parse problems and their Event references."""
         views: dict[str, list[Any]] = {}
         problems: list[Problem] = []
         refs: dict[tuple[str, str, str], ObjectRef] = {}
@@ -106,44 +125,74 @@ class IngressController:
             views[kind], found, more = split(entries(self.indexes.get(kind)))
             problems += found
             refs.update(more)
-        model, found = build_model(views["classes"], views["ingresses"], views["services"], views["slices"],
-                                   views["secrets"], self.config)
-        ours = {i.key: i for i in views["ingresses"] if i.key in set(model.ingresses)}
-        return model, problems + found, refs, ours
+        return views, problems, refs
+
+    def build(self, views: Mapping[str, list[Any]], only: frozenset[str] | None = None,
+              ) -> tuple[IngressModel, list[Problem]]:
+        """The model of the views; of the Ingresses in `only` alone when given."""
+        ingresses = [i for i in views["ingresses"] if only is None or i.key in only]
+        return build_model(views["classes"], ingresses, views["services"], views["slices"], views["secrets"],
+                           self.config)
+
+    def held(self, views: Mapping[str, list[Any]]) -> frozenset[str]:
+        """The quarantined Ingresses that have not changed since nginx refused them (the rest are forgotten)."""
+        secrets = {s.key: s for s in views["secrets"]}
+        now = {i.key: fingerprint(i, secrets) for i in views["ingresses"]}
+        self.applied.quarantined = {k: f for k, f in self.applied.quarantined.items() if now.get(k) == f}
+        return frozenset(self.applied.quarantined)
 
     async def sync(self) -> None:
         async with self.lock:
             t0 = time.perf_counter()
-            model, problems, refs, ours = self.snapshot()
+            views, problems, refs = self.snapshot()
+            held = self.held(views)
+            model, found = self.build(views, frozenset(i.key for i in views["ingresses"]) - held)
             text = render_config(model, self.rt)
             self.metrics.render_duration.observe(time.perf_counter() - t0)
             self.metrics.ingresses.set(len(model.ingresses))
             if text != self.applied.text and text != self.applied.rejected:
-                await self.apply_config(model, text, ours, refs)
+                await self.apply_config(views, model, text, refs)
             elif self.applied.text and render_endpoints(model) != self.applied.endpoints:
                 await self.push(model)
             self.synced = self.synced or bool(self.applied.text)
             self.last_sync = time.time()
-            await self.report(problems, refs)
+            await self.report(problems + found, refs)
             await self.status.update(model.ingresses, self.indexes)
 
-    async def apply_config(self, model: IngressModel, text: str, ours: Mapping[str, Any],
-                           refs: Mapping[tuple[str, str, str], ObjectRef]) -> None:
+    def check(self, model: IngressModel, text: str | None = None) -> str | None:
+        """`nginx -t`'s verdict on the model's config (None: accepted), with the certificates it names written."""
         files.write_certificates(model, self.rt)
-        error = await asyncio.to_thread(files.check_config, text, self.rt, self.nginx.binary)
+        return files.check_config(text or render_config(model, self.rt), self.rt, self.nginx.binary)
+
+    def without_culprits(self, views: Mapping[str, list[Any]], model: IngressModel, refused: str,
+                         ) -> tuple[IngressModel, str, dict[str, str]] | None:
+        """The model and config of the Ingresses nginx accepts, and the culprits with nginx's message."""
+        ours = {i.key: i for i in views["ingresses"] if i.key in set(model.ingresses)}
+        changed = sorted(k for k, v in ours.items() if self.applied.ingresses.get(k) != v)
+        unchanged = sorted(set(ours) - set(changed))
+        found = isolate(changed, unchanged, lambda keys: self.check(self.build(views, keys)[0]), refused)
+        if found is None:
+            return None
+        served, culprits = found
+        kept, _ = self.build(views, served)
+        return kept, render_config(kept, self.rt), culprits
+
+    async def apply_config(self, views: Mapping[str, list[Any]], model: IngressModel, text: str,
+                           refs: Mapping[tuple[str, str, str], ObjectRef]) -> None:
+        error = await asyncio.to_thread(self.check, model, text)
         if error:
-            self.applied.rejected = text
-            if self.applied.text:
-                self.metrics.reloads.labels("failure").inc()
+            self.metrics.reloads.labels("failure").inc()
             self.metrics.last_reload_ok.set(0)
-            culprits = [k for k, v in ours.items() if self.applied.ingresses.get(k) != v] or list(ours)
-            log.error("nginx -t refused the new config (the running one stays): %s", error)
-            for key in culprits:
-                ns, name = key.split("/", 1)
-                ref = refs.get(("Ingress", ns, name)) or ObjectRef("networking.k8s.io/v1", "Ingress", ns, name, "")
-                if not await self.events.post(ref, "ConfigRejected", f"nginx refused the configuration: {error}"):
-                    self.metrics.errors.labels("event").inc()
-            return
+            log.error("nginx -t refused the new config: %s", error)
+            found = await asyncio.to_thread(self.without_culprits, views, model, error)
+            if found is None:
+                log.error("nginx -t refuses even a config without Ingresses; the running config stays")
+                self.applied.rejected = text
+                return
+            full, (model, text, culprits) = model, found
+            await self.quarantine(views, full, culprits, refs)
+            if text == self.applied.text:
+                return
         tmp = self.nginx.conf.with_name(".nginx.conf.new")
         tmp.write_text(text)
         os.replace(tmp, self.nginx.conf)
@@ -154,12 +203,30 @@ class IngressController:
         else:
             await self.nginx.start()
             self.metrics.nginx_starts.inc()
-        self.applied.text, self.applied.rejected, self.applied.ingresses = text, "", dict(ours)
+        files.prune_certificates(model, self.rt)
+        ours = {i.key: i for i in views["ingresses"] if i.key in set(model.ingresses)}
+        self.applied.text, self.applied.rejected, self.applied.ingresses = text, "", ours
         self.metrics.last_reload_ok.set(1)
         self.metrics.last_reload.set(time.time())
         self.metrics.config_hash.set(config_hash(text))
         self.applied.endpoints = None
         await self.push(model)
+
+    async def quarantine(self, views: Mapping[str, list[Any]], model: IngressModel, culprits: Mapping[str, str],
+                         refs: Mapping[tuple[str, str, str], ObjectRef]) -> None:
+        """Leave each culprit out until it changes, and tell it (and it alone) why."""
+        secrets = {s.key: s for s in views["secrets"]}
+        ingresses = {i.key: i for i in views["ingresses"]}
+        for key, error in sorted(culprits.items()):
+            ing = ingresses[key]
+            self.applied.quarantined[key] = fingerprint(ing, secrets)
+            why = redact(error, self.rt.certificate_dir, own_certificates(model, ing))
+            log.error("Ingress %s left out: nginx refused the config with it: %s", key, why)
+            ref = refs.get(("Ingress", ing.namespace, ing.name)) or ObjectRef(
+                "networking.k8s.io/v1", "Ingress", ing.namespace, ing.name, "")
+            if not await self.events.post(ref, "ConfigRejected", "nginx refused the configuration with this "
+                                                                 f"Ingress; it is not served until it changes: {why}"):
+                self.metrics.errors.labels("event").inc()
 
     async def push(self, model: IngressModel) -> None:
         body = render_endpoints(model)
@@ -170,8 +237,35 @@ class IngressController:
             self.metrics.errors.labels("endpoints").inc()
             return
         self.applied.endpoints = body
+        files.save_endpoints(body, self.rt)
         self.metrics.endpoint_updates.inc()
         log.info("endpoints pushed without reload: %s", answer)
+
+    async def resume(self) -> None:
+        """Serve the config an earlier run left (the last that passed `nginx -t`) and the endpoints it last
+        pushed, until the first sync replaces them; nothing when there is none or nginx now refuses it."""
+        if not self.nginx.conf.exists() or self.nginx.running:
+            return
+        text = self.nginx.conf.read_text()
+        error = await asyncio.to_thread(files.check_config, text, self.rt, self.nginx.binary)
+        if error:
+            log.error("the config left by an earlier run fails nginx -t; waiting for the first sync: %s", error)
+            return
+        try:
+            await self.nginx.start()
+        except NginxError as e:
+            log.error("cannot start nginx with the last good config: %s", e)
+            return
+        self.metrics.nginx_starts.inc()
+        self.applied.text = text
+        saved = files.saved_endpoints(self.rt)
+        if saved is not None and self.rt.dynamic_endpoints:
+            try:
+                await self.nginx.push_endpoints(saved)
+                self.applied.endpoints = saved
+            except NginxError as e:
+                log.error("%s", e)
+        log.info("serving the last good config (%012x) until the first sync", config_hash(text))
 
     async def restarted(self) -> None:
         """nginx came back after a crash: it has the config on disk, but no endpoints."""
@@ -195,6 +289,6 @@ class IngressController:
 
 
 def prepare_prefix(runtime: Runtime) -> None:
-    """nginx's directories and default certificate; a config left by an earlier run is not trusted."""
+    """nginx's directories and default certificate. A config left by an earlier run stays: only a config that
+    passed `nginx -t` ever becomes nginx.conf, and `resume` checks it again before serving it."""
     files.prepare(runtime)
-    Path(runtime.prefix, "nginx.conf").unlink(missing_ok=True)

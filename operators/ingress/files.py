@@ -39,15 +39,30 @@ def prepare(runtime: Runtime) -> None:
 
 
 def write_certificates(model: IngressModel, runtime: Runtime) -> None:
-    """Write the model's certificate files, and remove the ones no longer named (not the default)."""
+    """Write the model's certificate files that are missing (their names carry a content digest)."""
     cert_dir = Path(runtime.certificate_dir)
-    wanted = dict(model.certificates)
-    for name, data in wanted.items():
+    for name, data in model.certificates:
         if not (cert_dir / name).exists():
             _write(cert_dir / name, data)
-    for old in cert_dir.glob("*_*.pem"):
+
+
+def prune_certificates(model: IngressModel, runtime: Runtime) -> None:
+    """Remove the certificate files that the model (the config nginx now runs) does not name, but the default.
+    Only after a config is installed: the candidates `nginx -t` tries must not take the running config's files."""
+    wanted = {name for name, _ in model.certificates}
+    for old in Path(runtime.certificate_dir).glob("*_*.pem"):
         if old.name not in wanted and str(old) != runtime.default_certificate:
             old.unlink()
+
+
+def save_endpoints(body: str, runtime: Runtime) -> None:
+    """Keep the endpoints last pushed, for a restarted controller to serve with the last good config."""
+    _write(Path(runtime.prefix) / "endpoints", body.encode())
+
+
+def saved_endpoints(runtime: Runtime) -> str | None:
+    path = Path(runtime.prefix) / "endpoints"
+    return path.read_text() if path.exists() else None
 
 
 def check_config(text: str, runtime: Runtime, nginx: str = "nginx", timeout: float = 30) -> str | None:

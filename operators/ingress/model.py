@@ -209,7 +209,11 @@ def ingress_is_ours(ing: Ingress, classes: Iterable[IngressClass], config: Ingre
 
 
 def _regex_ok(path: str) -> bool:
+    """Within knet's regex grammar, compiled by Python, and within PCRE's bound on `{n,m}` (65535)."""
     if not _REGEX_PATH.fullmatch(path) or "(?" in path.replace("(?:", ""):
+        return False
+    bounds = [int(b) for pair in re.findall(r"\{(\d+)(?:,(\d*))?\}", path) for b in pair if b]
+    if any(b > 65535 for b in bounds):
         return False
     try:
         re.compile(path)

@@ -142,6 +142,7 @@ async def run(options: Options) -> None:
 
     servers = StatusServers(metrics.registry, status)
     await servers.start(options.metrics_addr, options.health_addr)
+    await controller.resume()
     tasks = [asyncio.create_task(controller.run(), name="ingress sync loop"),
              asyncio.create_task(nginx.supervise(controller.restarted), name="nginx supervisor"),
              asyncio.create_task(probe(), name="nginx probe")]

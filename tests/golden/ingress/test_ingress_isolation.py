@@ -5,16 +5,13 @@ namespace that claimed it first."""
 from __future__ import annotations
 
 import base64
-import datetime as dt
 from pathlib import Path
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.x509.oid import NameOID
 from ingress_nginx import NGINX, nginx_check
 
+from operators.ingress.certs import self_signed
 from operators.ingress.model import IngressModel
 from operators.ingress.offline import model_from_objects
 
@@ -68,18 +65,10 @@ def routes(model: IngressModel, host: str) -> dict[str, str]:
 
 
 def tls_secret(name: str, host: str, key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey) -> dict:
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)])
-    now = dt.datetime.now(dt.UTC)
-    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())
-            .serial_number(1).not_valid_before(now - dt.timedelta(days=1)).not_valid_after(now + dt.timedelta(days=9))
-            .add_extension(x509.SubjectAlternativeName([x509.DNSName(host)]), critical=False)
-            .sign(key, hashes.SHA256()))
-    pem = cert.public_bytes(serialization.Encoding.PEM)
-    key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                serialization.NoEncryption())
+    cert, key_pem = self_signed([host], key=key)
     return {"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls",
             "metadata": {"name": name, "namespace": "app"},
-            "data": {"tls.crt": base64.b64encode(pem).decode(), "tls.key": base64.b64encode(key_pem).decode()}}
+            "data": {"tls.crt": base64.b64encode(cert).decode(), "tls.key": base64.b64encode(key_pem).decode()}}
 
 
 # --- what nginx would refuse ----------------------------------------------------------------------
@@ -162,3 +151,9 @@ def test_canary_from_another_namespace_is_refused() -> None:
                                          {"bindHostToNamespace": False})
     assert not any(loc.canary for s in model.servers for loc in s.locations)
     assert any(p.name == "canary" and "namespace" in p.message for p in problems)
+
+
+def test_regex_quantifier_pcre_refuses_is_refused(tmp_path: Path) -> None:
+    regex = ingress("big", "big.test", "/a{70000}", "ImplementationSpecific", annotations={ANN + "use-regex": "true"})
+    _, _, problems = served(world(regex), tmp_path)
+    assert "/a{70000}" in problems["big"]
