@@ -9,8 +9,8 @@ a problem (the CRD's validation normally stops such values before they get here)
 
 Mapping of the object's fields:
   spec.clusterCIDRs, spec.serviceCIDRs          ProxyConfig cluster_cidrs, service_cidrs
-  spec.proxy.mode, masqueradeAll, masqueradeBit, dropBit, nodePortAddresses, detectLocalMode
-                                                the ProxyConfig fields of the same names
+  spec.proxy.mode, masqueradeAll, masqueradeBit, dropBit, nodePortAddresses, detectLocalMode,
+  externalIPRanges                              the ProxyConfig fields of the same names
   spec.proxy.minSyncPeriod                      Periods.min (changes within it are programmed together)
   spec.proxy.syncPeriod                         Periods.max (kube-proxy's syncPeriod: the longest time
                                                 between syncs, so how soon removed rules come back)
@@ -40,7 +40,8 @@ from operators.proxy.model import ProxyConfig
 
 GROUP, VERSION, PLURAL, NAME = "knet.io", "v1alpha1", "clusternetworkconfigs", "default"
 KIND = "ClusterNetworkConfig"
-PROXY_KEYS = ("mode", "masqueradeAll", "masqueradeBit", "dropBit", "nodePortAddresses", "detectLocalMode")
+PROXY_KEYS = ("mode", "masqueradeAll", "masqueradeBit", "dropBit", "nodePortAddresses", "detectLocalMode",
+              "externalIPRanges")
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
 _UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 log = logging.getLogger(__name__)

@@ -75,16 +75,18 @@ class Feeds:
     policies were not seen yet. The first notice after that starts both loops (`changed` sets their
     `listed`).
 
-    CNI mode adds a watch of every Node (the proxy and NetworkPolicy sides keep theirs of this node only, so a
-    peer's change never starts their syncs and a peer's problems are not theirs to report). The CNI side
+    The proxy watches every Node: no Service's externalIP may take any Node's address. A peer's change starts
+    a sync only when its view changed (addresses, podCIDRs), not at each heartbeat. Without the proxy, the
+    NetworkPolicy side watches this node only. CNI mode adds a watch of every Node of its own; the CNI side
     waits for that listing alone: until it writes the conflist, the node is NotReady."""
 
     def __init__(self, client: informer.Client, node: str, agent: ProxyAgent | None, netpol: NetpolAgent | None,
                  cni: CniAgent | None = None) -> None:
         self.agent, self.netpol, self.cni, self.listed = agent, netpol, cni, False
         self.node = Index(store.node_entry, self.when_listed(self.node_changed))
-        sources: list[tuple[Resource, Index]] = [
-            (Resource("v1", "nodes", field_selector=f"metadata.name={node}"), self.node)]
+        # The proxy needs every Node's addresses (no Service's externalIP may take one); the rest only this one.
+        own = Resource("v1", "nodes", field_selector=f"metadata.name={node}")
+        sources: list[tuple[Resource, Index]] = [(own if agent is None else Resource("v1", "nodes"), self.node)]
         if agent is not None:
             self.services = Index(store.service_entry, self.when_listed(lambda *_: agent.changed()))
             self.slices = Index(store.slice_entry, self.when_listed(self.slice_changed))

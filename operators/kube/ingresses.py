@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import datetime as dt
 import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -21,7 +20,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import NameOID
 
-from operators.kube.parse import Problem, Reader, field, is_dns_label, is_dns_subdomain, is_port
+from operators.kube.parse import Problem, Reader, field, is_dns_label, is_dns_subdomain, is_port, timestamp
 
 CONTROLLER = "knet.io/ingress-nginx"
 DEFAULT_CLASS_ANNOTATION = "ingressclass.kubernetes.io/is-default-class"
@@ -46,20 +45,6 @@ def host_matches(pattern: str, host: str) -> bool:
         head, _, rest = host.partition(".")
         return bool(head) and head != "*" and rest == pattern[2:]
     return pattern == host
-
-
-def _timestamp(value: object) -> str:
-    """RFC 3339 in UTC with second precision (sortable as text); "" when absent or unreadable."""
-    if isinstance(value, str):
-        try:
-            value = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            return ""
-    if isinstance(value, dt.datetime):
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=dt.UTC)
-        return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    return ""
 
 
 # --- IngressClass --------------------------------------------------------------------------------
@@ -230,7 +215,7 @@ def parse_ingress(obj: object) -> tuple[Ingress | None, list[Problem]]:
         default_backend=_backend(p, default, "defaultBackend") if default is not None else None,
         tls=_tls(p, spec),
         annotations=tuple(sorted(annotations.items())),
-        created=_timestamp(field(field(obj, "metadata"), "creationTimestamp")),
+        created=timestamp(field(field(obj, "metadata"), "creationTimestamp")),
         uid=str(field(field(obj, "metadata"), "uid", "") or ""),
     ), p.problems
 

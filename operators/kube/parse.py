@@ -12,6 +12,7 @@ custom resource (`operators.dns.config`) is parsed with these, so that:
 
 from __future__ import annotations
 
+import datetime as dt
 import ipaddress
 import re
 from collections.abc import Callable, Mapping
@@ -49,6 +50,20 @@ class Problem:
 
 
 # --- validators ----------------------------------------------------------------------------------
+
+
+def timestamp(value: object) -> str:
+    """RFC 3339 in UTC with second precision (sortable as text); "" when absent or unreadable."""
+    if isinstance(value, str):
+        try:
+            value = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return ""
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=dt.UTC)
+        return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return ""
 
 
 def is_dns_label(value: object) -> bool:

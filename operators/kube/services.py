@@ -18,7 +18,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from operators.kube.parse import Problem, Reader, field, is_dns_label, is_port
+from operators.kube.parse import Problem, Reader, field, is_dns_label, is_port, timestamp
 
 SERVICE_TYPES = ("ClusterIP", "NodePort", "LoadBalancer", "ExternalName")
 TRAFFIC_POLICIES = ("Cluster", "Local")
@@ -73,10 +73,18 @@ class Service:
     health_check_node_port: int  # 0: none
     external_host: str  # spec.externalName of an ExternalName Service, as given (DNS validates it), else ""
     labels: tuple[tuple[str, str], ...]  # sorted
+    created: str = ""  # metadata.creationTimestamp (RFC 3339, UTC), "" when absent
+    uid: str = ""
 
     @property
     def key(self) -> str:
         return f"{self.namespace}/{self.name}"
+
+    @property
+    def age_order(self) -> tuple[bool, str, str, str, str]:
+        """Older first: creationTimestamp, then UID. The API server sets both, so the names decide only
+        between objects that have neither (offline files); a missing timestamp counts as the newest."""
+        return not self.created, self.created, self.uid, self.namespace, self.name
 
     def label(self, key: str) -> str | None:
         return dict(self.labels).get(key)
@@ -185,6 +193,8 @@ def parse_service(obj: object) -> tuple[Service | None, list[Problem]]:
         health_check_node_port=hc_port or 0,
         external_host=_external_host(spec) if svc_type == "ExternalName" else "",
         labels=tuple(sorted(labels.items())),
+        created=timestamp(field(field(obj, "metadata"), "creationTimestamp")),
+        uid=uid if isinstance(uid := field(field(obj, "metadata"), "uid", ""), str) else "",
     )
     return svc, p.problems
 

@@ -16,8 +16,13 @@ this model, so the decisions kube-proxy makes are made once, here, and the rende
 - Traffic policies: internalTrafficPolicy Local sends ClusterIP traffic to this node's endpoints only
   (dropped when there are none). externalTrafficPolicy Local does the same for node ports, externalIPs
   and LB IPs, except for traffic from pods and from the node itself, which may use every endpoint.
-- Collisions: an (address, protocol, port) or node port claimed by two Services belongs to the one
-  that sorts first (namespace, name); the other gets a problem.
+- externalIPs: any Service's owner may set them, so they are the way one tenant would take another's
+  traffic (CVE-2020-8554). One is used only inside `externalIPRanges`, which the cluster administrator
+  sets (none by default, as the DenyServiceExternalIPs admission plugin advises), and never when it is
+  an address of any Node or any proxied Service's ClusterIP; each refused one gives a problem.
+- Collisions: ClusterIPs are claimed before any externalIP, LB IP or node port, so a ClusterIP always
+  wins its (address, protocol, port). Between claims of one rank, the older Service wins
+  (creationTimestamp, then UID), never the one whose namespace sorts first; the other gets a problem.
 
 `ProxyConfig` (kube-proxy-like defaults, read by `ProxyConfig.from_dict` from camelCase keys):
   clusterCIDRs       pod ranges; traffic from outside them to a ClusterIP is masqueraded
@@ -31,6 +36,7 @@ this model, so the decisions kube-proxy makes are made once, here, and the rende
                      without any entry answers on all its local addresses; never on loopback ([])
   detectLocalMode    ClusterCIDR (clusterCIDRs) or NodeCIDR (the Node's podCIDRs): what counts as pod
                      traffic (ClusterCIDR)
+  externalIPRanges   CIDRs within which Services' externalIPs are programmed; none by default ([])
   mode               nftables or iptables (nftables)
 """
 
@@ -50,6 +56,7 @@ from operators.kube.parse import parse_cidr
 from operators.kube.services import EndpointSlice, Node, Problem, Service, ServicePort, family_of
 
 MODES = ("nftables", "iptables")
+_LOOPBACK = {"nodePortAddresses": "where node ports never answer"}
 DETECT_LOCAL_MODES = ("ClusterCIDR", "NodeCIDR")
 
 
@@ -63,6 +70,7 @@ class ProxyConfig:
     node_port_addresses: tuple[str, ...] = ()
     detect_local: str = "ClusterCIDR"
     mode: str = "nftables"
+    external_ip_ranges: tuple[str, ...] = ()
 
     @property
     def masquerade_mark(self) -> int:
@@ -96,7 +104,7 @@ class ProxyConfig:
                 elif net is None:
                     bad(f"{key}: {item!r} is not a valid CIDR; ignored")
                 elif net.is_loopback:
-                    bad(f"{key}: {item!r} is loopback, where node ports never answer; ignored")
+                    bad(f"{key}: {item!r} is loopback, {_LOOPBACK.get(key, 'which no Service may use')}; ignored")
                 else:
                     out.append(str(net))
             return tuple(dict.fromkeys(out))
@@ -132,6 +140,7 @@ class ProxyConfig:
             node_port_addresses=cidrs("nodePortAddresses", (), allow_primary=True),
             detect_local=choice("detectLocalMode", DETECT_LOCAL_MODES, default.detect_local),
             mode=choice("mode", MODES, default.mode),
+            external_ip_ranges=cidrs("externalIPRanges", ()),
         )
         return config, problems
 
@@ -313,6 +322,31 @@ class _Context:
 
     node_name: str
     node_ips: tuple[str, ...]
+    node_addresses: frozenset[str] = frozenset()  # of every Node: never an externalIP
+    external_ip_ranges: tuple[str, ...] = ()  # ProxyConfig.external_ip_ranges
+
+
+def _screened_external_ips(svc: Service, ctx: _Context) -> tuple[tuple[str, ...], tuple[Problem, ...]]:
+    """The externalIPs of `svc` that may be programmed, and a problem for each refused one. Whoever may
+    edit a Service may set them, so an address counts only inside the administrator's ranges, and a
+    Node's address never does (it would take the node's own ports, such as the kubelet's)."""
+    if not svc.external_ips:
+        return (), ()
+    nets = [ipaddress.ip_network(r) for r in ctx.external_ip_ranges]
+    families = {family_of(ip) for ip in svc.cluster_ips}
+    allowed: list[str] = []
+    problems: list[Problem] = []
+    for ip in svc.external_ips:
+        if family_of(ip) not in families:
+            continue  # ignored, and reported, as of a family the Service has no clusterIP for
+        if ip in ctx.node_addresses:
+            problems.append(_problem(svc, f"externalIP {ip} is a Node's address; ignored"))
+        elif not any(ipaddress.ip_address(ip) in net for net in nets):
+            problems.append(_problem(svc, f"externalIP {ip} is outside ClusterNetworkConfig "
+                                          "spec.proxy.externalIPRanges; ignored"))
+        else:
+            allowed.append(ip)
+    return tuple(allowed), tuple(problems)
 
 
 @dataclass(frozen=True)
@@ -325,12 +359,13 @@ class _Frontend:
     others: tuple[ClaimKey, ...]  # externalIPs, LB IPs, node port
 
 
-def _frontends(svc: Service, families: tuple[int, ...]) -> tuple[_Frontend, ...]:
+def _frontends(svc: Service, families: tuple[int, ...], ctx: _Context) -> tuple[_Frontend, ...]:
     external = svc.type in ("NodePort", "LoadBalancer")
+    external_ips = _screened_external_ips(svc, ctx)[0]
     out: list[_Frontend] = []
     for family in families:
         cluster_ip = of_family(svc.cluster_ips, family)[0]
-        ips = of_family(svc.external_ips, family)
+        ips = of_family(external_ips, family)
         ips += of_family(svc.load_balancer_ips, family) if svc.type == "LoadBalancer" else ()
         for sport in svc.ports:
             proto = sport.protocol.lower()
@@ -388,21 +423,42 @@ def _collision(svc: Service, sport: ServicePort, key: ClaimKey, owner: tuple[str
     return _problem(svc, f"{what} is already used by Service {owner[0]} port {owner[1]}; ignored here")
 
 
-def _claim(owners: dict[ClaimKey, tuple[str, str]], svc: Service, frontends: tuple[_Frontend, ...],
-           ) -> tuple[frozenset[tuple[ClaimKey, str]], list[Problem]]:
-    """Claim the frontends of `svc` in Service order (so collisions are decided deterministically): the
-    ones an earlier Service owns, and a problem for each. Runs for every Service at every sync."""
-    lost: set[tuple[ClaimKey, str]] = set()
-    problems: list[Problem] = []
-    for f in frontends:
-        for key in (f.cluster, *f.others):
-            owner = owners.setdefault(key, f.owner)
-            if owner != f.owner:
-                problems.append(_collision(svc, f.sport, key, owner))
-                lost.add((key, f.sport.name))
-                if key is f.cluster:
-                    break
-    return frozenset(lost), problems
+Lost = dict[str, tuple[set[tuple[ClaimKey, str]], list[Problem]]]  # Service key -> lost frontends, problems
+
+
+def _settle(claimants: list[tuple[Service, tuple[_Frontend, ...]]]) -> Lost:
+    """Who owns each frontend, over all Services at every full sync. Every ClusterIP is claimed before any
+    externalIP, LB IP or node port, so no Service can take a ClusterIP's address; within a rank the older
+    Service wins, so a newer one cannot take over by its namespace's name. A frontend whose ClusterIP is
+    lost takes its others with it."""
+    order = sorted(claimants, key=lambda c: c[0].age_order)
+    owners: dict[ClaimKey, tuple[str, str]] = {}
+    cluster_addresses: dict[str, str] = {}  # ClusterIP -> its Service's key
+    lost: Lost = {svc.key: (set(), []) for svc, _ in claimants}
+
+    def claim(svc: Service, f: _Frontend, key: ClaimKey) -> None:
+        owner = owners.setdefault(key, f.owner)
+        if owner != f.owner:
+            lost[svc.key][0].add((key, f.sport.name))
+            lost[svc.key][1].append(_collision(svc, f.sport, key, owner))
+
+    for svc, frontends in order:
+        for f in frontends:
+            cluster_addresses.setdefault(f.cluster[0], svc.key)
+            claim(svc, f, f.cluster)
+    for svc, frontends in order:
+        for f in frontends:
+            if (f.cluster, f.sport.name) in lost[svc.key][0]:
+                continue
+            for key in f.others:
+                holder = cluster_addresses.get(key[0], svc.key)
+                if holder != svc.key:
+                    lost[svc.key][0].add((key, f.sport.name))
+                    lost[svc.key][1].append(_problem(svc, f"{key[0]} is a ClusterIP of Service {holder}; "
+                                                          f"not used for port {f.sport.name or f.sport.port}"))
+                else:
+                    claim(svc, f, key)
+    return lost
 
 
 def _source_ranges(svc: Service, family: int, lb_ips: tuple[str, ...], node_ips: tuple[str, ...],
@@ -421,6 +477,7 @@ def _ports(svc: Service, family: int, slices: tuple[EndpointSlice, ...], lost: f
            ctx: _Context) -> list[ProxiedPort]:
     cluster_ip = of_family(svc.cluster_ips, family)[0]
     external = svc.type in ("NodePort", "LoadBalancer")
+    external_ips = of_family(_screened_external_ips(svc, ctx)[0], family)
     out: list[ProxiedPort] = []
     for sport in svc.ports:
         proto = sport.protocol.lower()
@@ -430,7 +487,7 @@ def _ports(svc: Service, family: int, slices: tuple[EndpointSlice, ...], lost: f
 
         if not owned((cluster_ip, proto, sport.port)):
             continue
-        ext_ips = tuple(ip for ip in of_family(svc.external_ips, family) if owned((ip, proto, sport.port)))
+        ext_ips = tuple(ip for ip in external_ips if owned((ip, proto, sport.port)))
         lb_ips = tuple(ip for ip in of_family(svc.load_balancer_ips, family)
                        if svc.type == "LoadBalancer" and owned((ip, proto, sport.port)))
         node_port = sport.node_port if external and owned((family, proto, sport.node_port)) else 0
@@ -472,7 +529,8 @@ def _piece(svc: Service, families: tuple[int, ...], frontends: tuple[_Frontend, 
     if svc.type == "LoadBalancer" and svc.external_traffic_policy == "Local" and hc_port:
         health = HealthCheck(svc.namespace, svc.name, hc_port, _local_ready(slices, ctx.node_name))
     return _Piece(svc, families, frontends, slices, lost, tuple(ports),
-                  tuple((_ip_key(ip), ip) for ip in svc.cluster_ips), health, tuple(_foreign_family(svc)))
+                  tuple((_ip_key(ip), ip) for ip in svc.cluster_ips), health,
+                  (*_foreign_family(svc), *_screened_external_ips(svc, ctx)[1]))
 
 
 def _skipped(svc: Service) -> bool:
@@ -564,14 +622,13 @@ class _Plan(NamedTuple):
     cached: _Piece | None
 
 
-def _plans(cache: ModelCache, services: tuple[Service, ...]) -> list[_Plan | Problem]:
+def _plans(cache: ModelCache, services: tuple[Service, ...], ctx: _Context) -> list[_Plan | Problem]:
     """Every Service in order, with collisions decided over all of them: a plan, or why it is skipped."""
-    owners: dict[ClaimKey, tuple[str, str]] = {}
     seen: set[str] = set()
-    out: list[_Plan | Problem] = []
+    chosen: list[tuple[Service, tuple[int, ...], tuple[_Frontend, ...], _Piece | None] | Problem] = []
     for svc in sorted(services, key=lambda s: (s.namespace, s.name)):
         if svc.key in seen:
-            out.append(_problem(svc, "defined twice; the second copy is ignored"))
+            chosen.append(_problem(svc, "defined twice; the second copy is ignored"))
             continue
         cached = cache.pieces.get(svc.key)
         if cached is not None and cached.svc is svc:
@@ -579,14 +636,22 @@ def _plans(cache: ModelCache, services: tuple[Service, ...]) -> list[_Plan | Pro
         elif _skipped(svc):
             continue
         elif not svc.cluster_ips:
-            out.append(_problem(svc, "has no valid clusterIP; Service skipped"))
+            chosen.append(_problem(svc, "has no valid clusterIP; Service skipped"))
             continue
         else:
             cached = None
             families = tuple(sorted({family_of(ip) for ip in svc.cluster_ips}))
-            frontends = _frontends(svc, families)
+            frontends = _frontends(svc, families, ctx)
         seen.add(svc.key)
-        lost, lost_problems = _claim(owners, svc, frontends)
+        chosen.append((svc, families, frontends, cached))
+    settled = _settle([(c[0], c[2]) for c in chosen if not isinstance(c, Problem)])
+    out: list[_Plan | Problem] = []
+    for entry in chosen:
+        if isinstance(entry, Problem):
+            out.append(entry)
+            continue
+        svc, families, frontends, cached = entry
+        lost, lost_problems = frozenset(settled[svc.key][0]), settled[svc.key][1]
         svc_slices = _service_slices(cache, svc)
         reuse = cached if cached is not None and cached.reusable(svc_slices, lost) else None
         out.append(_Plan(svc, families, frontends, svc_slices, lost, lost_problems, reuse))
@@ -597,7 +662,7 @@ def _build_pieces(cache: ModelCache, services: tuple[Service, ...], ctx: _Contex
                   progress: Progress | None) -> tuple[dict[str, _Piece], list[Problem]]:
     """Every Service's piece, in Service order, deciding collisions over all of them; unchanged pieces
     of the cache are reused. With `progress`, pieces are built group by group, each group handed out."""
-    plans = _plans(cache, services)
+    plans = _plans(cache, services, ctx)
     todo = [p for p in plans if isinstance(p, _Plan)]
     groups = [todo]
     if progress is not None:
@@ -638,9 +703,10 @@ def build_model(
     are also handed out group by group as they are built (see `Progress`)."""
     config = config or ProxyConfig()
     cache = cache or ModelCache()
-    services, slices = tuple(services), tuple(slices)
+    services, slices, nodes = tuple(services), tuple(slices), tuple(nodes)
     node = next((n for n in nodes if n.name == node_name), None)
-    ctx = _Context(node_name, (node.internal_ips + node.external_ips) if node else ())
+    ctx = _Context(node_name, (node.internal_ips + node.external_ips) if node else (),
+                   frozenset(ip for n in nodes for ip in n.internal_ips + n.external_ips), config.external_ip_ranges)
     nodeport_cidrs = [c for c in config.node_port_addresses if c != "primary"]
     if "primary" in config.node_port_addresses:
         nodeport_cidrs += [f"{ip}/{32 if family_of(ip) == 4 else 128}" for ip in ctx.node_ips]

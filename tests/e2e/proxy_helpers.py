@@ -323,6 +323,21 @@ class Proxy:
         return knet("devcluster", "logs", "--name", self.cluster.name, pod, check=False).stdout.splitlines()
 
 
+def allow_external_ips(cluster: Cluster, ranges: list[str], mode: str = "nftables") -> None:
+    """The ClusterNetworkConfig `default` allowing Services' externalIPs in `ranges` (none are by default)."""
+    cluster.apply(f"""
+apiVersion: knet.io/v1alpha1
+kind: ClusterNetworkConfig
+metadata: {{name: default}}
+spec: {{proxy: {{mode: {mode}, externalIPRanges: {json.dumps(ranges)}}}}}
+""")
+
+
+def age(obj: dict) -> tuple[str, str]:
+    """What decides which of two Services is the older: creationTimestamp, then UID."""
+    return obj["metadata"]["creationTimestamp"], obj["metadata"]["uid"]
+
+
 @contextlib.contextmanager
 def deployed_agent(cluster: Cluster, request: pytest.FixtureRequest, crds: tuple[str, ...] = ()) -> Iterator[Proxy]:
     """The agent on every node, ready, with a route for the service ranges in the nodes (see

@@ -19,6 +19,8 @@ from tests.e2e.proxy_helpers import (
     KEEPALIVE,
     UDP_STREAM,
     Proxy,
+    age,
+    allow_external_ips,
     backends_manifest,
     deployed_agent,
     pod_manifest,
@@ -30,8 +32,10 @@ HOSTNAME = re.compile(r"^netexec-[a-z0-9]+-[a-z0-9]+$")
 
 @pytest.fixture(scope="module")
 def proxy(cluster: Cluster, request: pytest.FixtureRequest) -> Iterator[Proxy]:
-    """The agent on every node, ready; removed afterwards with its rules (see `deployed_agent`)."""
-    with deployed_agent(cluster, request) as px:
+    """The agent on every node, ready, with externalIPs allowed in the underlay's upper addresses;
+    removed afterwards with its rules (see `deployed_agent`)."""
+    with deployed_agent(cluster, request, ("clusternetworkconfigs.knet.io",)) as px:
+        allow_external_ips(cluster, [f"{px.layout.underlay_v4[200]}/32"])
         yield px
 
 
@@ -286,15 +290,17 @@ def test_bad_services_get_an_event_and_the_rest_keeps_working(cluster: Cluster, 
         items = cluster.get("events", "-n", NS, "--field-selector", f"involvedObject.name={name}")["items"]
         return [e for e in items if e["reason"] == "ProxyProblem"]
 
-    claim = wait_for(lambda: events("claim-b"), "an Event on claim-b", 30)
-    assert f"externalIP {ext} port http/TCP is already used by Service {NS}/claim-a" in claim[0]["message"]
+    # the older Service keeps the address (both may be created within one second: then the lower UID)
+    older, newer = sorted(("claim-a", "claim-b"), key=lambda n: age(cluster.get("service", "-n", NS, n)))
+    claim = wait_for(lambda: events(newer), f"an Event on {newer}", 30)
+    assert f"externalIP {ext} port http/TCP is already used by Service {NS}/{older}" in claim[0]["message"]
     v6 = wait_for(lambda: events("v6-external"), "an Event on v6-external", 30)
     assert "externalIP fd00::1234 ignored" in v6[0]["message"]
     time.sleep(3)
-    assert len(events("claim-b")) == 1 and len(events("v6-external")) == 1, "one Event per problem, not per node"
-    assert events("claim-a") == []
+    assert len(events(newer)) == 1 and len(events("v6-external")) == 1, "one Event per problem, not per node"
+    assert events(older) == []
     client = clients(proxy)[proxy.nodes[0]]
-    for name in ("claim-b", "v6-external"):  # the bad parts are skipped, the rest is programmed
+    for name in (newer, "v6-external"):  # the bad parts are skipped, the rest is programmed
         vip = cluster.get("service", "-n", NS, name)["spec"]["clusterIP"]
         assert answered(proxy, client, f"http://{vip}/hostname"), name
     assert proxy.metric(proxy.nodes[0], 'knet_proxy_objects_with_problems{kind="Service"}') >= 2

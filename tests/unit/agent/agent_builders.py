@@ -32,5 +32,6 @@ NODE = {"apiVersion": "v1", "kind": "Node", "metadata": {"name": NODE_NAME, "uid
 
 
 def model(*objects: dict[str, Any]) -> ProxyModel:
-    built, _ = model_from_objects([*objects, NODE], NODE_NAME)
+    """The node's model, externalIPs allowed in 172.30.0.0/16."""
+    built, _ = model_from_objects([*objects, NODE], NODE_NAME, {"externalIPRanges": ["172.30.0.0/16"]})
     return built

@@ -129,7 +129,7 @@ def test_cluster_network_config_fields_are_the_proxy_configs() -> None:
     top = schema("ClusterNetworkConfig")
     spec, proxy = at(top, "spec"), at(top, "spec", "proxy")
     read = {"clusterCIDRs", "serviceCIDRs", "masqueradeAll", "masqueradeBit", "dropBit", "nodePortAddresses",
-            "detectLocalMode", "mode"}
+            "detectLocalMode", "mode", "externalIPRanges"}
     assert read <= set(spec["properties"]) | set(proxy["properties"])
     defaults = proxy_model.ProxyConfig()
     assert proxy["properties"]["mode"]["default"] == defaults.mode

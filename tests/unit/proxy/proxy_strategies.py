@@ -16,7 +16,10 @@ NODES = ("node-a", "node-b")
 PORT_NAMES = ("http", "dns", "p3")
 CLUSTER_V4 = tuple(f"10.96.0.{i}" for i in range(1, 8))
 CLUSTER_V6 = tuple(f"fd00:10:96::{i}" for i in range(1, 8))
-EXTERNAL = ("198.51.100.1", "198.51.100.2", "2001:db8::1", "2001:db8::2")
+EXTERNAL = ("198.51.100.1", "198.51.100.2", "2001:db8::1", "2001:db8::2", "10.96.0.2", "172.18.0.2", "192.0.2.1")
+# The proxy config of generated clusters: allows most of EXTERNAL (a ClusterIP and a node address among them).
+CONFIG = {"externalIPRanges": ["198.51.100.0/24", "2001:db8::/32", "10.96.0.0/16", "172.18.0.0/16"]}
+CREATED = (None, "2026-01-01T00:00:00Z", "2026-01-01T00:00:01Z")
 ENDPOINT_V4 = tuple(f"10.244.{n}.{i}" for n in (1, 2) for i in range(1, 4))
 ENDPOINT_V6 = tuple(f"fd00:10:244:{n}::{i}" for n in (1, 2) for i in range(1, 4))
 LB_IPS = ("172.18.255.1", "172.18.255.2", "fc00::1")
@@ -61,7 +64,8 @@ def services(draw: st.DrawFn, name: str, namespace: str) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": {"name": name, "namespace": namespace, "labels": labels},
+        "metadata": {"name": name, "namespace": namespace, "labels": labels,
+                     "creationTimestamp": draw(st.sampled_from(CREATED)), "uid": draw(st.sampled_from("123"))},
         "spec": spec,
         "status": {"loadBalancer": {"ingress": [{"ip": ip} for ip in lb_ips]}},
     }

@@ -7,7 +7,7 @@ import itertools
 
 from hypothesis import HealthCheck, given, settings
 from proxy_kernel import nft_state, write
-from proxy_strategies import clusters
+from proxy_strategies import CONFIG, clusters
 
 from operators.kube import services as api
 from operators.kube.objects import of_kind, parse_all
@@ -36,7 +36,9 @@ def _steps(before: list[dict], after: list[dict]) -> list[Views]:
 
 
 def _config(step: int) -> ProxyConfig:
-    return ProxyConfig(masquerade_all=step == 6)  # one step changes what every port's rules depend on
+    # One step changes what every port's rules depend on, another which externalIPs are allowed.
+    ranges = () if step == 3 else tuple(CONFIG["externalIPRanges"])
+    return ProxyConfig(masquerade_all=step == 6, external_ip_ranges=ranges)
 
 
 @SETTINGS

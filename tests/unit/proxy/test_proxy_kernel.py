@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from proxy_kernel import iptables_state, nft_state, write
-from proxy_strategies import clusters
+from proxy_strategies import CONFIG, clusters
 
 from operators.kube.objects import load_objects
 from operators.proxy import iptables, nftables
@@ -29,14 +29,14 @@ def _check(result) -> str:
 @SETTINGS
 @given(objects=clusters())
 def test_generated_nft_is_accepted(objects, netns, tmp_path) -> None:
-    model, _ = model_from_objects(objects, "node-a")
+    model, _ = model_from_objects(objects, "node-a", CONFIG)
     _check(netns('nft -c -f "$RULES"', RULES=write(tmp_path, "rules.nft", nftables.render_full(model))))
 
 
 @SETTINGS
 @given(objects=clusters())
 def test_generated_iptables_is_accepted(objects, netns, tmp_path) -> None:
-    model, _ = model_from_objects(objects, "node-a")
+    model, _ = model_from_objects(objects, "node-a", CONFIG)
     _check(netns('iptables-restore --test "$V4" && ip6tables-restore --test "$V6"',
                  V4=write(tmp_path, "v4", iptables.render(model, 4)),
                  V6=write(tmp_path, "v6", iptables.render(model, 6))))
@@ -46,8 +46,8 @@ def test_generated_iptables_is_accepted(objects, netns, tmp_path) -> None:
 @given(before=clusters(), after=clusters())
 def test_incremental_nft_equals_full(before, after, netns, tmp_path) -> None:
     """full(old) + incremental(old, new) leaves the same table as full(new)."""
-    old, _ = model_from_objects(before, "node-a")
-    new, _ = model_from_objects(after, "node-a")
+    old, _ = model_from_objects(before, "node-a", CONFIG)
+    new, _ = model_from_objects(after, "node-a", CONFIG)
     files = {
         "OLD": write(tmp_path, "old.nft", nftables.render_full(old)),
         "DIFF": write(tmp_path, "diff.nft", nftables.render_incremental(old, new)),
@@ -63,8 +63,8 @@ def test_incremental_nft_equals_full(before, after, netns, tmp_path) -> None:
 @given(before=clusters(), after=clusters())
 def test_iptables_resync_removes_stale_chains(before, after, netns, tmp_path) -> None:
     """A second restore (--noflush, with the chains now present) equals a restore on a clean node."""
-    old, _ = model_from_objects(before, "node-a")
-    new, _ = model_from_objects(after, "node-a")
+    old, _ = model_from_objects(before, "node-a", CONFIG)
+    new, _ = model_from_objects(after, "node-a", CONFIG)
     jumps = "".join(f"iptables -t {t} -A {c} {shlex.join(a)}\n" for t, c, a in iptables.JUMPS)
     old_text = write(tmp_path, "old", iptables.render(old, 4))
     listed = _check(netns(f'iptables-restore --noflush "$OLD"; {jumps}iptables-save -t nat', OLD=old_text))

@@ -9,11 +9,11 @@ from operators.proxy.offline import model_from_objects
 
 
 def svc(name: str = "web", ips: tuple[str, ...] = ("10.96.0.1",), **spec: Any) -> dict[str, Any]:
-    labels = spec.pop("labels", {})
+    meta = {"name": name, "namespace": spec.pop("namespace", "default"), "labels": spec.pop("labels", {}),
+            "creationTimestamp": spec.pop("created", None), "uid": spec.pop("uid", None)}
     status = {"loadBalancer": {"ingress": [{"ip": ip} for ip in spec.pop("lb_ips", ())]}}
     spec.setdefault("ports", [{"name": "http", "port": 80}])
-    return {"apiVersion": "v1", "kind": "Service", "metadata": {"name": name, "namespace": "default",
-                                                                "labels": labels},
+    return {"apiVersion": "v1", "kind": "Service", "metadata": meta,
             "spec": {"clusterIPs": list(ips), **spec}, "status": status}
 
 
@@ -35,8 +35,13 @@ NODE = {"apiVersion": "v1", "kind": "Node", "metadata": {"name": "node-a"},
         "status": {"addresses": [{"type": "InternalIP", "address": "172.18.0.2"}]}}
 
 
+EXTERNAL_RANGES = {"externalIPRanges": ["198.51.100.0/24", "2001:db8::/32"]}
+DNS_PORT = [{"name": "dns", "port": 53, "protocol": "UDP"}]
+
+
 def build(*objects: dict[str, Any], config: dict[str, Any] | None = None) -> tuple[ProxyModel, list[str]]:
-    model, problems = model_from_objects([*objects, NODE], "node-a", config)
+    """The model of node-a; externalIPs are allowed in the documentation ranges unless `config` says."""
+    model, problems = model_from_objects([*objects, NODE], "node-a", EXTERNAL_RANGES if config is None else config)
     return model, [str(p) for p in problems]
 
 
@@ -155,6 +160,49 @@ def test_collisions_go_to_the_first_service() -> None:
         "Service default/b: nodePort 30080/TCP is already used by Service default/a port http; ignored here",
         "Service default/c: 10.96.0.1 port http/TCP is already used by Service default/a port http; "
         "ignored here"]
+
+
+def test_external_ips_only_within_the_allowed_ranges() -> None:
+    model, problems = build(svc(externalIPs=["198.51.100.1", "192.0.2.1"]))
+    assert only(model).external_ips == ("198.51.100.1",)
+    assert problems == ["Service default/web: externalIP 192.0.2.1 is outside ClusterNetworkConfig "
+                        "spec.proxy.externalIPRanges; ignored"]
+
+
+def test_no_external_ips_by_default() -> None:
+    model, problems = build(svc(externalIPs=["198.51.100.1"]), config={})
+    assert only(model).external_ips == () and len(problems) == 1
+
+
+def test_no_node_address_is_an_external_ip() -> None:
+    other = {**NODE, "metadata": {"name": "node-b"},
+             "status": {"addresses": [{"type": "ExternalIP", "address": "172.18.0.3"}]}}
+    model, problems = build(svc(externalIPs=["172.18.0.2", "172.18.0.3"]), other,
+                            config={"externalIPRanges": ["172.18.0.0/16"]})
+    assert only(model).external_ips == () and all("is a Node's address" in p for p in problems)
+
+
+def test_a_cluster_ip_wins_over_an_external_or_lb_ip() -> None:
+    dns = svc("kube-dns", ("10.96.0.10",), namespace="kube-system", ports=DNS_PORT)
+    thief = svc("x", ("10.96.5.5",), namespace="a", type="LoadBalancer", externalIPs=["10.96.0.10"],
+                lb_ips=["10.96.0.10"], ports=DNS_PORT, created="2020-01-01T00:00:00Z")
+    model, problems = build(dns, thief, config={"externalIPRanges": ["10.96.0.0/16"]})
+    assert [(p.name, p.external_ips, p.lb_ips) for p in model.ports] == [("x", (), ()), ("kube-dns", (), ())]
+    assert problems == ["Service a/x: 10.96.0.10 is a ClusterIP of Service kube-system/kube-dns; "
+                        "not used for port dns"] * 2
+
+
+def test_the_older_service_wins_an_external_ip() -> None:
+    old = svc("z", ("10.96.0.1",), namespace="zz", created="2026-01-01T00:00:00Z", externalIPs=["198.51.100.1"])
+    new = svc("a", ("10.96.0.2",), namespace="aa", created="2026-02-01T00:00:00Z", externalIPs=["198.51.100.1"])
+    model, _ = build(new, old)
+    assert {p.name: p.external_ips for p in model.ports} == {"a": (), "z": ("198.51.100.1",)}
+
+
+def test_the_lower_uid_wins_between_services_of_one_second() -> None:
+    same = {"created": "2026-01-01T00:00:00Z", "externalIPs": ["198.51.100.1"]}
+    model, _ = build(svc("a", ("10.96.0.1",), uid="2", **same), svc("b", ("10.96.0.2",), uid="1", **same))
+    assert {p.name: p.external_ips for p in model.ports} == {"a": (), "b": ("198.51.100.1",)}
 
 
 def test_source_ranges() -> None:
