@@ -4,8 +4,9 @@ A query goes through the steps CoreDNS's plugin chain takes in knet's Corefile:
 parse -> acl -> rewrite -> hosts -> ANY (RFC 8482) -> cluster zones (the store) -> forward (cache,
 stub domains, upstreams), then EDNS0 and truncation.
 
-Robustness rules: nothing a client sends may raise out of `handle`. Unparsable packets get FORMERR
-when their header can be read and are dropped otherwise; responses (QR set) are never answered;
+Robustness rules: nothing a client sends may raise out of `handle`. Unparsable packets, and queries
+with a compression pointer or records a query never has (`wire.safe_query`, before dnslib parses them),
+get FORMERR when their header can be read and are dropped otherwise; responses (QR set) are never answered;
 names over 253 bytes or with labels over 63 get FORMERR; zone transfers and non-IN classes are
 refused; ANY gets one HINFO record (RFC 8482) and is never forwarded. Work is bounded: at most
 MAX_PENDING queries are answered at once (more UDP packets are dropped), MAX_TCP_CONNECTIONS TCP
@@ -35,7 +36,7 @@ from operators.dns.metrics import HealthServer, Metrics, rcode_label, type_label
 from operators.dns.policy import Policy
 from operators.dns.records import RecordStore, label
 from operators.dns.udp import UDPListener
-from operators.dns.wire import aged, ttl_offsets
+from operators.dns.wire import aged, safe_query, ttl_offsets
 
 log = logging.getLogger("knet.dns")
 query_log = logging.getLogger("knet.dns.query")
@@ -202,6 +203,8 @@ class DNSServer:
         cached = self._cached(data, proto, started)
         if cached is not None:
             return cached
+        if not safe_query(data):  # compression pointers (loops in dnslib), records a query never has
+            return self._formerr(data, proto)
         try:
             request = DNSRecord.parse(data)
         except Exception:  # noqa: BLE001 - dnslib raises many types on garbage, all mean "malformed"

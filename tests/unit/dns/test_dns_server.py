@@ -175,6 +175,20 @@ def _pointer_loop() -> bytes:
     return struct.pack("!HHHHHH", 8, 0x0100, 1, 0, 0, 0) + b"\xc0\x0c" + struct.pack("!HH", 1, 1)
 
 
+def test_a_compression_pointer_loop_is_refused_before_dnslib_parses_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    parsed: list[bytes] = []
+
+    class Counting(DNSRecord):
+        @classmethod
+        def parse(cls, packet: bytes) -> DNSRecord:
+            parsed.append(packet)
+            return DNSRecord.parse(packet)
+
+    monkeypatch.setattr("operators.dns.server.DNSRecord", Counting)
+    reply = asyncio.run(DNSServer(store_of(), resolvers=[]).handle(_pointer_loop(), ("127.0.0.1", 1), "udp"))
+    assert DNSRecord.parse(reply).header.rcode == RCODE.FORMERR and parsed == []
+
+
 def test_malformed_packets_never_crash(running: Running) -> None:
     assert running.raw(b"\x00\x01", timeout=0.3) is None  # shorter than a header: dropped
     response = DNSRecord.question(f"web.{Z}").reply().pack()
