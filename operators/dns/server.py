@@ -10,7 +10,8 @@ get FORMERR when their header can be read and are dropped otherwise; responses (
 names over 253 bytes or with labels over 63 get FORMERR; zone transfers and non-IN classes are
 refused; ANY gets one HINFO record (RFC 8482) and is never forwarded. Work is bounded: at most
 MAX_PENDING queries are answered at once (more UDP packets are dropped), MAX_TCP_CONNECTIONS TCP
-clients, idle TCP connections close after TCP_IDLE seconds, and the forwarder bounds the rest.
+clients and MAX_TCP_PER_SOURCE from one address (so that one client cannot take every slot and lock
+the others out), idle TCP connections close after TCP_IDLE seconds, and the forwarder bounds the rest.
 
 Over UDP the reply fits the client's EDNS0 buffer (512 bytes without EDNS0, at most MAX_UDP): the
 additional section goes first, then the answer is emptied and TC is set so the client retries over
@@ -44,6 +45,7 @@ query_log = logging.getLogger("knet.dns.query")
 MAX_UDP = 4096
 MAX_PENDING = 10000
 MAX_TCP_CONNECTIONS = 512
+MAX_TCP_PER_SOURCE = 16
 ANSWER_CACHE = 10000  # packed cluster answers kept for repeated questions
 TCP_IDLE = 10.0
 HINFO_TTL = 8482
@@ -99,6 +101,7 @@ class DNSServer:
         self._udp: UDPListener | None = None
         self._tcp: asyncio.Server | None = None
         self._tcp_clients = 0
+        self._tcp_sources: dict[str, int] = {}  # open connections by client address
         self.forwarder: Forwarder | None = None
         self._answers: dict[bytes, _Packed] = {}  # proto + query after its ID -> packed reply
         self._answers_of: tuple[int, DNSConfig | None] = (-1, None)  # the store serial and config they hold for
@@ -177,9 +180,13 @@ class DNSServer:
 
     async def _tcp_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peer = writer.get_extra_info("peername") or ("", 0)
+        source = str(peer[0])
         self._tcp_clients += 1
+        self._tcp_sources[source] = from_source = self._tcp_sources.get(source, 0) + 1
+        if from_source > MAX_TCP_PER_SOURCE:
+            self.metrics.dropped.labels(reason="tcp-per-source").inc()
         try:
-            while self._tcp_clients <= MAX_TCP_CONNECTIONS:
+            while self._tcp_clients <= MAX_TCP_CONNECTIONS and from_source <= MAX_TCP_PER_SOURCE:
                 (size,) = struct.unpack("!H", await asyncio.wait_for(reader.readexactly(2), TCP_IDLE))
                 data = await asyncio.wait_for(reader.readexactly(size), TCP_IDLE)
                 wire = await self.handle(data, peer, "tcp")
@@ -191,6 +198,8 @@ class DNSServer:
             pass
         finally:
             self._tcp_clients -= 1
+            if (left := self._tcp_sources.pop(source) - 1) > 0:
+                self._tcp_sources[source] = left
             writer.close()
             with contextlib.suppress(ConnectionError):
                 await writer.wait_closed()

@@ -31,6 +31,7 @@ from dns_builders import (
 )
 from dnslib import EDNS0, QTYPE, RCODE, DNSHeader, DNSQuestion, DNSRecord
 
+from operators.dns import server as dns_server
 from operators.dns.config import parse_dns_config
 from operators.dns.records import RecordStore
 from operators.dns.server import DNSServer
@@ -213,6 +214,41 @@ def test_malformed_packets_never_crash(running: Running) -> None:
         assert reply is not None and reply[:2] == garbage[:2]
     assert running.raw(_pointer_loop(), tcp=True)[3] & 0xF == RCODE.FORMERR
     assert rdata(running.ask(f"web.{Z}")) == ["10.96.0.10"]  # still serving
+
+
+def _tcp_query(port: int, source: str = "127.0.0.1") -> socket.socket:
+    """A connection from `source` that has sent one query."""
+    sock = socket.create_connection(("127.0.0.1", port), 2, source_address=(source, 0))
+    query = DNSRecord.question(f"web.{Z}").pack()
+    sock.sendall(struct.pack("!H", len(query)) + query)
+    return sock
+
+
+def _closed(sock: socket.socket) -> bool:
+    """Whether the server closed the connection without a reply (a reset when our query was unread)."""
+    try:
+        return sock.recv(2) == b""
+    except ConnectionResetError:
+        return True
+
+
+def test_one_address_cannot_take_every_tcp_slot(running: Running) -> None:
+    held = [_tcp_query(running.port) for _ in range(dns_server.MAX_TCP_PER_SOURCE)]
+    try:
+        assert all(_recv(s, 2) for s in held)  # answered, and kept open
+        with _tcp_query(running.port) as one_too_many:
+            assert _closed(one_too_many)
+        with _tcp_query(running.port, "127.0.0.2") as another_client:
+            assert _recv(another_client, 2)
+    finally:
+        for s in held:
+            s.close()
+
+
+def test_idle_tcp_connections_are_closed(running: Running, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(dns_server, "TCP_IDLE", 0.2)
+    with socket.create_connection(("127.0.0.1", running.port), 2) as idle:
+        assert _closed(idle)
 
 
 def test_any_is_answered_minimally(running: Running, upstream: FakeUpstream) -> None:
