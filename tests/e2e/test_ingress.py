@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import concurrent.futures
+import functools
 import json
 import re
 import time
@@ -23,6 +24,7 @@ import urllib.request
 from collections.abc import Iterator
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from bench.ingress_wrk import parse_wrk, wrk_command
 from operators.ingress.certs import self_signed
@@ -919,3 +921,92 @@ def test_nginx_restarted_when_it_dies(cluster: Cluster, apps: str) -> None:
     wait_for(lambda: curl(cluster, apps, "web.test", "/hostname")[1] in pod_names(cluster, "web"),
              "web.test served again (endpoints pushed to the new nginx)", 30)
     wait_for(lambda: http_get(f"http://{apps}:8080/readyz") == "ok\n", "ready again", 30)
+
+
+# --- one tenant never breaks or takes over another's traffic -------------------------------------------------------
+
+TENANTS = ("ingress-t1", "ingress-t2")
+
+
+def tenant(manifest: str, ns: str) -> str:
+    """A manifest that the helpers above write for APPS, in the namespace `ns` instead."""
+    return manifest.replace(APPS, ns)
+
+
+def tenant_pods(cluster: Cluster, ns: str) -> set[str]:
+    return {p["metadata"]["name"] for p in cluster.pods(ns, "app=web") if cluster.condition(p, "Ready") == "True"}
+
+
+def events(cluster: Cluster, ns: str, name: str) -> list[str]:
+    items = cluster.get("events", "-n", ns, "--field-selector", f"involvedObject.name={name}")["items"]
+    return [f"{e['reason']}: {e['message']}" for e in items]
+
+
+@functools.cache
+def refused_objects() -> str:
+    """What nginx -t refused (and with it every later change): an RSA-1024 key, a path longer than nginx reads."""
+    weak = self_signed(["weak.test"], key=rsa.generate_private_key(65537, 1024))
+    return (tls_secret("weak", "weak.test", weak)
+            + ingress("weak", rule("weak.test"), extra="\n  tls: [{hosts: [weak.test], secretName: weak}]")
+            + ingress("long", rule("long.test", "/" + "a" * 5000)))
+
+
+@pytest.fixture(scope="module")
+def tenants(cluster: Cluster, controller: str) -> Iterator[str]:
+    """Two tenants, each with a one-replica backend `web`; the first serves shop.test."""
+    for ns in TENANTS:
+        cluster.apply(f"{{apiVersion: v1, kind: Namespace, metadata: {{name: {ns}}}}}")
+        wait_for(lambda ns=ns: cluster.kubectl("get", "sa", "default", "-n", ns, check=False).startswith("NAME"),
+                 f"serviceaccount {ns}/default", 30)
+    cluster.apply("".join(tenant(backend("web", 1), ns) for ns in TENANTS)
+                  + tenant(ingress("shop", rule("shop.test")), TENANTS[0]))
+    wait_for(lambda: all(tenant_pods(cluster, ns) for ns in TENANTS), "both tenants' backends ready", 120)
+    wait_for(lambda: curl(cluster, controller, "shop.test", "/hostname")[1] in tenant_pods(cluster, TENANTS[0]),
+             "shop.test served", 60)
+    yield controller
+    for ns in TENANTS:
+        cluster.kubectl("delete", "namespace", ns, "--wait=false", check=False)
+
+
+def test_tenant_cannot_freeze_the_shared_nginx(cluster: Cluster, tenants: str) -> None:
+    """What nginx would refuse is refused for its Ingress alone (an Event there); the other tenant's later
+    Ingress is served."""
+    t1, t2 = TENANTS
+    cluster.apply(tenant(refused_objects(), t2))
+    wait_for(lambda: any("1024 bits" in e for e in events(cluster, t2, "weak")), "an Event on Ingress weak", 30)
+    cluster.apply(tenant(ingress("later", rule("later.test")), t1))
+    wait_for(lambda: curl(cluster, tenants, "later.test", "/hostname")[1] in tenant_pods(cluster, t1),
+             "later.test served", 30)
+    assert any("too long" in e for e in events(cluster, t2, "long"))
+    assert not [e for e in events(cluster, t1, "shop") + events(cluster, t1, "later") if "Rejected" in e]
+
+
+def test_restart_keeps_the_last_good_config(cluster: Cluster, tenants: str) -> None:
+    """The controller killed while refused Ingresses exist: nginx.conf stays, and it is ready and serving again."""
+    cluster.apply(tenant(refused_objects(), TENANTS[1]))
+    pod, prefix = f"{CTL}/knet-ingress", "/var/lib/knet/ingress"
+
+    def restarts() -> int:
+        return cluster.get("pod", "knet-ingress", "-n", CTL)["status"]["containerStatuses"][0]["restartCount"]
+
+    before = restarts()
+    killed = cluster.exec(pod, "sh", "-c", f"kill -9 $(awk '{{print $4}}' /proc/$(cat {prefix}/nginx.pid)/stat)")
+    assert killed.returncode == 0, killed.stderr
+    wait_for(lambda: restarts() > before, "the controller restarted", 60)
+    wait_for(lambda: http_get(f"http://{tenants}:8080/readyz") == "ok\n", "ready again", 60)
+    assert cluster.exec(pod, "test", "-s", f"{prefix}/nginx.conf").returncode == 0
+    assert curl(cluster, tenants, "shop.test", "/hostname")[1] in tenant_pods(cluster, TENANTS[0])
+
+
+def test_another_namespace_cannot_take_a_host(cluster: Cluster, tenants: str) -> None:
+    """A newer Ingress of another namespace with a regex `/zzzz|/`, and a canary of weight 100, for the first
+    tenant's host: every request still reaches the first tenant, and the newer Ingresses get an Event."""
+    t1, t2 = TENANTS
+    cluster.apply(tenant(ingress("take", rule("shop.test", "/zzzz|/", "ImplementationSpecific"),
+                                 {ANN + "use-regex": "true"})
+                         + ingress("take-canary", rule("shop.test"), {ANN + "canary": "true",
+                                                                      ANN + "canary-weight": "100"}), t2))
+    for name in ("take", "take-canary"):
+        wait_for(lambda name=name: any(f"namespace {t1}" in e for e in events(cluster, t2, name)),
+                 f"an Event on Ingress {name}", 30)
+    assert set(hostnames(cluster, tenants, "shop.test", 10)) <= tenant_pods(cluster, t1)

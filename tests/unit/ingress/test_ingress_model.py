@@ -41,6 +41,13 @@ def test_config_from_dict() -> None:
     assert bad == IngressConfig() and len(problems) == 3
 
 
+def test_host_binding_is_on_unless_turned_off() -> None:
+    assert IngressConfig.from_dict({})[0].bind_host_to_namespace
+    assert not IngressConfig.from_dict({"bindHostToNamespace": False})[0].bind_host_to_namespace
+    kept, problems = IngressConfig.from_dict({"bindHostToNamespace": "no"})
+    assert kept.bind_host_to_namespace and len(problems) == 1
+
+
 def _ing(class_name: str = "") -> Ingress:
     return Ingress("ns", "i", class_name, False, (), None, (), (), "")
 
