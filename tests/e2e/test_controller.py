@@ -23,7 +23,7 @@ import pytest
 
 from operators.devcluster import upstream
 from operators.devcluster.state import load_layout
-from tests.e2e.harness import Cluster, wait_for
+from tests.e2e.harness import Cluster, knet, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 NS = "knet-ctl"
@@ -373,3 +373,12 @@ def test_one_replica_acts_and_the_other_takes_over(controller: Cluster, namespac
     after = wait_for(lambda: (s := states()) and leader not in s and sorted(s.values()) == [0.0, 1.0] and s,
                      "one active replica after the failover", 90)
     assert len(after) == 2
+
+
+def test_no_call_of_the_controller_is_forbidden_by_its_chart_role(controller: Cluster) -> None:
+    """Run last: every replica did all of the above under the chart's roles alone (the unit test
+    test_chart_rbac_calls checks the other way: no grant that the code does not use)."""
+    for pod in controller_pods(controller):
+        lines = knet("devcluster", "logs", "--name", controller.name, f"{NS}/{pod}", check=False).stdout.splitlines()
+        refused = [line for line in lines if 'system:serviceaccount:' in line and "cannot" in line]  # RBAC's words
+        assert lines and not refused, (pod, refused[:3])
