@@ -451,8 +451,8 @@ def _settle(claimants: list[tuple[Service, tuple[_Frontend, ...]]]) -> Lost:
             if (f.cluster, f.sport.name) in lost[svc.key][0]:
                 continue
             for key in f.others:
-                holder = cluster_addresses.get(key[0], svc.key)
-                if holder != svc.key:
+                holder = cluster_addresses.get(key[0])  # its own ClusterIP too: served as that already
+                if holder is not None:
                     lost[svc.key][0].add((key, f.sport.name))
                     lost[svc.key][1].append(_problem(svc, f"{key[0]} is a ClusterIP of Service {holder}; "
                                                           f"not used for port {f.sport.name or f.sport.port}"))
