@@ -74,9 +74,11 @@ _SPEC_FIELDS = {
     "upstream", "stubDomains", "cache", "acl", "hosts", "hostsTTL", "rewrites", "queryLog", "lameduckSeconds",
 }
 # What a regex may contain: RE2 and Python agree on these, and none of it is Corefile syntax.
-_REGEX_CHARS = re.compile(r"^[a-z0-9._\-\\^$*+?()|\[\]{},]+$")
+_REGEX_CHARS = re.compile(r"[a-z0-9._\-\\^$*+?()|\[\]{},]+")
 _QUANTIFIER = re.compile(r"\{\d{1,3}(,\d{0,3})?\}")
-_REPLACEMENT = re.compile(r"^([a-z0-9_-]|\{[1-9]\}|\.)+$")
+_REPEAT = re.compile(r"[*+]|\{(\d+)(,)?(\d*)\}")
+MAX_REPEATS = 2
+_REPLACEMENT = re.compile(r"([a-z0-9_-]|\{[1-9]\}|\.)+")
 
 
 @dataclass(frozen=True)
@@ -273,17 +275,57 @@ def _hosts(r: Reader, raw: object) -> tuple[HostEntry, ...]:
     return tuple(entries)
 
 
+def _backtracking_problem(pattern: str) -> str | None:
+    """Why `pattern` could backtrack for seconds on one name in Python's re (RE2, CoreDNS's, never
+    backtracks; knet's server runs the rewrite for each query on its event loop): a repeated group that
+    holds a repetition or an alternative (`(a+)+`, `(a|aa)*`), or more than MAX_REPEATS repetitions in
+    all (`.*.*.*x` is cubic in the name's length). None if neither. `pattern` holds only _REGEX_CHARS."""
+    open_groups: list[bool] = []  # for each open group: whether it holds a repetition or an alternative
+    closed_risky, repeats, i = False, 0, 0
+    while i < len(pattern):
+        char, just_closed, closed_risky = pattern[i], closed_risky, False
+        if char == "\\":
+            i += 2
+            continue
+        if char == "[":
+            i = pattern.find("]", i + 2) + 1 or len(pattern)  # a class: its first character may be ]
+            continue
+        repeat = _REPEAT.match(pattern, i)
+        varies = repeat is not None and _varies(repeat)
+        if varies and just_closed:
+            return "a repeated group may not hold a repetition or an alternative (catastrophic backtracking)"
+        repeats += varies
+        i = repeat.end() if repeat else i + 1
+        if char == "(":
+            open_groups.append(False)
+        elif char == ")" and open_groups:
+            closed_risky = open_groups.pop()
+        if open_groups and (char == "|" or varies or closed_risky):
+            open_groups[-1] = True
+    if repeats > MAX_REPEATS:
+        return f"pattern may hold at most {MAX_REPEATS} repetitions (*, +, {{n,m}})"
+    return None
+
+
+def _varies(repeat: re.Match[str]) -> bool:
+    """Whether a quantifier lets its item repeat a varying number of times (not `?`, not `{n}`)."""
+    low, comma, high = repeat.group(1, 2, 3)
+    return low is None or (comma is not None and (not high or int(high) > int(low)))
+
+
 def regex_problem(pattern: str, replacement: str) -> str | None:
     """Why a regex rewrite is unsafe or not portable between RE2 (CoreDNS) and Python; None if fine."""
-    if not _REGEX_CHARS.match(pattern) or set("{}") & set(_QUANTIFIER.sub("", pattern)):
+    if not _REGEX_CHARS.fullmatch(pattern) or set("{}") & set(_QUANTIFIER.sub("", pattern)):
         return "pattern may use only lowercase letters, digits and . _ - \\ ^ $ * + ? ( ) | [ ] , {n,m}"
     if "(?" in pattern or re.search(r"\\[1-9]", pattern):
         return "pattern may not use (?...) groups or backreferences"
+    if why := _backtracking_problem(pattern):
+        return why
     try:
         compiled = re.compile(pattern)
     except re.error as e:
         return f"pattern does not compile: {e}"
-    if not _REPLACEMENT.match(replacement):
+    if not _REPLACEMENT.fullmatch(replacement):
         return "replacement may use only lowercase letters, digits, '.', '-', '_' and {1}..{9}"
     used = {int(g) for g in re.findall(r"\{(\d)\}", replacement)}
     if used and max(used) > compiled.groups:

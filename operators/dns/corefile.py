@@ -22,7 +22,7 @@ from operators.dns.names import in_zone
 
 INDENT = "    "
 _PLAIN = r"[A-Za-z0-9._:/\[\]\-\\^$*+?()|,]*"
-_TOKEN = re.compile(rf"^{_PLAIN}(\{{\d{{1,3}}(,\d{{0,3}})?\}}{_PLAIN})*$")  # braces only as {n} / {n,m}
+_TOKEN = re.compile(rf"{_PLAIN}(\{{\d{{1,3}}(,\d{{0,3}})?\}}{_PLAIN})*")  # braces only as {n} / {n,m}
 
 
 @dataclass(frozen=True)
@@ -164,5 +164,5 @@ def _check(lines: list[str]) -> None:
     """Refuse to emit a token that is not plain Corefile text (a bug upstream of here, never user input)."""
     for line in lines:
         for token in line.split():
-            if token not in ("{", "}") and not _TOKEN.match(token):
+            if token not in ("{", "}") and not _TOKEN.fullmatch(token):
                 raise ValueError(f"unsafe Corefile token {token!r}")

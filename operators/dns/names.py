@@ -10,21 +10,22 @@ from __future__ import annotations
 import ipaddress
 import re
 
-_LABEL = re.compile(r"^[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?$")
+_LABEL = re.compile(r"[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?")
 REVERSE_V4 = "in-addr.arpa"
 REVERSE_V6 = "ip6.arpa"
 MAX_REVERSE_ZONES = 256  # a CIDR off an octet/nibble boundary expands to several zones
 
 
 def normalize_name(value: object, *, allow_root: bool = False) -> str | None:
-    """The canonical form of a domain name, or None when it is not a valid hostname-like name."""
+    """The canonical form of a domain name, or None when it is not a valid hostname-like name (whitespace
+    anywhere included: a name is one token of a Corefile line)."""
     if not isinstance(value, str):
         return None
-    name = value.strip().lower()
+    name = value.lower()
     if name in (".", ""):
         return "" if allow_root and name == "." else None
     name = name.removesuffix(".")
-    if len(name) > 253 or not all(_LABEL.match(label) for label in name.split(".")):
+    if len(name) > 253 or not all(_LABEL.fullmatch(label) for label in name.split(".")):
         return None
     return name
 

@@ -11,8 +11,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
-_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+_NAME = re.compile(r"([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]")
+_DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
 OPERATORS = ("In", "NotIn", "Exists", "DoesNotExist")
 
 
@@ -56,14 +56,14 @@ def valid_label_key(key: object) -> bool:
     if not isinstance(key, str):
         return False
     prefix, _, name = key.rpartition("/")
-    if "/" in key and not (0 < len(prefix) <= 253 and _DNS_SUBDOMAIN.match(prefix)):
+    if "/" in key and not (0 < len(prefix) <= 253 and _DNS_SUBDOMAIN.fullmatch(prefix)):
         return False
-    return len(name) <= 63 and bool(_NAME.match(name))
+    return len(name) <= 63 and bool(_NAME.fullmatch(name))
 
 
 def valid_label_value(value: object) -> bool:
     """Empty, or up to 63 alphanumerics with `-_.` inside."""
-    return isinstance(value, str) and (value == "" or (len(value) <= 63 and bool(_NAME.match(value))))
+    return isinstance(value, str) and (value == "" or (len(value) <= 63 and bool(_NAME.fullmatch(value))))
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from operators.kube.parse import PROTOCOLS, Network, is_dns_label, is_dns_subdom
 from operators.kube.selectors import Selector, parse_selector
 
 INGRESS, EGRESS = "ingress", "egress"
-_IANA_SVC_NAME = re.compile(r"^[a-z0-9]([a-z0-9]|-(?!-))*$")
+_IANA_SVC_NAME = re.compile(r"[a-z0-9]([a-z0-9]|-(?!-))*")
 
 
 def short_hash(*parts: str) -> str:
@@ -28,7 +28,7 @@ def valid_port_name(s: object) -> bool:
     return (
         isinstance(s, str)
         and 0 < len(s) <= 15
-        and bool(_IANA_SVC_NAME.match(s))
+        and bool(_IANA_SVC_NAME.fullmatch(s))
         and not s.endswith("-")
         and any(c.isalpha() for c in s)
     )

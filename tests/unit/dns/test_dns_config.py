@@ -6,6 +6,7 @@ import pytest
 from dnslib import QTYPE
 
 from operators.dns.config import DNSConfig, Rewrite, Server, parse_dns_config
+from operators.dns.names import normalize_name
 from operators.dns.policy import Policy
 
 
@@ -104,6 +105,11 @@ def test_not_a_mapping_anywhere_is_a_problem_not_an_exception() -> None:
     ("(a", "x"),  # does not compile
     ("(a)", "{2}.example"),  # group that does not exist
     ("a", "UPPER{env.X}"),
+    ("a.example\n", "x"),  # a newline would split the Corefile line (`$` matches before it)
+    ("a", "x\n"),
+    ("^(a+)+b", "x"),  # nested repetition: exponential backtracking, for every query
+    ("(a|aa)*b", "x"),  # a repeated alternative: the same
+    (".*.*.*x", "x"),  # three repetitions: cubic in the name's length
 ])
 def test_unsafe_regex_rewrites_are_rejected(source: str, target: str) -> None:
     config, problems = parse({"rewrites": [{"match": "regex", "from": source, "to": target}]})
@@ -158,3 +164,8 @@ def test_policy_hosts() -> None:
     assert policy.hosts("x.example.", "x.example", QTYPE.A) is None
     ptr = policy.hosts("9.9.9.10.in-addr.arpa.", "9.9.9.10.in-addr.arpa", QTYPE.PTR)
     assert [str(r.rdata) for r in ptr] == ["db.example."] and ptr[0].ttl == 60
+
+
+@pytest.mark.parametrize("name", ["a\n.example", "a.example\n", " a.example", "a .example"])
+def test_names_with_whitespace_are_not_names(name: str) -> None:
+    assert normalize_name(name) is None
