@@ -76,7 +76,8 @@ def cmd_dns(args: argparse.Namespace) -> int:
     options = watch.Options(listen=listen, http=tuple(args.http or cluster_http()),
                             api_server=args.api_server, kubeconfig=args.kubeconfig,
                             cluster_domain=args.cluster_domain, nameservers=nameservers(args.nameserver, listen),
-                            forward_to=tuple(Server(*found) for found in forward_to if found))
+                            forward_to=tuple(Server(*found) for found in forward_to if found),
+                            rate_limit=args.rate_limit)
     try:
         asyncio.run(watch.run(options))
     except LoginError as e:
@@ -110,5 +111,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                         "namespace and listen on ADDR:53 (see operators/dns/nodelocal.py)")
     p.add_argument("--forward-to", action="append", default=[], metavar="IP[:PORT]",
                    help="with --node-local: the cluster DNS, where every name outside the cluster zones goes")
+    p.add_argument("--rate-limit", type=float, default=float(os.environ.get("KNET_DNS_RATE_LIMIT") or 0),
+                   metavar="N", help="at most N UDP responses per second to one source address, the rest dropped "
+                   "(forged sources cannot aim our answers at a victim); 0, the default: no limit "
+                   "(env KNET_DNS_RATE_LIMIT)")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging (Kopf's too)")
     p.set_defaults(func=cmd_dns)

@@ -47,8 +47,8 @@ class Metrics:
         self.duration = Histogram("knet_dns_request_duration_seconds", "Time to answer a request, by where "
                                   "the answer came from", ["source"], buckets=LATENCY_BUCKETS, registry=r)
         self.dropped = Counter("knet_dns_dropped", "Packets dropped unanswered (unparsable, responses, "
-                               "overload) and TCP connections closed unanswered (tcp-per-source)", ["reason"],
-                               registry=r)
+                               "overload, ratelimit) and TCP connections closed unanswered (tcp-per-source)",
+                               ["reason"], registry=r)
         self.cache_hits = Counter("knet_dns_cache_hits", "Upstream answers served from the cache", registry=r)
         self.cache_misses = Counter("knet_dns_cache_misses", "Forwarded questions not in the cache",
                                     registry=r)

@@ -13,9 +13,12 @@ MAX_PENDING queries are answered at once (more UDP packets are dropped), MAX_TCP
 clients and MAX_TCP_PER_SOURCE from one address (so that one client cannot take every slot and lock
 the others out), idle TCP connections close after TCP_IDLE seconds, and the forwarder bounds the rest.
 
-Over UDP the reply fits the client's EDNS0 buffer (512 bytes without EDNS0, at most MAX_UDP): the
+Over UDP the reply fits the client's EDNS0 buffer, and never more than the 1232 bytes we advertise
+(512 without EDNS0): larger UDP answers would make the server an amplifier (and fragment). The
 additional section goes first, then the answer is emptied and TC is set so the client retries over
-TCP. Replies to EDNS0 queries carry our own OPT record (1232 bytes, DO copied).
+TCP. Replies to EDNS0 queries carry our own OPT record (1232 bytes, DO copied). With `rate_limit`
+(responses per second, off by default), each UDP source address gets at most that many answers
+(`ratelimit.py`); TCP needs no limit, its handshake proves the source.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from operators.dns.config import DNSConfig, Server
 from operators.dns.forward import ADVERTISED_UDP, Forwarder, ForwardError, cache_key, system_resolvers
 from operators.dns.metrics import HealthServer, Metrics, rcode_label, type_label
 from operators.dns.policy import Policy
+from operators.dns.ratelimit import ResponseRateLimit
 from operators.dns.records import RecordStore, label
 from operators.dns.udp import UDPListener
 from operators.dns.wire import aged, safe_query, ttl_offsets
@@ -42,7 +46,6 @@ from operators.dns.wire import aged, safe_query, ttl_offsets
 log = logging.getLogger("knet.dns")
 query_log = logging.getLogger("knet.dns.query")
 
-MAX_UDP = 4096
 MAX_PENDING = 10000
 MAX_TCP_CONNECTIONS = 512
 MAX_TCP_PER_SOURCE = 16
@@ -92,8 +95,10 @@ class DNSServer:
     """Serves the cluster zones from `store` and forwards everything else, as `config` says."""
 
     def __init__(self, store: RecordStore, config: DNSConfig | None = None, *,
-                 resolvers: Sequence[Server] | None = None, metrics: Metrics | None = None) -> None:
+                 resolvers: Sequence[Server] | None = None, metrics: Metrics | None = None,
+                 rate_limit: float = 0) -> None:
         self.store = store
+        self.limit = ResponseRateLimit(rate_limit) if rate_limit > 0 else None
         self.metrics = metrics or Metrics()
         self._fallback = tuple(resolvers) if resolvers is not None else system_resolvers()
         self.health = HealthServer(self.metrics, lambda: self.store.synced, self._scrape)
@@ -126,7 +131,7 @@ class DNSServer:
         """Listen on UDP and TCP at `ADDR:PORT` (the same port for both); returns the bound address."""
         host, port = parse_listen(listen)
         for _ in range(20):
-            udp = UDPListener(host, port, self._answer_udp, self.spawn, self.cached_udp)
+            udp = UDPListener(host, port, self._answer_udp, self.spawn, self.cached_udp, self._admit_udp)
             bound = udp.port
             try:
                 self._tcp = await asyncio.start_server(self._tcp_client, host, bound)
@@ -160,6 +165,13 @@ class DNSServer:
         if self._tcp is not None:
             await self._tcp.wait_closed()
         await self.health.stop()
+
+    def _admit_udp(self, client: tuple[Any, ...]) -> bool:
+        """Whether a datagram from `client` is answered: always, unless it is over its rate limit."""
+        if self.limit is None or self.limit.allow(client[0], time.monotonic()):
+            return True
+        self.metrics.dropped.labels(reason="ratelimit").inc()
+        return False
 
     async def _answer_udp(self, data: bytes, client: tuple[Any, ...]) -> bytes | None:
         return await self.handle(data, client[:2], "udp")
@@ -400,7 +412,7 @@ class DNSServer:
             do = "do" if opt.ttl & 0x8000 else ""
             reply.ar.append(EDNS0(udp_len=ADVERTISED_UDP, ext_rcode=rcode >> 4, flags=do))
             if proto == "udp":
-                limit = max(512, min(opt.rclass, MAX_UDP))
+                limit = max(512, min(opt.rclass, ADVERTISED_UDP))
         wire = reply.pack()
         if len(wire) <= limit:
             return wire

@@ -22,14 +22,17 @@ MAX_DATAGRAM = 65535
 
 Answer = Callable[[bytes, tuple[Any, ...]], Coroutine[Any, Any, bytes | None]]
 Packed = Callable[[bytes], bytes | None]
+Admit = Callable[[tuple[Any, ...]], bool]
 
 
 class UDPListener:
     """Receives queries on one socket and replies as it was asked: at once when `packed(data)` has the
-    reply (a task per query costs more than the answer), else through `spawn(answer(data, client))`."""
+    reply (a task per query costs more than the answer), else through `spawn(answer(data, client))`.
+    A datagram from a client that `admit` refuses (over its rate) is dropped unread."""
 
     def __init__(self, host: str, port: int, answer: Answer,
-                 spawn: Callable[[Coroutine[Any, Any, None]], None], packed: Packed = lambda _: None) -> None:
+                 spawn: Callable[[Coroutine[Any, Any, None]], None], packed: Packed = lambda _: None,
+                 admit: Admit = lambda _: True) -> None:
         family, kind, _, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)[0]
         self.v6 = family == socket.AF_INET6
         self.sock = socket.socket(family, kind)
@@ -46,6 +49,7 @@ class UDPListener:
         self.port: int = self.sock.getsockname()[1]
         self._answer = answer
         self._packed = packed
+        self._admit = admit
         self._spawn = spawn
         self._loop = asyncio.get_running_loop()
         self._loop.add_reader(self.sock.fileno(), self._readable)
@@ -58,6 +62,8 @@ class UDPListener:
             except (BlockingIOError, InterruptedError):
                 return
             except OSError:  # e.g. ICMP errors reported on the socket: nothing to answer
+                continue
+            if not self._admit(client):
                 continue
             wire = self._packed(data)
             if wire is None:

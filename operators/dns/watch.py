@@ -50,6 +50,7 @@ class Options:
     cluster_domain: str = DEFAULT_DOMAIN
     nameservers: tuple[str, ...] = ()
     forward_to: tuple[Server, ...] = ()  # node-local mode: every name outside the cluster zones goes there
+    rate_limit: float = 0  # UDP responses per second per source address; 0: no limit
 
 
 class Feed:
@@ -131,7 +132,7 @@ async def run(options: Options) -> None:
     """Serve DNS and health from the start (not ready until synced), watch the API until a signal stops Kopf."""
     credentials = login.configuration(options.api_server, options.kubeconfig)
     config, _ = parse_dns_config(None, options.cluster_domain)
-    server = DNSServer(RecordStore(config, nameservers=options.nameservers), config)
+    server = DNSServer(RecordStore(config, nameservers=options.nameservers), config, rate_limit=options.rate_limit)
     feed = Feed(server, options.cluster_domain, options.forward_to)
     server.configure(feed.adapt(config))
     host, port = await server.start(options.listen)

@@ -42,7 +42,7 @@ Z = "default.svc.cluster.local"
 class Running:
     """A DNSServer on its own event loop thread, so tests can use plain blocking sockets."""
 
-    def __init__(self, objects: list[dict], spec: dict[str, Any], synced: bool = True) -> None:
+    def __init__(self, objects: list[dict], spec: dict[str, Any], synced: bool = True, rate_limit: float = 0) -> None:
         config, problems = parse_dns_config({"spec": spec})
         assert problems == []
         self.loop = asyncio.new_event_loop()
@@ -53,7 +53,7 @@ class Running:
             self.store.apply(obj)
         if synced:
             self.store.mark_synced()
-        self.server = DNSServer(self.store, config, resolvers=())
+        self.server = DNSServer(self.store, config, resolvers=(), rate_limit=rate_limit)
         self.port = self.call(self.server.start("127.0.0.1:0"))[1]
         self.http = self.call(self.server.start_http("127.0.0.1:0"))[1]
 
@@ -151,12 +151,25 @@ def test_truncation_and_tcp_fallback(running: Running) -> None:
 def test_edns0_buffer_size_is_advertised_and_honoured(running: Running) -> None:
     small = running.ask(f"big.{Z}", edns=1232)
     assert small.header.tc == 1  # 120 A records do not fit 1232 bytes
-    large = running.ask(f"big.{Z}", edns=4096)
-    assert large.header.tc == 0 and len(large.rr) == 120
+    query = DNSRecord.question(f"big.{Z}")
+    query.add_ar(EDNS0(udp_len=4096))
+    wire = running.raw(query.pack()) or b""  # never more than we advertise: no 75x amplification
+    large = DNSRecord.parse(wire)
+    assert large.header.tc == 1 and len(wire) <= 1232
     [opt] = [rr for rr in large.ar if rr.rtype == QTYPE.OPT]
     assert opt.rclass == 1232
     tiny = running.ask(f"web.{Z}", edns=100)  # below 512 counts as 512
     assert rdata(tiny) == ["10.96.0.10"]
+
+
+def test_udp_answers_over_a_sources_rate_are_dropped() -> None:
+    server = Running(CLUSTER, {}, rate_limit=3)
+    try:
+        answers = [server.raw(DNSRecord.question(f"web.{Z}").pack(), timeout=0.3) for _ in range(5)]
+        assert [a is not None for a in answers] == [True] * 3 + [False] * 2
+        assert server.ask(f"web.{Z}", tcp=True).rr, "TCP proves its source: not limited"
+    finally:
+        server.close()
 
 
 def test_unknown_edns_version_is_badvers(running: Running) -> None:
