@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
+from collections.abc import Callable
 
 from .kube.objects import load_objects
+
+Command = Callable[[argparse.Namespace], int]
 
 
 def _print(text: str, problems: list[str]) -> int:
@@ -13,6 +17,20 @@ def _print(text: str, problems: list[str]) -> int:
     for p in problems:
         print(f"warning: {p}", file=sys.stderr)
     return 0
+
+
+def _clear_errors(command: Command) -> Command:
+    """Bad input files give one line on stderr and exit status 2, never a traceback."""
+
+    @functools.wraps(command)
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return command(args)
+        except (ValueError, OSError) as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+
+    return run
 
 
 def cmd_render_proxy(args: argparse.Namespace) -> int:
@@ -50,12 +68,7 @@ def cmd_explain_netpol(args: argparse.Namespace) -> int:
     from .netpol.offline import format_verdict
 
     port, _, proto = args.port.partition("/")
-    try:
-        objects = load_objects(args.filename)
-        verdict = explain(objects, args.src, args.dst, int(port), (proto or "TCP").upper())
-    except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    verdict = explain(load_objects(args.filename), args.src, args.dst, int(port), (proto or "TCP").upper())
     sys.stdout.write(format_verdict(verdict))
     return 0 if verdict.allowed else 1
 
@@ -67,25 +80,25 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("-f", "--filename", action="append", required=True, help="YAML file ('-' for stdin)")
     p.add_argument("--node", required=True)
     p.add_argument("--mode", choices=("nftables", "iptables"), default="nftables")
-    p.set_defaults(func=cmd_render_proxy)
+    p.set_defaults(func=_clear_errors(cmd_render_proxy))
     p = rsub.add_parser("netpol", help="a node's NetworkPolicy ruleset (nft -f input)")
     p.add_argument("-f", "--filename", action="append", required=True)
     p.add_argument("--node", required=True)
-    p.set_defaults(func=cmd_render_netpol)
+    p.set_defaults(func=_clear_errors(cmd_render_netpol))
 
     p = rsub.add_parser("cni", help="a node's CNI mode: conflist, routes to the other nodes' pods, masquerade "
                                     "(nft -f input), from Node objects (and a ClusterNetworkConfig's clusterCIDRs)")
     p.add_argument("-f", "--filename", action="append", required=True)
     p.add_argument("--node", required=True)
     p.add_argument("--mtu", type=int, help="the pods' MTU written in the conflist (default: none)")
-    p.set_defaults(func=cmd_render_cni)
+    p.set_defaults(func=_clear_errors(cmd_render_cni))
 
     p = rsub.add_parser("ingress", help="the nginx.conf knet's Ingress controller would run")
     p.add_argument("-f", "--filename", action="append", required=True)
-    p.set_defaults(func=cmd_render_ingress)
+    p.set_defaults(func=_clear_errors(cmd_render_ingress))
     p = rsub.add_parser("corefile", help="the CoreDNS Corefile rendered from a DNSConfig")
     p.add_argument("-f", "--filename", action="append", required=True)
-    p.set_defaults(func=cmd_render_corefile)
+    p.set_defaults(func=_clear_errors(cmd_render_corefile))
 
     explain = sub.add_parser("explain", help="explain a decision")
     esub = explain.add_subparsers(dest="explain_command", required=True)
@@ -94,4 +107,4 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--from", dest="src", required=True, help="NAMESPACE/POD or an IP address")
     p.add_argument("--to", dest="dst", required=True, help="NAMESPACE/POD or an IP address")
     p.add_argument("--port", default="80/TCP", help="PORT/PROTOCOL (default 80/TCP)")
-    p.set_defaults(func=cmd_explain_netpol)
+    p.set_defaults(func=_clear_errors(cmd_explain_netpol))

@@ -57,8 +57,13 @@ def cmd_dns(args: argparse.Namespace) -> int:
         from operators.dns import offline
         from operators.kube.objects import load_objects
 
+        try:
+            objects = load_objects(args.objects)
+        except (ValueError, OSError) as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
         with contextlib.suppress(KeyboardInterrupt):
-            asyncio.run(offline.serve(load_objects(args.objects), args.listen or OFFLINE_LISTEN, http=args.http))
+            asyncio.run(offline.serve(objects, args.listen or OFFLINE_LISTEN, http=args.http))
         return 0
     from operators.dns import watch
     from operators.dns.config import Server

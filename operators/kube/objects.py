@@ -13,26 +13,37 @@ T = TypeVar("T")
 P = TypeVar("P")
 
 
-def _flatten(doc: Any) -> Iterator[Obj]:
-    """Yield objects, unpacking `kind: List` (as `kubectl get -o yaml` writes it)."""
+def _flatten(doc: Any, where: str) -> Iterator[Obj]:
+    """Yield objects, unpacking `kind: List` (as `kubectl get -o yaml` writes it). Every consumer reads
+    `kind` and `apiVersion` as strings, so an object whose are not is refused here, by where it is."""
     if not isinstance(doc, dict):
         return
+    for field in ("kind", "apiVersion"):
+        if not isinstance(doc.get(field, ""), str):
+            raise ValueError(f"{where}: {field} must be a string, not {doc[field]!r}")
+    if not isinstance(doc.get("metadata") or {}, dict):
+        raise ValueError(f"{where}: metadata must be a mapping, not {doc['metadata']!r}")
     if doc.get("kind", "").endswith("List") and isinstance(doc.get("items"), list):
-        for item in doc["items"]:
-            yield from _flatten(item)
+        for i, item in enumerate(doc["items"]):
+            yield from _flatten(item, f"{where}, item {i + 1}")
     elif doc.get("kind"):
         yield doc
 
 
 def load_objects(paths: Iterable[str | Path]) -> list[Obj]:
-    """Read every object from the given YAML files ('-' is stdin), in file order."""
+    """Read every object from the given YAML files ('-' is stdin), in file order. ValueError, naming the
+    file and document, for text that is not YAML or an object whose kind or apiVersion is not a string."""
     import sys
 
     out: list[Obj] = []
     for p in paths:
         text = sys.stdin.read() if str(p) == "-" else Path(p).read_text()
-        for doc in yaml.safe_load_all(text):
-            out.extend(_flatten(doc))
+        try:
+            docs = list(yaml.safe_load_all(text))
+        except yaml.YAMLError as e:
+            raise ValueError(f"{p}: not YAML: {e}") from None
+        for i, doc in enumerate(docs):
+            out.extend(_flatten(doc, f"{p}: document {i + 1}"))
     return out
 
 

@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 GOLDEN = Path(__file__).parents[1] / "golden"
@@ -106,3 +107,15 @@ def test_dns_serves_objects_without_an_api_server(tmp_path: Path) -> None:
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+@pytest.mark.parametrize("command", [("render", "proxy", "--node", "n1"), ("render", "netpol", "--node", "n1"),
+                                     ("render", "ingress"), ("render", "corefile"), ("render", "cni", "--node", "n1")])
+@pytest.mark.parametrize("document", ["kind: 5\napiVersion: v1\n", "kind: Service\napiVersion: [v1]\n",
+                                      "kind: Service\napiVersion: v1\nmetadata: [x]\n", "kind: [\n"])
+def test_bad_input_files_give_a_clear_error_not_a_traceback(tmp_path: Path, command: tuple[str, ...],
+                                                            document: str) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(document)
+    out = knet(*command, "-f", str(bad))
+    assert out.returncode == 2 and out.stderr.startswith(f"error: {bad}") and "Traceback" not in out.stderr
