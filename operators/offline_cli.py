@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import functools
 import sys
-from collections.abc import Callable
 
+from .cli_errors import Command, one_line_errors
 from .kube.objects import load_objects
-
-Command = Callable[[argparse.Namespace], int]
 
 
 def _print(text: str, problems: list[str]) -> int:
@@ -21,16 +18,7 @@ def _print(text: str, problems: list[str]) -> int:
 
 def _clear_errors(command: Command) -> Command:
     """Bad input files give one line on stderr and exit status 2, never a traceback."""
-
-    @functools.wraps(command)
-    def run(args: argparse.Namespace) -> int:
-        try:
-            return command(args)
-        except (ValueError, OSError) as e:
-            print(f"error: {e}", file=sys.stderr)
-            return 2
-
-    return run
+    return one_line_errors(command, (ValueError, OSError), 2)
 
 
 def cmd_render_proxy(args: argparse.Namespace) -> int:

@@ -6,6 +6,7 @@ import argparse
 import sys
 from collections.abc import Callable
 
+from ..cli_errors import one_line_errors
 from . import cluster
 from .cluster import DevclusterError
 from .layout import Layout
@@ -102,11 +103,4 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def _guard(func: Command) -> Command:
-    def run(args: argparse.Namespace) -> int:
-        try:
-            return func(args)
-        except (DevclusterError, CommandError) as e:
-            print(f"error: {e}", file=sys.stderr)
-            return 1
-
-    return run
+    return one_line_errors(func, (DevclusterError, CommandError), 1)
