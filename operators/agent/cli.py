@@ -28,6 +28,7 @@ def cmd_agent(args: argparse.Namespace) -> int:
     from operators.agent import operator
     from operators.agent.login import LoginError
     from operators.agent.servers import parse_addr
+    from operators.agent.uninstall import DaemonSetWatch
     from operators.proxy.model import ProxyConfig
 
     cni_conflist = args.cni_conflist if args.cni else None
@@ -59,13 +60,13 @@ def cmd_agent(args: argparse.Namespace) -> int:
         metrics_addr=args.metrics_addr, health_addr=args.health_addr, periods=periods, config=config,
         config_problems=tuple(problems), proxy=args.proxy, network_policy=args.network_policy,
         config_file=data if isinstance(data, dict) else None, cni=args.cni, cni_conflist=args.cni_conflist,
-        cni_mtu=int(mtu) or None)
+        cni_mtu=int(mtu) or None, daemonset=DaemonSetWatch(args.daemonset) if args.daemonset else None)
     try:
         asyncio.run(operator.run(options))
-        if args.daemonset:  # uninstall.py: remove the rules only when knet is being uninstalled
+        if options.daemonset is not None:  # uninstall.py: remove the rules only when knet is being uninstalled
             from operators.agent import login, uninstall
             uninstall.after_stop(login.configuration(args.api_server, args.kubeconfig), args.daemonset,
-                                 cni_conflist)
+                                 options.daemonset.state, cni_conflist)
     except LoginError as e:
         return _fail(str(e))
     return 0

@@ -39,6 +39,7 @@ from operators.agent.netpol_metrics import NetpolMetrics
 from operators.agent.proxy import ProxyAgent
 from operators.agent.schedule import Periods
 from operators.agent.servers import StatusServers
+from operators.agent.uninstall import DaemonSetWatch
 from operators.cni import conflist
 from operators.kube import informer
 from operators.kube.informer import Index, Resource
@@ -65,6 +66,7 @@ class Options:
     cni: bool = False  # CNI mode (operators/agent/cni.py): conflist, peer routes, table inet knet-cni
     cni_conflist: str = conflist.DEFAULT_PATH
     cni_mtu: int | None = None  # None: the MTU of the link holding the node's InternalIP
+    daemonset: DaemonSetWatch | None = None  # the agent's own DaemonSet, watched (uninstall.py)
 
 
 class Feeds:
@@ -212,6 +214,9 @@ async def run(options: Options) -> None:
     tasks.append(asyncio.create_task(Feeds(client, options.node, agent, netpol, cni).run(), name="informers"))
     if reporter is not None:
         tasks.append(asyncio.create_task(reporter.run(), name="node reports"))
+    if options.daemonset is not None:
+        watch = informer.Informer(client, options.daemonset.resource, options.daemonset.handle, name="daemonset")
+        tasks.append(asyncio.create_task(watch.run(), name="informer daemonset"))
     log.info("knet agent on node %s (%s), API server %s", options.node, ", ".join(loop.side for loop in loops),
              credentials.host)
     try:

@@ -3,11 +3,13 @@
 
 A stopping agent cannot tell an uninstall from a restart by the signal alone (both are SIGTERM), so
 it asks the API server about the DaemonSet it belongs to (`--daemonset NAMESPACE/NAME`, which the
-chart passes): gone or being deleted means knet is being uninstalled. So do 401 and 403 answers,
-because `helm uninstall` deletes the agent's ServiceAccount and RBAC right after the DaemonSet,
-before the pods get their SIGTERM. Anything else (the DaemonSet is there: a rolling update, a
-deleted pod, a node drain; or no answer: the API server is down) keeps the rules, since Services
-must keep working while the agent is away.
+chart passes): gone or being deleted means knet is being uninstalled. An answer that is no answer
+about the DaemonSet (401, 403: refused credentials; an error; silence) never counts as an uninstall by
+itself: an expired token or an RBAC slip during a rolling update must not empty a node. But
+`helm uninstall` deletes the agent's ServiceAccount and RBAC right after the DaemonSet, before the pods
+get their SIGTERM, so such an answer is the usual one at an uninstall. Hence the agent watches its
+DaemonSet while it runs (`DaemonSetWatch`): what the watch last saw (deleted, or being deleted) decides
+when the last read cannot. `decide` is the rule, pure.
 
 In CNI mode (`--cni`), removing also undoes that mode (`operators.agent.cni.remove`): the conflist (only
 if it is knet's), knet's routes to the other nodes' pods and `table inet knet-cni`. The node then has no
@@ -20,32 +22,60 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import kubernetes
 import urllib3
 
 from operators.agent import dataplane
+from operators.kube.informer import Resource
 from operators.netpol.nftables import TABLE as NETPOL_TABLE
 
 log = logging.getLogger(__name__)
 
-# The answers that mean "the installation this agent belonged to is gone".
-REMOVED = {401: "our credentials are no longer accepted", 403: "our permissions were removed",
-           404: "the DaemonSet is gone"}
+PRESENT, DELETING, GONE, UNKNOWN = "present", "being deleted", "gone", "unknown"
 
 
-def installation_removed(config: kubernetes.client.Configuration, daemonset: str) -> str:
-    """Why the agent's DaemonSet counts as uninstalled, or "" when it is there or cannot be asked."""
+class DaemonSetWatch:
+    """The agent's DaemonSet as its watch last saw it (fed by an informer while the agent runs)."""
+
+    def __init__(self, daemonset: str) -> None:
+        namespace, _, self.name = daemonset.partition("/")
+        self.resource = Resource("apps/v1", f"namespaces/{namespace}/daemonsets",
+                                 field_selector=f"metadata.name={self.name}")
+        self.state = UNKNOWN
+
+    def handle(self, kind: str, obj: Mapping[str, Any]) -> None:
+        deleting = (obj.get("metadata") or {}).get("deletionTimestamp")
+        self.state = GONE if kind == "DELETED" else DELETING if deleting else PRESENT
+
+
+def decide(status: int | None, deleting: bool, seen: str) -> str:
+    """Why knet counts as uninstalled, or "" to keep the rules. `status` is the answer to the read at stop
+    (200, 404, 401, ...; None: no answer), `deleting` whether a 200 showed a deletionTimestamp, and `seen`
+    what the watch last saw. Only the DaemonSet itself, read now or watched before, says uninstall."""
+    if status == 200:
+        return f"the DaemonSet is {DELETING}" if deleting else ""
+    if status == 404:
+        return f"the DaemonSet is {GONE}"
+    if seen in (DELETING, GONE):
+        return f"the DaemonSet was seen {seen}, and now cannot be read ({status or 'no answer'})"
+    return ""
+
+
+def read_daemonset(config: kubernetes.client.Configuration, daemonset: str) -> tuple[int | None, bool]:
+    """(HTTP status, whether it is being deleted) of one read of the agent's DaemonSet; None: no answer."""
     namespace, _, name = daemonset.partition("/")
     api = kubernetes.client.AppsV1Api(kubernetes.client.ApiClient(config))
     try:
         ds = api.read_namespaced_daemon_set(name, namespace, _request_timeout=5)
     except kubernetes.client.ApiException as e:
-        return REMOVED.get(e.status, "")
+        return e.status, False
     except (urllib3.exceptions.HTTPError, OSError):
-        return ""
-    return "the DaemonSet is being deleted" if ds.metadata.deletion_timestamp else ""
+        return None, False
+    return 200, bool(ds.metadata.deletion_timestamp)
 
 
 async def remove_rules(cni_conflist: str | None = None) -> list[str]:
@@ -74,13 +104,13 @@ def cleanup(cni_conflist: str | None = None) -> int:
     return 1 if problems else 0
 
 
-def after_stop(config: kubernetes.client.Configuration, daemonset: str, cni_conflist: str | None = None) -> None:
+def after_stop(config: kubernetes.client.Configuration, daemonset: str, seen: str = UNKNOWN,
+               cni_conflist: str | None = None) -> None:
     """Called once the agent stopped: remove the rules (and CNI mode's, with `cni_conflist`) if knet is being
-    uninstalled, else keep them."""
-    why = installation_removed(config, daemonset)
+    uninstalled, else keep them. `seen`: what the agent's watch of its DaemonSet last saw."""
+    why = decide(*read_daemonset(config, daemonset), seen)
     if not why:
-        log.info("stopped; the rules stay in place (DaemonSet %s is there, or the API server cannot tell)",
-                 daemonset)
+        log.info("stopped; the rules stay in place (DaemonSet %s is there, or nothing says it is not)", daemonset)
         return
     problems = asyncio.run(remove_rules(cni_conflist))
     log.info("knet is being uninstalled (%s): removed the rules from this node%s", why,

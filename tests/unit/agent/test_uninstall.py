@@ -1,5 +1,5 @@
-"""When a stopping agent removes its rules: only when its DaemonSet is gone or the installation's
-credentials are (operators/agent/uninstall.py)."""
+"""When a stopping agent removes its rules: only when its DaemonSet is gone or being deleted, read at
+stop or seen by the agent's watch before; never on a refused read alone (operators/agent/uninstall.py)."""
 
 from __future__ import annotations
 
@@ -26,29 +26,64 @@ def answer(monkeypatch: pytest.MonkeyPatch, result: Any) -> list[tuple[str, str]
     return asked
 
 
-@pytest.mark.parametrize(("result", "removed"), [
-    (SimpleNamespace(metadata=SimpleNamespace(deletion_timestamp=None)), False),  # a restart or rolling update
-    (SimpleNamespace(metadata=SimpleNamespace(deletion_timestamp="2026-01-01T00:00:00Z")), True),
-    (kubernetes.client.ApiException(status=404), True),
-    (kubernetes.client.ApiException(status=401), True),  # the ServiceAccount was deleted
-    (kubernetes.client.ApiException(status=403), True),  # the RBAC was deleted
-    (kubernetes.client.ApiException(status=500), False),
-    (kubernetes.client.ApiException(status=503), False),
-    (urllib3.exceptions.MaxRetryError(None, "/"), False),  # the API server cannot be reached: keep the rules
-    (ConnectionRefusedError(), False),
+BEING_DELETED = SimpleNamespace(metadata=SimpleNamespace(deletion_timestamp="2026-01-01T00:00:00Z"))
+THERE = SimpleNamespace(metadata=SimpleNamespace(deletion_timestamp=None))
+
+
+@pytest.mark.parametrize(("result", "read"), [
+    (THERE, (200, False)), (BEING_DELETED, (200, True)),
+    (kubernetes.client.ApiException(status=404), (404, False)),
+    (kubernetes.client.ApiException(status=403), (403, False)),
+    (urllib3.exceptions.MaxRetryError(None, "/"), (None, False)),  # the API server cannot be reached
+    (ConnectionRefusedError(), (None, False)),
 ])
-def test_installation_removed(monkeypatch: pytest.MonkeyPatch, result: Any, removed: bool) -> None:
+def test_read_daemonset(monkeypatch: pytest.MonkeyPatch, result: Any, read: tuple[int | None, bool]) -> None:
     asked = answer(monkeypatch, result)
-    why = uninstall.installation_removed(kubernetes.client.Configuration(), "knet-system/knet-agent")
-    assert bool(why) is removed, why
+    assert uninstall.read_daemonset(kubernetes.client.Configuration(), "knet-system/knet-agent") == read
     assert asked == [("knet-system", "knet-agent")]
 
 
+@pytest.mark.parametrize("status", [401, 403, 500, None])
+def test_an_auth_failure_or_silence_alone_is_no_uninstall(status: int | None) -> None:
+    assert uninstall.decide(status, False, uninstall.PRESENT) == ""
+    assert uninstall.decide(status, False, uninstall.UNKNOWN) == ""
+
+
+@pytest.mark.parametrize("status", [401, 403, None])
+def test_refused_after_the_watch_saw_the_daemonset_deleted_is_an_uninstall(status: int | None) -> None:
+    assert uninstall.decide(status, False, uninstall.DELETING)  # helm uninstall: DaemonSet, then RBAC
+    assert uninstall.decide(status, False, uninstall.GONE)
+
+
+def test_the_daemonset_itself_decides_when_it_can_be_read() -> None:
+    assert uninstall.decide(404, False, uninstall.PRESENT) and uninstall.decide(200, True, uninstall.PRESENT)
+    assert uninstall.decide(200, False, uninstall.GONE) == ""  # deleted and installed again
+
+
+def test_the_watch_follows_the_daemonset() -> None:
+    watch = uninstall.DaemonSetWatch("knet-system/knet-agent")
+    assert watch.resource.path == "/apis/apps/v1/namespaces/knet-system/daemonsets"
+    assert watch.resource.field_selector == "metadata.name=knet-agent" and watch.state == uninstall.UNKNOWN
+    watch.handle("ADDED", {"metadata": {"name": "knet-agent"}})
+    assert watch.state == uninstall.PRESENT
+    watch.handle("MODIFIED", {"metadata": {"name": "knet-agent", "deletionTimestamp": "2026-01-01T00:00:00Z"}})
+    assert watch.state == uninstall.DELETING
+    watch.handle("DELETED", {"metadata": {"name": "knet-agent"}})
+    assert watch.state == uninstall.GONE
+
+
+async def never(*_: Any) -> list[str]:
+    raise AssertionError("rules removed, but knet was not uninstalled")
+
+
 def test_kept_rules_when_daemonset_is_there(monkeypatch: pytest.MonkeyPatch) -> None:
-    answer(monkeypatch, SimpleNamespace(metadata=SimpleNamespace(deletion_timestamp=None)))
-
-    async def never() -> list[str]:
-        raise AssertionError("rules removed on a restart")
-
+    answer(monkeypatch, THERE)
     monkeypatch.setattr(uninstall, "remove_rules", never)
     uninstall.after_stop(kubernetes.client.Configuration(), "knet-system/knet-agent")
+
+
+@pytest.mark.parametrize("status", [401, 403])
+def test_an_auth_hiccup_at_stop_keeps_the_rules(monkeypatch: pytest.MonkeyPatch, status: int) -> None:
+    answer(monkeypatch, kubernetes.client.ApiException(status=status))
+    monkeypatch.setattr(uninstall, "remove_rules", never)
+    uninstall.after_stop(kubernetes.client.Configuration(), "knet-system/knet-agent", uninstall.PRESENT)

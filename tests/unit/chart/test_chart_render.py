@@ -140,7 +140,7 @@ def test_agent_daemonset(default: list[dict[str, Any]]) -> None:
     assert e["KNET_AGENT_DAEMONSET"] == f"{NAMESPACE}/knet-agent"
     role = one(default, "Role", "knet-agent")
     assert role["rules"] == [{"apiGroups": ["apps"], "resources": ["daemonsets"], "resourceNames": ["knet-agent"],
-                              "verbs": ["get"]}]
+                              "verbs": ["get", "list", "watch"]}]
     assert one(default, "RoleBinding", "knet-agent")["subjects"][0]["name"] == "knet-agent"
 
 
