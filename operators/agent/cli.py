@@ -83,8 +83,14 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--kubeconfig", help="server and credentials from a kubeconfig instead of the service account")
     p.add_argument("--config", help="YAML file with proxy settings (ClusterNetworkConfig proxy keys: "
                                     "clusterCIDRs, serviceCIDRs, masqueradeAll, nodePortAddresses, ...)")
-    p.add_argument("--metrics-addr", default="0.0.0.0:10249", help="Prometheus /metrics (default %(default)s)")
-    p.add_argument("--health-addr", default="0.0.0.0:10256", help="/healthz, /livez, /readyz (default %(default)s)")
+    # Metrics name namespaces, policies and Services: on the node's loopback unless opened (kube-proxy's
+    # --metrics-bind-address default); health answers load balancers' checks, so on every address.
+    bind = os.environ.get("KNET_METRICS_BIND_ADDRESS") or "127.0.0.1"
+    metrics_addr = f"{bind}:{os.environ.get('KNET_METRICS_PORT') or 10249}"
+    p.add_argument("--metrics-addr", default=metrics_addr, help="Prometheus /metrics (default %(default)s: "
+                   "$KNET_METRICS_BIND_ADDRESS, else the loopback, and $KNET_METRICS_PORT, else 10249)")
+    p.add_argument("--health-addr", default=f"0.0.0.0:{os.environ.get('KNET_HEALTH_PORT') or 10256}",
+                   help="/healthz, /livez, /readyz (default %(default)s: port $KNET_HEALTH_PORT, else 10256)")
     defaults = Periods()
     p.add_argument("--min-sync-period", type=float, default=defaults.min, help="seconds between syncs at least "
                    "(changes within it are programmed together; default %(default)s)")

@@ -16,7 +16,9 @@ import pytest
 from tests.e2e.harness import Cluster, wait_for
 from tests.e2e.proxy_helpers import (
     AGENT_NS,
+    HEALTH_PORT,
     KEEPALIVE,
+    METRICS_PORT,
     UDP_STREAM,
     Proxy,
     age,
@@ -330,6 +332,9 @@ def test_metrics_and_health_endpoints(proxy: Proxy, web: str) -> None:
         print(f"\n{node}: full syncs {count:.0f} (mean {1000 * total / count:.1f} ms), incremental "
               f"{inc:.0f} (mean {1000 * inc_total / max(inc, 1):.1f} ms), programming latency mean "
               f"{1000 * latency / max(latency_n, 1):.0f} ms over {latency_n:.0f} changes")
+    node_ip = proxy.node_ip(proxy.nodes[0])  # metrics on the node's loopback only, as kube-proxy's; health open
+    assert proxy.curl("external", f"http://{node_ip}:{METRICS_PORT}/metrics")[0] == 0
+    assert proxy.curl("external", f"http://{node_ip}:{HEALTH_PORT}/healthz")[0] == 200
 
 
 def test_api_server_unreachable_keeps_the_last_rules(cluster: Cluster, proxy: Proxy, web: str) -> None:

@@ -34,8 +34,9 @@ def test_refuses_bad_settings(capsys: pytest.CaptureFixture[str], tmp_path: Path
     assert code == 2 and "missing.yaml" in err
 
 
-def test_cni_mode_from_the_chart_environment_or_the_flags(capsys: pytest.CaptureFixture[str],
-                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.fixture
+def started(monkeypatch: pytest.MonkeyPatch) -> list[operator.Options]:
+    """The options each `knet agent` run of the test would have started with (nothing is started)."""
     seen: list[operator.Options] = []
 
     async def run(options: operator.Options) -> None:
@@ -43,12 +44,32 @@ def test_cni_mode_from_the_chart_environment_or_the_flags(capsys: pytest.Capture
 
     monkeypatch.setattr(operator, "run", run)
     monkeypatch.delenv("KNET_AGENT_DAEMONSET", raising=False)
+    return seen
+
+
+def test_cni_mode_from_the_chart_environment_or_the_flags(capsys: pytest.CaptureFixture[str],
+                                                         monkeypatch: pytest.MonkeyPatch,
+                                                         started: list[operator.Options]) -> None:
+    seen = started
     monkeypatch.setenv("KNET_CNI", "true")
     monkeypatch.setenv("KNET_CNI_CONFLIST", "/host/cni/10-knet.conflist")
     agent(capsys, "--node-name", "n1")
     agent(capsys, "--node-name", "n1", "--no-cni", "--cni-mtu", "1450")
     assert [(o.cni, o.cni_conflist, o.cni_mtu) for o in seen] == [
         (True, "/host/cni/10-knet.conflist", None), (False, "/host/cni/10-knet.conflist", 1450)]
+
+
+def test_metrics_on_the_nodes_loopback_unless_opened(capsys: pytest.CaptureFixture[str],
+                                                    monkeypatch: pytest.MonkeyPatch,
+                                                    started: list[operator.Options]) -> None:
+    for name in ("KNET_METRICS_BIND_ADDRESS", "KNET_METRICS_PORT", "KNET_HEALTH_PORT"):
+        monkeypatch.delenv(name, raising=False)
+    agent(capsys, "--node-name", "n1")
+    monkeypatch.setenv("KNET_METRICS_BIND_ADDRESS", "0.0.0.0")
+    monkeypatch.setenv("KNET_METRICS_PORT", "9249")
+    agent(capsys, "--node-name", "n1")
+    assert [(o.metrics_addr, o.health_addr) for o in started] == [
+        ("127.0.0.1:10249", "0.0.0.0:10256"), ("0.0.0.0:9249", "0.0.0.0:10256")]
 
 
 def test_refuses_a_pod_mtu_out_of_range(capsys: pytest.CaptureFixture[str]) -> None:

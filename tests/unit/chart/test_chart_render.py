@@ -132,6 +132,12 @@ def test_agent_daemonset(default: list[dict[str, Any]]) -> None:
     assert sc["capabilities"] == {"drop": ["ALL"], "add": ["NET_ADMIN", "NET_RAW"]}
     ports = {p["name"]: p["containerPort"] for p in c["ports"]}
     assert ports == {"healthz": 10256, "metrics": 10249}
+    assert e["KNET_METRICS_BIND_ADDRESS"] == "127.0.0.1", "metrics on the node's loopback, as kube-proxy's"
+    assert not find(default, "Service", "knet-agent-metrics"), "nothing to scrape from the network"
+    assert "annotations" not in ds["spec"]["template"]["metadata"]
+    opened = render(None, "--set", "agent.metricsBindAddress=0.0.0.0")
+    assert one(opened, "Service", "knet-agent-metrics")
+    assert env(one(opened, "DaemonSet"))["KNET_METRICS_BIND_ADDRESS"] == "0.0.0.0"
     for probe, path in (("startupProbe", "/healthz"), ("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")):
         assert c[probe]["httpGet"] == {"path": path, "port": "healthz"}
     mounts = {m["mountPath"]: m for m in c["volumeMounts"]}
