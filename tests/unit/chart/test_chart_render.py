@@ -402,3 +402,29 @@ def test_install_yaml_is_current() -> None:
                        "metadata": {"name": NAMESPACE, "labels": {"app.kubernetes.io/part-of": "knet"}}}
     assert len(find(objs, "CustomResourceDefinition")) == 5
     assert docs(template(*variant_args(None), crds=True)) == objs[1:]
+
+
+def restricted_violations(workload: dict[str, Any]) -> list[str]:
+    """What keeps a pod template from the `restricted` Pod Security level (the checks its chart can fail)."""
+    pod = workload["spec"]["template"]["spec"]
+    psc = pod.get("securityContext") or {}
+    found = [f"host {k}" for k in ("hostNetwork", "hostPID", "hostIPC") if pod.get(k)]
+    found += [f"hostPath {v['name']}" for v in pod.get("volumes") or () if "hostPath" in v]
+    for c in pod["containers"]:
+        sc = c.get("securityContext") or {}
+        caps = sc.get("capabilities") or {}
+        found += [f"{c['name']}: {what}" for what, bad in (
+            ("may run as root", not sc.get("runAsNonRoot", psc.get("runAsNonRoot"))),
+            ("privilege escalation", sc.get("allowPrivilegeEscalation") is not False or sc.get("privileged")),
+            ("capabilities kept", "ALL" not in caps.get("drop", ()) or set(caps.get("add", ())) - {"NET_BIND_SERVICE"}),
+            ("no seccomp profile", (sc.get("seccompProfile") or psc.get("seccompProfile") or {}).get("type")
+             not in ("RuntimeDefault", "Localhost")),
+            ("host port", any(p.get("hostPort") for p in c.get("ports") or ()))) if bad]
+    return found
+
+
+def test_pod_security_levels(default: list[dict[str, Any]]) -> None:
+    """charts/knet/README.md, "Pod Security": the Deployments meet `restricted`; the agent cannot."""
+    for name in ("knet-controller", "knet-dns", "knet-ingress"):
+        assert restricted_violations(one(default, "Deployment", name)) == [], name
+    assert "host hostNetwork" in restricted_violations(one(default, "DaemonSet", "knet-agent"))
