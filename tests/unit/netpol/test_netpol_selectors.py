@@ -123,3 +123,8 @@ def test_labels_view_is_hashable_and_compares_as_mapping() -> None:
     assert hash(a) == hash(Labels({"a": "1", "b": "2"}))
     assert list(a) == ["a", "b"] and len(a) == 2 and a["b"] == "2"
     assert a != Labels({"a": "1"})
+
+
+@pytest.mark.parametrize("text", ["app\n", "a.example\n"])
+def test_a_trailing_newline_is_no_label(text: str) -> None:
+    assert not valid_label_value(text) and not valid_label_key(text) and not valid_label_key(f"{text}/x")

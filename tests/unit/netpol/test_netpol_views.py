@@ -131,3 +131,7 @@ def test_bad_pod_selector_skips_policy_and_bad_name_is_hashed() -> None:
     p, problems = policy({}, name='x"; flush ruleset')
     assert p is not None and p.ref.label.startswith("policy-") and '"' not in p.ref.label
     assert "invalid namespace or name" in problems[0]
+
+
+def test_a_trailing_newline_is_no_port_name() -> None:
+    assert valid_port_name("http") and not valid_port_name("http\n")
