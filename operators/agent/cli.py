@@ -11,6 +11,7 @@ from pathlib import Path
 
 import yaml
 
+from operators.agent.conntrack_timeouts import CLOSE_WAIT, ESTABLISHED
 from operators.agent.schedule import Periods
 from operators.cni import conflist
 
@@ -59,6 +60,8 @@ def cmd_agent(args: argparse.Namespace) -> int:
         node=args.node_name, api_server=args.api_server, kubeconfig=args.kubeconfig,
         metrics_addr=args.metrics_addr, health_addr=args.health_addr, periods=periods, config=config,
         config_problems=tuple(problems), proxy=args.proxy, network_policy=args.network_policy,
+        conntrack_timeouts={ESTABLISHED: args.conntrack_tcp_timeout_established,
+                            CLOSE_WAIT: args.conntrack_tcp_timeout_close_wait},
         config_file=data if isinstance(data, dict) else None, cni=args.cni, cni_conflist=args.cni_conflist,
         cni_mtu=int(mtu) or None, daemonset=DaemonSetWatch(args.daemonset) if args.daemonset else None)
     try:
@@ -101,6 +104,17 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--proxy", action=argparse.BooleanOptionalAction, default=True,
                    help="program Services in `table inet knet-proxy` (default on); --no-proxy where kube-proxy runs, "
                         "as in the conformance baseline (the agent then wires pods or enforces NetworkPolicy alone)")
+    # operators/agent/conntrack_timeouts.py
+    p.add_argument("--conntrack-tcp-timeout-established", type=int,
+                   default=int(os.environ.get("KNET_CONNTRACK_TCP_ESTABLISHED") or 0),
+                   help="seconds: the node's nf_conntrack_tcp_timeout_established, as kube-proxy's "
+                        "tcpEstablishedTimeout (the chart: 86400); 0 leaves it (default: "
+                        "$KNET_CONNTRACK_TCP_ESTABLISHED, else 0)")
+    p.add_argument("--conntrack-tcp-timeout-close-wait", type=int,
+                   default=int(os.environ.get("KNET_CONNTRACK_TCP_CLOSE_WAIT") or 0),
+                   help="seconds: the node's nf_conntrack_tcp_timeout_close_wait, as kube-proxy's "
+                        "tcpCloseWaitTimeout (the chart: 3600); 0 leaves it (default: $KNET_CONNTRACK_TCP_CLOSE_WAIT, "
+                        "else 0)")
     p.add_argument("--network-policy", action=argparse.BooleanOptionalAction, default=True,
                    help="enforce NetworkPolicy in `table inet knet-netpol` (default on)")
     # operators/agent/cni.py

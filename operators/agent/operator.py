@@ -20,14 +20,14 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import kopf
 import kubernetes
 
-from operators.agent import config, login, status, store
+from operators.agent import config, conntrack_timeouts, login, status, store
 from operators.agent.announce import Announcer
 from operators.agent.cni import CniAgent, CniEventRecorder
 from operators.agent.cni_metrics import CniMetrics
@@ -61,6 +61,7 @@ class Options:
     config: ProxyConfig
     config_problems: tuple[Problem, ...] = ()
     proxy: bool = True  # program Services (table inet knet-proxy); off where kube-proxy does it
+    conntrack_timeouts: Mapping[str, int] = field(default_factory=dict)  # conntrack_timeouts.py; the proxy's
     network_policy: bool = True  # enforce NetworkPolicy (table inet knet-netpol) too
     config_file: Mapping[str, Any] | None = None  # `--config` keys, under ClusterNetworkConfig's
     cni: bool = False  # CNI mode (operators/agent/cni.py): conflist, peer routes, table inet knet-cni
@@ -205,6 +206,7 @@ async def run(options: Options) -> None:
         settings.update(body)
     reporter = None
     if agent is not None:
+        conntrack_timeouts.apply(options.conntrack_timeouts)
         reporter = status.NodeReporter(agent, settings, status.StatusWriter(credentials, options.node), Announcer())
     loops: list[SyncLoop] = [loop for loop in (agent, netpol, cni) if loop is not None]
     servers = StatusServers(metrics.registry, loops[0].status)  # the first side: the CLI asks for one
