@@ -106,3 +106,9 @@ def test_compare_tables_knet_against_the_baseline_side(tmp_path: Path):
     write_run(tmp_path / "knet/quick", "quick", failed)
     write_run(tmp_path / "baseline/quick", "quick", '<testcase name="[It] a" status="passed" time="1"/>')
     assert "| a | failed | passed |" in compare.table(tmp_path).splitlines()
+
+
+def test_a_suite_the_baseline_cannot_run_here_is_named_with_its_reason(tmp_path: Path):
+    write_run(tmp_path / "knet/netpol", "netpol", '<testcase name="[It] a" status="passed" time="1"/>')
+    (tmp_path / "baseline").mkdir()
+    assert "- baseline did not run netpol: kube-network-policies queues" in compare.table(tmp_path)
