@@ -10,6 +10,7 @@ import subprocess
 from typing import Any
 
 import pytest
+import yaml
 from chart_helpers import (
     CHART,
     INSTALL,
@@ -73,7 +74,8 @@ def test_template_variant(variant: str | None) -> None:
         if obj["kind"] in ("Role", "RoleBinding") and md["name"].endswith("-coredns"):
             assert md["namespace"] == "kube-system"
         elif obj["kind"] not in ("ClusterRole", "ClusterRoleBinding", "IngressClass", "ClusterKopfPeering",
-                                 "ClusterNetworkConfig"):
+                                 "ClusterNetworkConfig", "CustomResourceDefinition", "ValidatingAdmissionPolicy",
+                                 "ValidatingAdmissionPolicyBinding"):
             assert md["namespace"] == NAMESPACE, key
     accounts = {o["metadata"]["name"] for o in find(objs, "ServiceAccount")}
     pods = {o["metadata"]["name"]: o for o in objs if o["kind"] in WORKLOADS}
@@ -400,7 +402,9 @@ def test_install_yaml_is_current() -> None:
     objs = docs(proc.stdout)
     assert objs[0] == {"apiVersion": "v1", "kind": "Namespace",
                        "metadata": {"name": NAMESPACE, "labels": {"app.kubernetes.io/part-of": "knet"}}}
-    assert len(find(objs, "CustomResourceDefinition")) == 5
+    crds = [o["metadata"]["name"] for o in find(objs, "CustomResourceDefinition")]
+    assert len([c for c in crds if not c.endswith(".gateway.networking.k8s.io")]) == 5
+    assert {"gateways.gateway.networking.k8s.io", "httproutes.gateway.networking.k8s.io"} <= set(crds)
     assert docs(template(*variant_args(None), crds=True)) == objs[1:]
 
 
@@ -428,3 +432,13 @@ def test_pod_security_levels(default: list[dict[str, Any]]) -> None:
     for name in ("knet-controller", "knet-dns", "knet-ingress"):
         assert restricted_violations(one(default, "Deployment", name)) == [], name
     assert "host hostNetwork" in restricted_violations(one(default, "DaemonSet", "knet-agent"))
+
+
+def test_gateway_api_crds_are_the_pinned_upstream_files_and_can_be_left_out() -> None:
+    pinned = sorted((CHART / "files" / "gateway-api").glob("*.yaml"))
+    rendered = {(o["kind"], o["metadata"]["name"]) for o in docs(template(*variant_args(None)))
+                if o["metadata"]["name"].endswith(".gateway.networking.k8s.io")}
+    upstream = {(d["kind"], d["metadata"]["name"]) for p in pinned for d in yaml.safe_load_all(p.read_text()) if d}
+    assert rendered == upstream and ("CustomResourceDefinition", "httproutes.gateway.networking.k8s.io") in rendered
+    off = docs(template(*variant_args(None), "--set", "gatewayAPI.installCRDs=false"))
+    assert not [o for o in off if o["metadata"]["name"].endswith(".gateway.networking.k8s.io")]
