@@ -188,9 +188,9 @@ def install_baseline(layout: KindLayout, env: dict[str, str], timeout: float) ->
     run(["kind", "load", "image-archive", archive, "--name", layout.name], env=env)
     manifest = BASELINE / "kube-network-policies.yaml"
     kubectl(layout, "apply", "-f", str(manifest))
-    for target in (["-n", "kube-system", "daemonset/kube-proxy"], ["-n", "kube-system", "deployment/coredns"],
-                   ["-f", str(manifest)]):
-        kubectl(layout, "rollout", "status", f"--timeout={int(timeout)}s", *target, timeout=timeout + 30)
+    for workload in ("daemonset/kube-proxy", "deployment/coredns", "daemonset/kube-network-policies"):
+        kubectl(layout, "rollout", "status", "-n", "kube-system", f"--timeout={int(timeout)}s", workload,
+                timeout=timeout + 30)
 
 
 LIB_MODULES = Path("/lib/modules")
