@@ -35,6 +35,7 @@ QUICK = (
     "[sig-network] Services should serve a basic endpoint from pods [Conformance]",
     "[sig-network] Services should be able to create a functioning NodePort service [Conformance]",
     "[sig-network] Services should be able to change the type from ClusterIP to ExternalName [Conformance]",
+    "[sig-network] DNS should provide DNS for services [Conformance]",
     "[sig-network] Netpol NetworkPolicy between server and client should support a 'default-deny-ingress' policy "
     "[Feature:NetworkPolicy]",
 )
