@@ -14,6 +14,7 @@ others from being programmed. So parsing here (with `operators.kube.parse`):
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -76,11 +77,12 @@ class Service:
     created: str = ""  # metadata.creationTimestamp (RFC 3339, UTC), "" when absent
     uid: str = ""
 
-    @property
+    @functools.cached_property
     def key(self) -> str:
+        """`namespace/name` (kept: a full proxy sync asks for it several times per Service)."""
         return f"{self.namespace}/{self.name}"
 
-    @property
+    @functools.cached_property
     def age_order(self) -> tuple[bool, str, str, str, str]:
         """Older first: creationTimestamp, then UID. The API server sets both, so the names decide only
         between objects that have neither (offline files); a missing timestamp counts as the newest."""

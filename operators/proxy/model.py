@@ -424,6 +424,7 @@ def _collision(svc: Service, sport: ServicePort, key: ClaimKey, owner: tuple[str
 
 
 Lost = dict[str, tuple[set[tuple[ClaimKey, str]], list[Problem]]]  # Service key -> lost frontends, problems
+_NOTHING_LOST: frozenset[tuple[ClaimKey, str]] = frozenset()
 
 
 def _settle(claimants: list[tuple[Service, tuple[_Frontend, ...]]]) -> Lost:
@@ -434,30 +435,29 @@ def _settle(claimants: list[tuple[Service, tuple[_Frontend, ...]]]) -> Lost:
     order = sorted(claimants, key=lambda c: c[0].age_order)
     owners: dict[ClaimKey, tuple[str, str]] = {}
     cluster_addresses: dict[str, str] = {}  # ClusterIP -> its Service's key
-    lost: Lost = {svc.key: (set(), []) for svc, _ in claimants}
+    lost: Lost = {}  # only the Services that lost something (runs for every Service at every full sync)
 
-    def claim(svc: Service, f: _Frontend, key: ClaimKey) -> None:
-        owner = owners.setdefault(key, f.owner)
-        if owner != f.owner:
-            lost[svc.key][0].add((key, f.sport.name))
-            lost[svc.key][1].append(_collision(svc, f.sport, key, owner))
+    def lose(svc: Service, f: _Frontend, key: ClaimKey, problem: Problem) -> None:
+        entry = lost.setdefault(f.owner[0], (set(), []))
+        entry[0].add((key, f.sport.name))
+        entry[1].append(problem)
 
     for svc, frontends in order:
         for f in frontends:
-            cluster_addresses.setdefault(f.cluster[0], svc.key)
-            claim(svc, f, f.cluster)
+            cluster_addresses.setdefault(f.cluster[0], f.owner[0])
+            if (owner := owners.setdefault(f.cluster, f.owner)) != f.owner:
+                lose(svc, f, f.cluster, _collision(svc, f.sport, f.cluster, owner))
     for svc, frontends in order:
         for f in frontends:
-            if (f.cluster, f.sport.name) in lost[svc.key][0]:
+            if (gone := lost.get(f.owner[0])) is not None and (f.cluster, f.sport.name) in gone[0]:
                 continue
             for key in f.others:
                 holder = cluster_addresses.get(key[0])  # its own ClusterIP too: served as that already
                 if holder is not None:
-                    lost[svc.key][0].add((key, f.sport.name))
-                    lost[svc.key][1].append(_problem(svc, f"{key[0]} is a ClusterIP of Service {holder}; "
-                                                          f"not used for port {f.sport.name or f.sport.port}"))
-                else:
-                    claim(svc, f, key)
+                    lose(svc, f, key, _problem(svc, f"{key[0]} is a ClusterIP of Service {holder}; "
+                                                    f"not used for port {f.sport.name or f.sport.port}"))
+                elif (owner := owners.setdefault(key, f.owner)) != f.owner:
+                    lose(svc, f, key, _collision(svc, f.sport, key, owner))
     return lost
 
 
@@ -651,7 +651,8 @@ def _plans(cache: ModelCache, services: tuple[Service, ...], ctx: _Context) -> l
             out.append(entry)
             continue
         svc, families, frontends, cached = entry
-        lost, lost_problems = frozenset(settled[svc.key][0]), settled[svc.key][1]
+        entry = settled.get(svc.key)
+        lost, lost_problems = (frozenset(entry[0]), entry[1]) if entry else (_NOTHING_LOST, [])
         svc_slices = _service_slices(cache, svc)
         reuse = cached if cached is not None and cached.reusable(svc_slices, lost) else None
         out.append(_Plan(svc, families, frontends, svc_slices, lost, lost_problems, reuse))
