@@ -6,18 +6,17 @@ from __future__ import annotations
 import argparse
 import subprocess
 import sys
-from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
+
+from operators.cli_errors import Command, one_line_errors
 
 from .junit import JUnitError
 from .runner import RunError, e2e_bin_dir, execute, load_runs, make_plan, repo_root, skips_file
 from .skips import SkipsError, load_skips, unused
 from .suites import SUITES, Suite, parse_test_list, plan
 from .table import render, summarize
-
-Command = Callable[[argparse.Namespace], int]
 
 
 def _suite(args: argparse.Namespace) -> Suite:
@@ -120,11 +119,4 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def _guard(func: Command) -> Command:
-    def run(args: argparse.Namespace) -> int:
-        try:
-            return func(args)
-        except (RunError, SkipsError, JUnitError, OSError) as e:
-            print(f"error: {e}", file=sys.stderr)
-            return 1
-
-    return run
+    return one_line_errors(func, (RunError, SkipsError, JUnitError, OSError), 1)

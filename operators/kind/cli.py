@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import sys
-from collections.abc import Callable
 
+from operators.cli_errors import Command, one_line_errors
 from operators.devcluster.netns import CommandError
 
 from . import cluster
 from .podman import KindError
-
-Command = Callable[[argparse.Namespace], int]
 
 
 def cmd_up(args: argparse.Namespace) -> int:
@@ -60,11 +57,4 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def _guard(func: Command) -> Command:
-    def run(args: argparse.Namespace) -> int:
-        try:
-            return func(args)
-        except (KindError, CommandError) as e:
-            print(f"error: {e}", file=sys.stderr)
-            return 1
-
-    return run
+    return one_line_errors(func, (KindError, CommandError), 1)
