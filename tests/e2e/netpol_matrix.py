@@ -26,8 +26,8 @@ from operators.devcluster.podexec import find_record
 from operators.devcluster.podworker import shim_argv
 from operators.devcluster.state import load_layout
 from operators.devcluster.testapps import AGNHOST
+from tests.e2e.apps import app_path
 from tests.e2e.harness import Cluster, wait_for
-from tests.unit.netpol.dataplane_driver import PROBE
 
 NAMESPACES = ("x", "y", "z")
 PODS = ("a", "b", "c")
@@ -182,7 +182,7 @@ class Matrix:
 
         def run(src: str) -> list[bool]:
             targets = [[self.service_ip[d], port, proto] for _, d, (port, proto) in by_src[src]]
-            proc = self.exec(src, "python3", "-c", PROBE, json.dumps(targets))
+            proc = self.exec(src, "python3", app_path("reach_probe"), json.dumps(targets))
             try:
                 return json.loads(proc.stdout)
             except json.JSONDecodeError:

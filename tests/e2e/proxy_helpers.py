@@ -16,6 +16,7 @@ from operators.devcluster.layout import Layout
 from operators.devcluster.state import load_layout
 from operators.netpol.nftables import TABLE as NETPOL_TABLE
 from operators.proxy.nftables import render_cleanup
+from tests.e2e.apps import app_path
 from tests.e2e.harness import Cluster, knet, wait_for
 
 AGNHOST = "registry.k8s.io/e2e-test-images/agnhost:2.53"
@@ -24,66 +25,9 @@ AGENT_ROLE = "knet-proxy-e2e-agent"
 HEALTH_PORT = 10256
 METRICS_PORT = 10249
 
-# One line per request: the answer, or refused / timeout / error (new connection each time).
-FETCH = r"""
-import socket, sys, urllib.error, urllib.request
-url, n = sys.argv[1], int(sys.argv[2])
-for _ in range(n):
-    try:
-        print(urllib.request.urlopen(url, timeout=3).read().decode().strip(), flush=True)
-    except urllib.error.URLError as e:
-        r = e.reason
-        print("refused" if isinstance(r, ConnectionRefusedError) else
-              "timeout" if isinstance(r, TimeoutError) else f"error {r}", flush=True)
-    except TimeoutError:
-        print("timeout", flush=True)
-    except OSError as e:
-        print(f"error {e}", flush=True)
-"""
 
-# One line per datagram exchange (a new socket, so a new source port, each time).
-UDP = r"""
-import socket, sys
-host, port, msg, n = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
-for _ in range(n):
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.settimeout(2)
-        try:
-            s.sendto(msg.encode(), (host, port))
-            print(s.recv(1000).decode(), flush=True)
-        except OSError as e:
-            print(f"error {e}", flush=True)
-"""
 
-# A pod's main process: one UDP socket on a fixed source port, asking `hostname` every 0.2 s forever.
-UDP_STREAM = r"""
-import os, socket, time
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.bind(("", 40000))
-s.settimeout(0.5)
-while True:
-    s.sendto(b"hostname", (os.environ["TARGET"], int(os.environ["PORT"])))
-    try:
-        print(s.recv(1000).decode(), flush=True)
-    except TimeoutError:
-        print("timeout", flush=True)
-    time.sleep(0.2)
-"""
 
-# A pod's main process: one kept-alive HTTP connection, a request every 0.3 s: "ok HOSTNAME LOCALPORT".
-KEEPALIVE = r"""
-import http.client, os, time
-conn = http.client.HTTPConnection(os.environ["TARGET"], 80, timeout=3)
-while True:
-    try:
-        conn.request("GET", "/hostname")
-        body = conn.getresponse().read().decode()
-        print("ok", body, conn.sock.getsockname()[1], flush=True)
-    except OSError as e:
-        print("error", e, flush=True)
-        conn.close()
-    time.sleep(0.3)
-"""
 
 
 def agent_manifest(api_server: str, image: str = "localhost/knet:dev", args: tuple[str, ...] = ()) -> str:
@@ -166,10 +110,10 @@ spec:
 """
 
 
-def pod_manifest(ns: str, name: str, node: str, labels: str = "{}", script: str | None = None,
+def pod_manifest(ns: str, name: str, node: str, labels: str = "{}", program: str | None = None,
                  env: dict[str, str] | None = None, args: str = "[pause]") -> str:
-    """A pod pinned to `node`: agnhost (pause by default), or a Python script as its main process."""
-    command = f"command: [python3, -c, {json.dumps(script)}]" if script else f"args: {args}"
+    """A pod pinned to `node`: agnhost (pause by default), or one of tests/e2e/apps as its main process."""
+    command = f"command: [python3, {json.dumps(app_path(program))}]" if program else f"args: {args}"
     env_list = ", ".join(f'{{name: {k}, value: "{v}"}}' for k, v in {"PYTHONUNBUFFERED": "1", **(env or {})}.items())
     return f"""
 apiVersion: v1
@@ -292,9 +236,9 @@ class Proxy:
     def fetch(self, where: str, url: str, n: int = 1) -> list[str]:
         """n HTTP GETs from a pod (`ns/name`) or `external`, each on a new connection."""
         if where == "external":
-            proc = self.in_external("python3", "-c", FETCH, url, str(n), timeout=30 + 4 * n)
+            proc = self.in_external("python3", app_path("http_fetch"), url, str(n), timeout=30 + 4 * n)
         else:
-            proc = self.cluster.exec(where, "python3", "-c", FETCH, url, str(n), timeout=30 + 4 * n)
+            proc = self.cluster.exec(where, "python3", app_path("http_fetch"), url, str(n), timeout=30 + 4 * n)
         return proc.stdout.split("\n")[:-1] if proc.stdout else [f"exec failed: {proc.stderr.strip()}"]
 
     def every_answer(self, where: str, url: str, expected: set[str], timeout: float = 30) -> None:
@@ -316,7 +260,7 @@ class Proxy:
         return int(code) if code.isdigit() else 0, body
 
     def udp(self, pod: str, host: str, port: int, msg: str = "hostname", n: int = 1) -> list[str]:
-        proc = self.cluster.exec(pod, "python3", "-c", UDP, host, str(port), msg, str(n), timeout=30 + 3 * n)
+        proc = self.cluster.exec(pod, "python3", app_path("udp_ask"), host, str(port), msg, str(n), timeout=30 + 3 * n)
         return proc.stdout.split("\n")[:-1] if proc.stdout else [f"exec failed: {proc.stderr.strip()}"]
 
     def logs(self, pod: str) -> list[str]:

@@ -30,6 +30,7 @@ import yaml
 from operators.devcluster import upstream
 from operators.netpol.nftables import TABLE as NETPOL_TABLE
 from operators.proxy.nftables import TABLE as PROXY_TABLE
+from tests.e2e.apps import app_path
 from tests.e2e.dns_corpus import resolver_pod
 from tests.e2e.harness import KNET, Cluster, knet, wait_for
 from tests.e2e.proxy_helpers import Proxy
@@ -351,25 +352,6 @@ def test_agent_without_endpointslice_permission(demo: Proxy) -> None:
              "the agent ready once the permission is back", 60, 1)
 
 
-# Requests to the Service for as long as /tmp/stop is absent, each on a new connection, and one kept-alive
-# connection asked every round too; "ok"/"fail ..." per request, one line each.
-TRAFFIC = r"""
-import http.client, os, sys, time, urllib.request
-target = sys.argv[1]
-kept = http.client.HTTPConnection(target, 80, timeout=3)
-while not os.path.exists("/tmp/stop"):
-    for how in ("new", "kept"):
-        try:
-            if how == "new":
-                urllib.request.urlopen(f"http://{target}/hostname", timeout=3).read()
-            else:
-                kept.request("GET", "/hostname")
-                kept.getresponse().read()
-            print("ok", how, flush=True)
-        except Exception as e:
-            print("fail", how, repr(e), flush=True)
-    time.sleep(0.1)
-"""
 
 
 def test_upgrade_rolls_without_dropping_service_traffic(demo: Proxy) -> None:
@@ -377,8 +359,9 @@ def test_upgrade_rolls_without_dropping_service_traffic(demo: Proxy) -> None:
     before = {p["metadata"]["uid"] for p in c.pods(NS, "app.kubernetes.io/instance=knet")}
     ip, _ = service(c, "demo", "web")
     c.exec("demo/client", "rm", "-f", "/tmp/stop")
-    client = subprocess.Popen([*KNET, "devcluster", "exec", "--name", c.name, "demo/client", "--", "python3", "-c",
-                               TRAFFIC, ip], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    client = subprocess.Popen([*KNET, "devcluster", "exec", "--name", c.name, "demo/client", "--", "python3",
+                               app_path("service_traffic"), ip],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         time.sleep(2)
         t0 = time.monotonic()

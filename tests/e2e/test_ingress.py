@@ -3,10 +3,10 @@
 Placement (there is no Service proxy in these tests; nginx proxies to the pod addresses it learns from
 EndpointSlices): `knet ingress` runs as a hostNetwork pod on the worker with its ServiceAccount and a
 least-privilege ClusterRole, so nginx listens on the worker's address, ports 80 and 443. The backends
-are agnhost netexec Deployments and the echo Deployment (ECHO below, the conformance suite's echoserver
-role); requests come from the external client namespace (`curl --resolve HOST:PORT:WORKER`, BATCH for
-many requests at once, wrk for load). Each backend reports which pod answered; the echo backend also
-reports the Service, path, Host and method it saw. The conformance scenarios follow
+are agnhost netexec Deployments and the echo Deployment (apps/echo_server.py, the conformance suite's
+echoserver role); requests come from the external client namespace (`curl --resolve HOST:PORT:WORKER`,
+apps/http_batch.py for many requests at once, wrk for load). Each backend reports which pod answered;
+the echo backend also reports the Service, path, Host and method it saw. The conformance scenarios follow
 kubernetes-sigs/ingress-controller-conformance's features (default_backend, host_rules, path_rules,
 ingress_class, load balancing over 10 replicas). Reloads are read from the controller's metrics
 endpoint (`knet_ingress_reloads_total`).
@@ -22,12 +22,14 @@ import re
 import time
 import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from bench.ingress_wrk import parse_wrk, wrk_command
 from operators.ingress.certs import self_signed
+from tests.e2e.apps import app_path
 from tests.e2e.harness import FIGURES, Cluster, wait_for
 
 CTL = "knet-ingress-e2e"
@@ -87,136 +89,8 @@ ECHO_ANNOTATIONS = {  # Ingress (and host NAME.test) -> (Service, port, annotati
 # the upstream keep-alive connection nginx reuses after a POST starts with the unread body (501, 502), and
 # the later tests of `web` must not meet such a connection.
 BODY_HOSTS = ("small", "badann")
-# The echo backend (the conformance suite's echoserver role): a stdlib script run by knet's image that
-# answers JSON naming its pod, the port that got the request (each conformance Service targets its own
-# port of the same pods, so the port names the Service), the method, path and Host it saw; /slow?s=N waits,
-# /flaky answers $FAIL when set, WebSocket upgrades echo text frames, TLS_PORT serves HTTPS.
-ECHO = """import base64, hashlib, json, os, socket, socketserver, ssl, struct, threading, time, urllib.parse
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-NAME, FAIL = socket.gethostname(), int(os.environ.get("FAIL") or 0)
-GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
-
-
-class H(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
-    def do_GET(self):
-        url = urllib.parse.urlsplit(self.path)
-        q = dict(urllib.parse.parse_qsl(url.query))
-        self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        if self.headers.get("Upgrade", "").lower() == "websocket":
-            return self.websocket()
-        if url.path == "/slow":
-            time.sleep(float(q.get("s", "1")))
-        code = FAIL if url.path == "/flaky" and FAIL else 200
-        body = json.dumps({"pod": NAME, "port": self.server.server_address[1], "tls": self.server.tls,
-                           "method": self.command, "path": self.path, "host": self.headers.get("Host", ""),
-                           "code": self.headers.get("X-Code", "")}).encode()
-        self.send_response(code)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = do_GET
-
-    def websocket(self):
-        # accept the upgrade, then echo text frames back with the pod name
-        key = self.headers["Sec-WebSocket-Key"] + GUID
-        self.send_response(101)
-        self.send_header("Upgrade", "websocket")
-        self.send_header("Connection", "Upgrade")
-        self.send_header("Sec-WebSocket-Accept", base64.b64encode(hashlib.sha1(key.encode()).digest()).decode())
-        self.end_headers()
-        self.wfile.flush()
-        while True:
-            head = self.rfile.read(2)
-            if len(head) < 2 or head[0] & 0x0F == 8:
-                return
-            size = head[1] & 0x7F
-            if size == 126:
-                size = struct.unpack(">H", self.rfile.read(2))[0]
-            mask = self.rfile.read(4)
-            data = bytes(b ^ mask[i % 4] for i, b in enumerate(self.rfile.read(size)))
-            out = data + b" from " + NAME.encode()
-            self.wfile.write(bytes([0x81, len(out)]) + out)
-            self.wfile.flush()
-        self.close_connection = True
-
-    def log_message(self, *args):
-        pass
-
-
-class Server(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def server_bind(self):  # without HTTPServer's reverse DNS lookup of its own address
-        socketserver.TCPServer.server_bind(self)
-        self.server_name, self.server_port = "echo", self.server_address[1]
-
-
-def serve(port, tls=None):
-    server = Server(("0.0.0.0", port), H)
-    server.tls = bool(tls)
-    if tls:
-        server.socket = tls.wrap_socket(server.socket, server_side=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-
-
-def frame(kind, flags, stream, payload=b""):
-    return len(payload).to_bytes(3, "big") + bytes([kind, flags]) + stream.to_bytes(4, "big") + payload
-
-
-def literal(name, value):  # HPACK literal header field without indexing, plain (short) strings
-    return bytes([0, len(name)]) + name + bytes([len(value)]) + value
-
-
-class Grpc(socketserver.BaseRequestHandler):
-    # just enough HTTP/2 for a unary gRPC call: every request stream gets one message naming the pod
-    def handle(self):
-        f = self.request.makefile("rb")
-        if f.read(24) != b"PRI * HTTP/2.0\\r\\n\\r\\nSM\\r\\n\\r\\n":
-            return
-        self.request.sendall(frame(4, 0, 0))
-        while len(head := f.read(9)) == 9:
-            kind, flags, stream = head[3], head[4], int.from_bytes(head[5:9], "big") & 0x7FFFFFFF
-            payload = f.read(int.from_bytes(head[:3], "big"))
-            if kind in (4, 6) and not flags & 1:  # SETTINGS, PING: acknowledge
-                self.request.sendall(frame(kind, 1, 0, payload if kind == 6 else b""))
-            elif kind in (0, 1) and flags & 1 and stream:  # the request ended: answer it
-                message = b"\\x0a" + bytes([len(NAME)]) + NAME.encode()
-                self.request.sendall(
-                    frame(1, 4, stream, b"\\x88" + literal(b"content-type", b"application/grpc"))
-                    + frame(0, 0, stream, b"\\x00" + len(message).to_bytes(4, "big") + message)
-                    + frame(1, 5, stream, literal(b"grpc-status", b"0")))
-
-
-class GrpcServer(socketserver.ThreadingTCPServer):
-    daemon_threads = allow_reuse_address = True
-
-
-def serve_grpc(port, tls=None):
-    server = GrpcServer(("0.0.0.0", port), Grpc)
-    if tls:
-        server.socket = tls.wrap_socket(server.socket, server_side=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-
-
-for p in os.environ["PORTS"].split(","):
-    serve(int(p))
-if os.environ.get("GRPC_PORT"):
-    serve_grpc(int(os.environ["GRPC_PORT"]))
-if os.environ.get("TLS_PORT"):
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.load_cert_chain("/tls/tls.crt", "/tls/tls.key")
-    serve(int(os.environ["TLS_PORT"]), ctx)
-    h2 = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    h2.load_cert_chain("/tls/tls.crt", "/tls/tls.key")
-    h2.set_alpn_protocols(["h2"])
-    serve_grpc(int(os.environ["GRPCS_PORT"]), h2)
-threading.Event().wait()
-"""
+# The echo backend's program (see its docstring), delivered to the pods in a ConfigMap.
+ECHO = Path(app_path("echo_server")).read_text()
 ECHO_SERVICES = {"echo": 8080, "foo-exact": 8081, "foo-prefix": 8082, "aaa-slash-bbb-prefix": 8083, "aaa-prefix": 8084,
                  "aaa-slash-bbb-slash-prefix": 8085, "foo-slash-exact": 8086, "wildcard-foo-com": 8087,
                  "foo-bar-com": 8088}
@@ -243,46 +117,6 @@ CONFORMANCE_PATHS = [
     ("trailing-slash-path-rules", "/foo", None),
 ]
 CONFORMANCE_CERT = self_signed(["foo.bar.com"])
-# Many requests from the external client in one process, concurrently: [status, headers, body] each
-# ([0, {}, error] when none came back). A request: host, path, and optionally method, headers, https, ca.
-BATCH = r"""
-import concurrent.futures, http.client, json, socket, ssl, sys
-addr, reqs = sys.argv[1], json.loads(sys.argv[2])
-def one(r):
-    try:
-        if r.get("https"):
-            ctx = ssl.create_default_context(cadata=r["ca"]) if r.get("ca") else ssl._create_unverified_context()
-            c = http.client.HTTPSConnection(r["host"], 443, timeout=10, context=ctx)
-            c.sock = ctx.wrap_socket(socket.create_connection((addr, 443), 10), server_hostname=r["host"])
-        else:
-            c = http.client.HTTPConnection(addr, 80, timeout=10)
-        c.request(r.get("method", "GET"), r["path"], headers={"Host": r["host"], **r.get("headers", {})})
-        resp = c.getresponse()
-        out = [resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read().decode(errors="replace")]
-        c.close()
-        return out
-    except OSError as e:
-        return [0, {}, repr(e)]
-with concurrent.futures.ThreadPoolExecutor(1 if sys.argv[3:] == ["sequential"] else 32) as pool:
-    print(json.dumps(list(pool.map(one, reqs))))
-"""
-# A WebSocket client: the upgrade's status line, then the echo of one text frame.
-WEBSOCKET = r"""
-import base64, os, socket, sys
-s = socket.create_connection((sys.argv[1], 80), 10)
-s.sendall(b"GET /chat HTTP/1.1\r\nHost: " + sys.argv[2].encode() + b"\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-          b"Sec-WebSocket-Key: " + base64.b64encode(os.urandom(16)) + b"\r\nSec-WebSocket-Version: 13\r\n\r\n")
-data = b""
-while b"\r\n\r\n" not in data:
-    data += s.recv(4096)
-head, _, rest = data.partition(b"\r\n\r\n")
-mask, text = os.urandom(4), b"hello"
-s.sendall(bytes([0x81, 0x80 | len(text)]) + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(text)))
-while len(rest) < 2 or len(rest) < 2 + rest[1]:
-    rest += s.recv(4096)
-print(head.split(b"\r\n")[0].decode())
-print(rest[2:2 + rest[1]].decode())
-"""
 
 
 def node_address(cluster: Cluster, node: str) -> str:
@@ -472,8 +306,8 @@ DEFAULT_INGRESS = ingress("default", "[]", extra="\n  defaultBackend: {service: 
 
 def batch(cluster: Cluster, worker: str, requests: list[dict], sequential: bool = False,
           ) -> list[tuple[int, dict[str, str], str]]:
-    """Send `requests` (see BATCH) from the external client, concurrently unless `sequential`."""
-    proc = cluster.exec("external", "python3", "-c", BATCH, worker, json.dumps(requests),
+    """Send `requests` (see apps/http_batch.py) from the external client, concurrently unless `sequential`."""
+    proc = cluster.exec("external", "python3", app_path("http_batch"), worker, json.dumps(requests),
                         *(["sequential"] if sequential else []), timeout=120)
     assert proc.returncode == 0, proc.stderr
     return [tuple(r) for r in json.loads(proc.stdout)]
@@ -779,7 +613,7 @@ def test_annotations_backend_protocol_timeouts_websocket(cluster: Cluster, apps:
         assert out.startswith("HTTP/2 200") and "grpc-status: 0" in out, (host, out)
         assert any(pod in out for pod in pod_names(cluster, "echo")), (host, out)
     # WebSocket: the upgrade passes without an annotation, and frames flow both ways
-    proc = cluster.exec("external", "python3", "-c", WEBSOCKET, apps, "ws.test")
+    proc = cluster.exec("external", "python3", app_path("websocket_client"), apps, "ws.test")
     status, _, echo = proc.stdout.partition("\n")
     assert status == "HTTP/1.1 101 Switching Protocols", proc.stdout + proc.stderr
     assert echo.strip().removeprefix("hello from ") in pod_names(cluster, "echo"), echo

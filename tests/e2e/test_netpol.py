@@ -14,6 +14,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.e2e.apps import app_path
 from tests.e2e.harness import Cluster, wait_for
 from tests.e2e.netpol_matrix import (
     NAMESPACES,
@@ -396,20 +397,6 @@ def test_bad_input_does_not_break_good_input(m: Matrix) -> None:
 
 # --- ClusterNetworkConfig: drop counters and strict mode ----------------------------------------------
 
-STREAM = r"""
-import socket, sys
-s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=3)
-print("connected", flush=True)
-sys.stdin.readline()
-try:
-    s.sendall(b"GET / HTTP/1.0\r\n\r\n")
-    data = b""
-    while chunk := s.recv(1000):  # HTTP/1.0: the server closes after the body
-        data += chunk
-    print(data.decode().rpartition("\r\n\r\n")[2] or "closed", flush=True)
-except OSError as e:
-    print("error", e, flush=True)
-"""
 
 
 def config(m: Matrix, agent: Proxy, drop_logging: bool, strict: bool) -> None:
@@ -429,7 +416,7 @@ def held_connection_survives(m: Matrix, agent: Proxy, deny: Obj, strict: bool) -
     the cut)."""
     cut = "knet_netpol_strict_passes_total"
     node = agent.nodes[0]  # x/a is the first pod: on the first node
-    proc = m.popen("y/b", "python3", "-c", STREAM, m.service_ip["x/a"], "81")
+    proc = m.popen("y/b", "python3", app_path("held_connection"), m.service_ip["x/a"], "81")
     try:
         assert proc.stdout is not None and proc.stdin is not None
         assert proc.stdout.readline().strip() == "connected"

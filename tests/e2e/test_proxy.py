@@ -17,9 +17,7 @@ from tests.e2e.harness import Cluster, wait_for
 from tests.e2e.proxy_helpers import (
     AGENT_NS,
     HEALTH_PORT,
-    KEEPALIVE,
     METRICS_PORT,
-    UDP_STREAM,
     Proxy,
     age,
     allow_external_ips,
@@ -234,7 +232,7 @@ def test_udp_client_follows_an_endpoint_change(cluster: Cluster, proxy: Proxy, b
                                "--udp-port=8081]"))
     svc = apply_service(cluster, "udp", "ports: [{name: dns, port: 53, protocol: UDP, targetPort: 8081}]",
                         selector="{app: udp}")
-    cluster.apply(pod_manifest(NS, "udp-stream", a, script=UDP_STREAM,
+    cluster.apply(pod_manifest(NS, "udp-stream", a, program="udp_stream",
                                env={"TARGET": svc["spec"]["clusterIP"], "PORT": "53"}))
     wait_for(lambda: "udp-a" in proxy.logs(f"{NS}/udp-stream")[-3:], "the stream to reach udp-a", 60)
     cluster.apply(pod_manifest(NS, "udp-b", b, labels="{app: udp}", args="[netexec, --http-port=8080, "
@@ -248,7 +246,7 @@ def test_rules_survive_an_agent_restart_and_established_connections_live_on(
     cluster: Cluster, proxy: Proxy, web: str
 ) -> None:
     node, vip = proxy.nodes[0], web
-    cluster.apply(pod_manifest(NS, "keepalive", node, script=KEEPALIVE, env={"TARGET": vip}))
+    cluster.apply(pod_manifest(NS, "keepalive", node, program="http_keepalive", env={"TARGET": vip}))
     wait_for(lambda: len(proxy.logs(f"{NS}/keepalive")) >= 3, "the kept-alive connection", 60)
     old = proxy.agent_pods()
     cluster.kubectl("delete", "pod", "-n", AGENT_NS, *old.values(), "--wait=true", "--timeout=60s")

@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
+from tests.e2e.apps import app_path
 from tests.e2e.harness import CLUSTER, Cluster, knet, wait_for
 from tests.e2e.proxy_helpers import AGNHOST, Proxy, deployed_agent, pod_manifest
 
@@ -26,43 +27,7 @@ NS = "proxy-modes"
 CRDS = ("clusternetworkconfigs.knet.io", "nodenetworkstatuses.knet.io")
 HOSTNAME = re.compile(r"^(netexec|roll)-[a-z0-9]+-[a-z0-9]+$")
 
-# A pod's main process: requests without end, a new connection each; "ok N" after every 25 answers,
-# "failed ..." for each failure.
-LOAD = r"""
-import os, time, urllib.request
-ok = 0
-while True:
-    try:
-        urllib.request.urlopen(os.environ["URL"], timeout=3).read()
-        ok += 1
-        if ok % 25 == 0:
-            print("ok", ok, flush=True)
-    except Exception as e:
-        print("failed", time.time(), e, flush=True)
-    time.sleep(0.02)
-"""
 
-# Run on the external client: the gratuitous ARPs for address argv[1] from MAC argv[2], one line "<seconds
-# since the first> <op>" each (1 request, 2 reply), until they span 4 s or argv[3] seconds have passed.
-GRATUITOUS_ARPS = r"""
-import socket, struct, sys, time
-ip, mac = socket.inet_aton(sys.argv[1]), bytes.fromhex(sys.argv[2].replace(":", ""))
-s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0806))
-s.settimeout(1)
-deadline, first = time.monotonic() + float(sys.argv[3]), None
-while time.monotonic() < deadline:
-    try:
-        frame = s.recv(64)
-    except TimeoutError:
-        continue
-    op, sha, spa, tpa = struct.unpack("!6xH6s4s6x4s", frame[14:42].ljust(28, b"\0"))
-    if sha == mac and spa == tpa == ip:
-        now = time.monotonic()
-        first = first or now
-        print(f"{now - first:.2f} {op}", flush=True)
-        if now - first >= 4:
-            break
-"""
 
 
 @pytest.fixture(scope="module")
@@ -245,7 +210,7 @@ def test_a_local_lb_address_is_announced_by_the_node_of_its_endpoint(cluster: Cl
     assert underlay_mac(proxy, other) in external_neighbour(proxy, ip)
     mac = underlay_mac(proxy, by_hash)
     with concurrent.futures.ThreadPoolExecutor(1) as pool:  # the client listens while the endpoint moves
-        heard = pool.submit(proxy.in_external, "python3", "-c", GRATUITOUS_ARPS, ip, mac, "60", timeout=90)
+        heard = pool.submit(proxy.in_external, "python3", app_path("gratuitous_arps"), ip, mac, "60", timeout=90)
         cluster.kubectl("delete", "pod", "-n", NS, "local-a", "--wait=true", "--timeout=60s")
         endpoint_on(by_hash, "local-b")
         wait_for(lambda: lb_owners(proxy, ip) == [by_hash], f"{ip} announced by {by_hash} alone", 30)
@@ -262,7 +227,7 @@ def test_a_local_lb_address_is_announced_by_the_node_of_its_endpoint(cluster: Cl
 def test_no_failed_request_during_a_rolling_update(cluster: Cluster, proxy: Proxy, backends: list[str]) -> None:
     url = f"http://{vip(cluster, 'web')}/hostname"
     loads = [f"load-{i}" for i in range(len(proxy.nodes))]
-    cluster.apply("---".join(pod_manifest(NS, name, node, script=LOAD, env={"URL": url})
+    cluster.apply("---".join(pod_manifest(NS, name, node, program="http_load", env={"URL": url})
                              for name, node in zip(loads, proxy.nodes, strict=True)))
     wait_for(lambda: all(any(x.startswith("ok ") for x in proxy.logs(f"{NS}/{p}")) for p in loads), "load", 60)
     started = time.monotonic()

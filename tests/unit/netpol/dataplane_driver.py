@@ -12,42 +12,10 @@ import json
 import subprocess
 import sys
 import time
+from pathlib import Path
 
-SERVER = r"""
-import socket, sys, threading
-def tcp(port):
-    s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    s.bind(("0.0.0.0", port)); s.listen(64)
-    while True:
-        c, _ = s.accept(); c.close()
-def udp(port):
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("0.0.0.0", port))
-    while True:
-        data, addr = s.recvfrom(100); s.sendto(data, addr)
-for spec in sys.argv[1:]:
-    port, proto = spec.split("/")
-    threading.Thread(target=tcp if proto == "TCP" else udp, args=(int(port),), daemon=True).start()
-print("ready", flush=True)
-threading.Event().wait()
-"""
-
-PROBE = r"""
-import json, socket, sys, threading
-def probe(ip, port, proto, out, i):
-    try:
-        if proto == "TCP":
-            socket.create_connection((ip, port), timeout=0.6).close()
-        else:
-            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(0.6)
-            s.sendto(b"x", (ip, port)); s.recvfrom(10)
-        out[i] = True
-    except OSError:
-        out[i] = False
-targets = json.loads(sys.argv[1]); out = [None] * len(targets)
-threads = [threading.Thread(target=probe, args=(*t, out, i)) for i, t in enumerate(targets)]
-[t.start() for t in threads]; [t.join() for t in threads]
-print(json.dumps(out))
-"""
+# the pods' programs, shared with the e2e tests (run by path: the namespaces see this machine's files)
+APPS = Path(__file__).resolve().parents[2] / "e2e" / "apps"
 
 
 def sh(*cmd: str) -> None:
@@ -82,7 +50,7 @@ def main() -> None:
         add_pod(i, name, ip)
         servers.append(
             subprocess.Popen(
-                ["ip", "netns", "exec", name, sys.executable, "-c", SERVER, *listen],
+                ["ip", "netns", "exec", name, sys.executable, str(APPS / "port_servers.py"), *listen],
                 stdout=subprocess.PIPE,
                 text=True,
             )
@@ -100,7 +68,7 @@ def main() -> None:
             targets = json.dumps([spec["probes"][i][1:] for i in idx])
             prefix = [] if src == "node" else ["ip", "netns", "exec", src]
             proc = subprocess.Popen(
-                [*prefix, sys.executable, "-c", PROBE, targets], stdout=subprocess.PIPE, text=True
+                [*prefix, sys.executable, str(APPS / "reach_probe.py"), targets], stdout=subprocess.PIPE, text=True
             )
             running.append((idx, proc))
         for idx, proc in running:
