@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import Any
 
 from .cli_errors import Command, one_line_errors
 from .kube.objects import load_objects
@@ -33,10 +34,45 @@ def cmd_render_netpol(args: argparse.Namespace) -> int:
     return _print(*offline.render(load_objects(args.filename), args.node))
 
 
+def _ports(args: argparse.Namespace) -> dict[str, int]:
+    return {"http_port": args.http_port, "https_port": args.https_port, "status_port": args.status_port}
+
+
+def _nginx_out(model: Any, problems: list[str], args: argparse.Namespace, status: list[str]) -> int:
+    """Print nginx.conf, or with --out write the directory `nginx -p DIR -c nginx.conf` runs."""
+    from .ingress import offline
+    from .ingress.render import render_config
+
+    for line in status:
+        print(f"status: {line}", file=sys.stderr)
+    if not args.out:
+        return _print(render_config(model, offline.runtime_of(None, _ports(args))), problems)
+    conf = offline.write_directory(model, offline.runtime_of(None, _ports(args), directory=True), args.out)
+    return _print(f"wrote {conf}; run: nginx -p {conf.parent.resolve()}/ -c nginx.conf -e stderr\n", problems)
+
+
 def cmd_render_ingress(args: argparse.Namespace) -> int:
     from .ingress import offline
 
-    return _print(*offline.render(load_objects(args.filename)))
+    model, problems = offline.model_from_objects(load_objects(args.filename))
+    return _nginx_out(model, [str(p) for p in problems], args, [])
+
+
+def cmd_render_gateway(args: argparse.Namespace) -> int:
+    from .gateway import offline
+
+    ports = (args.http_port or 80, args.https_port or 443)
+    model, problems, status = offline.model_from_objects(load_objects(args.filename), ingress_ports=ports)
+    return _nginx_out(model, [str(p) for p in problems], args, offline.status_text(status))
+
+
+def _nginx_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-f", "--filename", action="append", required=True, help="YAML file ('-' for stdin)")
+    p.add_argument("--out", metavar="DIR", help="write a directory that `nginx -p DIR -c nginx.conf` runs as it is "
+                                                 "(relative paths, certificates, endpoints in the file, no Lua)")
+    p.add_argument("--http-port", type=int, help="the Ingress HTTP port (default 80)")
+    p.add_argument("--https-port", type=int, help="the Ingress HTTPS port (default 443)")
+    p.add_argument("--status-port", type=int, help="nginx's loopback status port (default 10254)")
 
 
 def cmd_render_corefile(args: argparse.Namespace) -> int:
@@ -82,8 +118,12 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.set_defaults(func=_clear_errors(cmd_render_cni))
 
     p = rsub.add_parser("ingress", help="the nginx.conf knet's Ingress controller would run")
-    p.add_argument("-f", "--filename", action="append", required=True)
+    _nginx_options(p)
     p.set_defaults(func=_clear_errors(cmd_render_ingress))
+    p = rsub.add_parser("gateway", help="the nginx.conf for the Gateways, HTTPRoutes (and Ingresses) in the files, "
+                                        "and the status knet would write (on stderr)")
+    _nginx_options(p)
+    p.set_defaults(func=_clear_errors(cmd_render_gateway))
     p = rsub.add_parser("corefile", help="the CoreDNS Corefile rendered from a DNSConfig")
     p.add_argument("-f", "--filename", action="append", required=True)
     p.set_defaults(func=_clear_errors(cmd_render_corefile))

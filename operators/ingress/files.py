@@ -15,7 +15,7 @@ from operators.ingress.model import IngressModel
 from operators.ingress.render import Runtime
 
 
-def _write(path: Path, data: bytes, mode: int = 0o600) -> None:
+def write_private(path: Path, data: bytes, mode: int = 0o600) -> None:
     """Write through a new temporary file, then rename it over `path`.
 
     The temporary file is created anew (O_EXCL, no symlink followed) so that it gets exactly `mode`: a
@@ -35,7 +35,7 @@ def prepare(runtime: Runtime) -> None:
     default = Path(runtime.default_certificate)
     if not default.exists():
         cert, key = self_signed(["ingress.local"], days=3650)
-        _write(default, cert + key)
+        write_private(default, cert + key)
 
 
 def write_certificates(model: IngressModel, runtime: Runtime) -> None:
@@ -43,7 +43,7 @@ def write_certificates(model: IngressModel, runtime: Runtime) -> None:
     cert_dir = Path(runtime.certificate_dir)
     for name, data in model.certificates:
         if not (cert_dir / name).exists():
-            _write(cert_dir / name, data)
+            write_private(cert_dir / name, data)
 
 
 def prune_certificates(model: IngressModel, runtime: Runtime) -> None:
@@ -57,7 +57,7 @@ def prune_certificates(model: IngressModel, runtime: Runtime) -> None:
 
 def save_endpoints(body: str, runtime: Runtime) -> None:
     """Keep the endpoints last pushed, for a restarted controller to serve with the last good config."""
-    _write(Path(runtime.prefix) / "endpoints", body.encode())
+    write_private(Path(runtime.prefix) / "endpoints", body.encode())
 
 
 def saved_endpoints(runtime: Runtime) -> str | None:
@@ -68,7 +68,7 @@ def saved_endpoints(runtime: Runtime) -> str | None:
 def check_config(text: str, runtime: Runtime, nginx: str = "nginx", timeout: float = 30) -> str | None:
     """Run `nginx -t` on `text` (as `<prefix>/nginx.conf.test`); None when it passes, else nginx's message."""
     path = Path(runtime.prefix) / "nginx.conf.test"
-    _write(path, text.encode(), 0o644)
+    write_private(path, text.encode(), 0o644)
     result = subprocess.run([nginx, "-t", "-q", "-c", str(path), "-p", runtime.prefix + "/"],
                             capture_output=True, text=True, timeout=timeout, check=False)
     return None if result.returncode == 0 else (result.stderr or result.stdout).strip()

@@ -36,7 +36,7 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -44,6 +44,7 @@ from operators.ingress import annotations as ann
 from operators.ingress.annotations import Annotations
 from operators.ingress.certs import weakness
 from operators.ingress.limits import MAX_TOKEN, MAX_VALUE, shown, too_long
+from operators.ingress.routing import Listen, RouteAction, RouteMatch
 from operators.kube import services as api
 from operators.kube.ingresses import (
     CONTROLLER,
@@ -170,6 +171,8 @@ class Location:
     settings: Annotations  # resolved: controller defaults filled in
     ssl_redirect: bool
     canary: CanaryRoute | None = None
+    action: RouteAction | None = None  # an HTTPRoute rule's named location (modifier "@")
+    dispatch: int | None = None  # the server's RouteMatch map: this location hands every request to it
 
     @property
     def key(self) -> tuple[str, str]:
@@ -182,6 +185,9 @@ class Server:
     certificate: str  # certificate file name (cert chain + key), "" for the default certificate
     locations: tuple[Location, ...]
     app_root: str = ""
+    listens: tuple[Listen, ...] = ()  # empty: the controller's HTTP and HTTPS ports (an Ingress host)
+    matches: tuple[RouteMatch, ...] = ()  # a Gateway server: in precedence order
+    gateway: bool = False  # Gateway API hostnames: `*.example.com` matches any number of labels
 
 
 @dataclass(frozen=True)
@@ -208,9 +214,9 @@ def ingress_is_ours(ing: Ingress, classes: Iterable[IngressClass], config: Ingre
     return any(c.name in ours for c in defaults) or (config.watch_without_class and not defaults)
 
 
-def _regex_ok(path: str) -> bool:
+def regex_ok(path: str, grammar: re.Pattern[str] = _REGEX_PATH) -> bool:
     """Within knet's regex grammar, compiled by Python, and within PCRE's bound on `{n,m}` (65535)."""
-    if not _REGEX_PATH.fullmatch(path) or "(?" in path.replace("(?:", ""):
+    if not grammar.fullmatch(path) or "(?" in path.replace("(?:", ""):
         return False
     bounds = [int(b) for pair in re.findall(r"\{(\d+)(?:,(\d*))?\}", path) for b in pair if b]
     if any(b > 65535 for b in bounds):
@@ -222,7 +228,7 @@ def _regex_ok(path: str) -> bool:
     return True
 
 
-def _resolve_settings(a: Annotations, cfg: IngressConfig) -> Annotations:
+def resolve_settings(a: Annotations, cfg: IngressConfig) -> Annotations:
     return replace(
         a,
         proxy_body_size=a.proxy_body_size or cfg.proxy_body_size,
@@ -259,7 +265,7 @@ class _Draft:
     fallback: tuple[Ingress, BackendRef] | None = None
 
 
-class _Builder:
+class Builder:
     def __init__(self, services: Iterable[Service], slices: Iterable[EndpointSlice],
                  secrets: Iterable[TLSSecret], config: IngressConfig) -> None:
         self.cfg = config
@@ -320,7 +326,7 @@ class _Builder:
         """The nginx (modifier, pattern) pairs for one Ingress path; None if the path is unsafe."""
         a = self.settings[ing.key]
         if p.path_type == "ImplementationSpecific" and (a.use_regex or a.rewrite_target):
-            return [("~*", "^" + p.path)] if _regex_ok(p.path) else None
+            return [("~*", "^" + p.path)] if regex_ok(p.path) else None
         if not _PLAIN_PATH.fullmatch(p.path):
             return None
         if p.path_type == "Exact" and p.path != "/" and p.path.endswith("/"):
@@ -411,6 +417,11 @@ class _Builder:
         if weak:
             self.problem(ing, f"TLS secret {secret.key} for host {draft.host}: {weak}; using the default certificate")
             return ""
+        return self.certificate_file(secret)
+
+    def certificate_file(self, secret: TLSSecret) -> str:
+        """The file name of a Secret's chain and key, added to the certificates to write; its name carries a
+        digest of the content, so a rotated Secret gets a new file."""
         digest = hashlib.sha256(secret.cert_pem + secret.key_pem).hexdigest()[:12]
         name = f"{secret.namespace}_{secret.name}_{digest}.pem"
         self.certificates[name] = secret.cert_pem + secret.key_pem
@@ -441,12 +452,18 @@ def _location_order(loc: Location) -> tuple[int, int, str]:
     return rank, length if rank == 2 else 0, loc.pattern
 
 
+# Adds servers of other kinds (Gateway API) to the Ingress servers, with the same builder (upstreams,
+# certificates, problems), and settles what they both claim; returns every server.
+ServerHook = Callable[[Builder, list[Server]], list[Server]]
+
+
 def build_model(classes: Iterable[IngressClass], ingresses: Iterable[Ingress], services: Iterable[Service],
                 slices: Iterable[EndpointSlice], secrets: Iterable[TLSSecret],
-                config: IngressConfig | None = None) -> tuple[IngressModel, list[Problem]]:
+                config: IngressConfig | None = None, more: ServerHook | None = None,
+                ) -> tuple[IngressModel, list[Problem]]:
     """The snapshot nginx must serve, and the problems found (each names the Ingress at fault)."""
     cfg = config or IngressConfig()
-    b = _Builder(services, slices, secrets, cfg)
+    b = Builder(services, slices, secrets, cfg)
     classes = list(classes)
     ours = sorted((i for i in ingresses if ingress_is_ours(i, classes, cfg)), key=lambda i: i.age_key)
     canaries: list[tuple[Ingress, ann.Canary]] = []
@@ -455,7 +472,7 @@ def build_model(classes: Iterable[IngressClass], ingresses: Iterable[Ingress], s
         parsed, messages = ann.parse_annotations(dict(ing.annotations))
         for message in messages:
             b.problem(ing, message)
-        b.settings[ing.key] = _resolve_settings(parsed, cfg)
+        b.settings[ing.key] = resolve_settings(parsed, cfg)
         if parsed.canary is not None:
             canaries.append((ing, parsed.canary))
         else:
@@ -485,8 +502,10 @@ def build_model(classes: Iterable[IngressClass], ingresses: Iterable[Ingress], s
             b.problem(ing, f"defaultBackend is unused: Ingress {catch_all[0].key} is older and also sets one")
     b.drafts[""].fallback = b.drafts[""].fallback or catch_all
     error_upstream = _controller_backend(b)
-    servers = tuple(_finish(b, d, error_upstream) for _, d in sorted(b.drafts.items()))
-    model = IngressModel(cfg, servers, tuple(b.upstreams[k] for k in sorted(b.upstreams)),
+    servers = [_finish(b, d, error_upstream) for _, d in sorted(b.drafts.items())]
+    if more is not None:
+        servers = more(b, servers)
+    model = IngressModel(cfg, tuple(servers), tuple(b.upstreams[k] for k in sorted(b.upstreams)),
                          tuple(sorted(b.certificates.items())), error_upstream, tuple(sorted(i.key for i in ours)))
     return model, b.problems
 
@@ -501,7 +520,7 @@ def _host_owners(mains: list[Ingress]) -> dict[str, Ingress]:
     return owners
 
 
-def _bound(b: _Builder, ing: Ingress, owners: Mapping[str, Ingress]) -> Ingress:
+def _bound(b: Builder, ing: Ingress, owners: Mapping[str, Ingress]) -> Ingress:
     """The Ingress without its rules for hosts that another namespace claimed first, with a problem for each."""
     lost = sorted({r.host for r in ing.rules if r.host in owners and owners[r.host].namespace != ing.namespace})
     for host in lost:
@@ -510,7 +529,7 @@ def _bound(b: _Builder, ing: Ingress, owners: Mapping[str, Ingress]) -> Ingress:
     return replace(ing, rules=tuple(r for r in ing.rules if r.host not in lost)) if lost else ing
 
 
-def _server_settings(b: _Builder, ing: Ingress, draft: _Draft, a: Annotations) -> None:
+def _server_settings(b: Builder, ing: Ingress, draft: _Draft, a: Annotations) -> None:
     """TLS, app-root and the host's default backend: the oldest Ingress that sets each wins."""
     secret = b.tls_secret(ing, draft.host) if draft.host else ""
     if secret and draft.tls is None:
@@ -527,7 +546,7 @@ def _server_settings(b: _Builder, ing: Ingress, draft: _Draft, a: Annotations) -
         draft.fallback = (ing, ing.default_backend)
 
 
-def _controller_backend(b: _Builder) -> str:
+def _controller_backend(b: Builder) -> str:
     ref = _parse_service_ref(b.cfg.default_backend) if b.cfg.default_backend else None
     if ref is None:
         return ""
@@ -538,13 +557,13 @@ def _controller_backend(b: _Builder) -> str:
     return name
 
 
-def _finish(b: _Builder, draft: _Draft, default_upstream: str) -> Server:
+def _finish(b: Builder, draft: _Draft, default_upstream: str) -> Server:
     certificate = b.certificate(draft)
     tls = draft.tls is not None
     locations = [replace(loc, ssl_redirect=loc.settings.force_ssl_redirect or (tls and bool(
         loc.settings.ssl_redirect))) for loc in draft.locations.values()]
     if ("", "/") not in draft.locations and ("~", "^/") not in draft.locations:
-        settings = _resolve_settings(Annotations(), b.cfg)
+        settings = resolve_settings(Annotations(), b.cfg)
         if draft.fallback is not None:
             ing, ref = draft.fallback
             upstream, owner = b.backend(ing, ref, _balance(settings)), ing.key

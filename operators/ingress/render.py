@@ -26,12 +26,15 @@ from typing import Any, TypeVar
 
 import jinja2
 
+from operators.ingress.annotations import Annotations
 from operators.ingress.limits import hash_bucket_size, hash_max_size
-from operators.ingress.model import IngressModel, Location, Server, Upstream
+from operators.ingress.model import IngressModel, Location, Server, Upstream, resolve_settings
+from operators.ingress.render_routes import STANDARD_HEADERS, RouteNames, action_view, condition_maps, route_map
+from operators.ingress.routing import Listen
 from operators.kube.services import field
 
 T = TypeVar("T")
-_SAFE_PATH = re.compile(r"^/[A-Za-z0-9/._+-]*$")
+_SAFE_PATH = re.compile(r"^(/|[A-Za-z0-9_.])[A-Za-z0-9/._+-]*$")  # relative: to nginx -p (`knet render --out`)
 _HASH_VAR = re.compile(r"\$([a-z_][a-z0-9_]*)")
 _ENV = jinja2.Environment(loader=jinja2.PackageLoader("operators.ingress", "templates"), autoescape=False,
                           undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
@@ -98,6 +101,8 @@ _ENV.filters["qre"] = lambda v: _quote(v, regex=True)
 def _server_names(server: Server) -> list[str]:
     if not server.host:
         return ["_"]
+    if server.gateway:  # nginx's own `*.` is the Gateway API's: a suffix over any number of labels
+        return [server.host]
     if server.host.startswith("*."):
         return [_quote("~^[^.]+" + re.escape(server.host[1:]) + "$", regex=True)]
     return [server.host]
@@ -123,6 +128,8 @@ class _Names:
         self.set_cookies = _index(_set_cookie(loc) for loc, a in settings if a.affinity)
         self.origins = _index(a.cors.origins for _, a in settings if a.cors and a.cors.origins != ("*",))
         self.usable = {u.name for u in model.upstreams if u.endpoints or runtime.dynamic_endpoints}
+        self.routes = RouteNames(model, self.usable)
+        self.server_index = {id(s): i for i, s in enumerate(model.servers)}
         self.canaries: dict[tuple[str, str, str], int] = {}  # (host, path, pathType): both Prefix locations
         for s in model.servers:
             for loc in s.locations:
@@ -143,7 +150,12 @@ def _set_cookie(loc: Location) -> tuple[str, str, int]:
 
 def _location(server: Server, loc: Location, names: _Names, rt: Runtime) -> dict[str, Any]:
     a = loc.settings
-    arg = f"{loc.modifier} {_quote(loc.pattern, regex=loc.modifier.startswith('~'))}".lstrip()
+    if loc.modifier == "@":  # a route rule's named location: the model names it knet_r<N>
+        if not re.fullmatch(r"knet_r[0-9]+", loc.pattern):
+            raise ValueError(f"refusing the named location {loc.pattern!r}")
+        arg = "@" + loc.pattern
+    else:
+        arg = f"{loc.modifier} {_quote(loc.pattern, regex=loc.modifier.startswith('~'))}".lstrip()
     view: dict[str, Any] = {
         "arg": arg,
         "comment": f"{loc.path_type} {loc.path}" + (f" from {loc.ingress}" if loc.ingress else ""),
@@ -152,8 +164,12 @@ def _location(server: Server, loc: Location, names: _Names, rt: Runtime) -> dict
             (302, a.temporal_redirect) if a.temporal_redirect else None),
         "deny": a.deny_source_ranges, "allow": a.allow_source_ranges, "deny_all": a.deny_all,
         "limit_req": "", "limit_conn": "", "body_size": a.proxy_body_size, "cors": None, "rewrite": None,
-        "target": "", "status": 0, "set_cookie": "", "errors": "", "fallback": "",
+        "target": "", "status": 0, "set_cookie": "", "errors": "", "fallback": "", "dispatch": "",
+        "headers": [], "response_hide": [], "response_add": [], "mirrors": [], "redirect_to": None,
     }
+    if loc.dispatch is not None:
+        view["dispatch"] = f"$knet_route_{names.routes.servers[names.server_index[id(server)]]}"
+        return view
     if a.limit_rps:
         view["limit_req"] = f"zone=knet_rps_{names.rps[(loc.ingress, a.limit_rps)]} burst={a.limit_rps * 5} nodelay"
     if a.limit_connections:
@@ -164,7 +180,9 @@ def _location(server: Server, loc: Location, names: _Names, rt: Runtime) -> dict
                         "methods": ", ".join(a.cors.methods), "headers": ", ".join(a.cors.headers),
                         "vary": origin != "*"}
     if a.rewrite_target and loc.path_type != "Fallback":
-        view["rewrite"] = (_rewrite_regex(loc), a.rewrite_target)
+        view["rewrite"] = (_rewrite_regex(loc), a.rewrite_target, " break")
+    if loc.action is not None:
+        return _action_location(view, server, loc, names, rt)
     if loc.upstream not in names.usable:
         view["status"] = 503 if loc.upstream or loc.ingress else 404
         return view
@@ -174,13 +192,32 @@ def _location(server: Server, loc: Location, names: _Names, rt: Runtime) -> dict
     target = loc.upstream if index is None else f"$knet_canary_{index}"
     if index is not None and rt.dynamic_endpoints:  # the balancer sends a canary without peers to main
         view["fallback"] = loc.upstream
-    view.update(target=f"{scheme}://{target}", proto="grpc" if grpc else "proxy", host=a.upstream_vhost or "$host",
-                connect=a.proxy_connect_timeout, send=a.proxy_send_timeout, read=a.proxy_read_timeout,
-                next_upstream=" ".join(a.proxy_next_upstream), tries=a.proxy_next_upstream_tries)
+    _proxy_settings(view, a, a.upstream_vhost or "$host")
+    view.update(target=f"{scheme}://{target}", proto="grpc" if grpc else "proxy")
     if a.affinity:
         view["set_cookie"] = f"$knet_affinity_set_{names.set_cookies[_set_cookie(loc)]}"
     if a.custom_http_errors:
         view["errors"] = " ".join(map(str, a.custom_http_errors))
+    return view
+
+
+def _proxy_settings(view: dict[str, Any], a: Annotations, host: str) -> None:
+    view.update(connect=f"{a.proxy_connect_timeout}s", send=f"{a.proxy_send_timeout}s",
+                read=f"{a.proxy_read_timeout}s", next_upstream=" ".join(a.proxy_next_upstream),
+                tries=a.proxy_next_upstream_tries, proto="proxy",
+                headers=[(n, _quote(host, variables=True) if n == "Host" else v) for n, v in STANDARD_HEADERS])
+
+
+def _action_location(view: dict[str, Any], server: Server, loc: Location, names: _Names,
+                     rt: Runtime) -> dict[str, Any]:
+    """A route rule's named location: the Ingress location's proxy settings with the rule's action."""
+    action = loc.action
+    assert action is not None
+    _proxy_settings(view, loc.settings, "$host")
+    view.update(action_view(loc, server, names.routes, _quote, "$host"))
+    if action.rewrite:
+        flag = "" if action.redirect else " break"  # a redirect reads the new $uri before `return`
+        view["rewrite"] = (action.rewrite[0], action.rewrite[1], flag)
     return view
 
 
@@ -212,12 +249,16 @@ def render_config(model: IngressModel, runtime: Runtime | None = None) -> str:
     names = _Names(model, rt)
     servers = [{
         "names": _server_names(s),
-        "default": not s.host,
+        "listens": _listens(s, rt),
         "certificate": f"{rt.certificate_dir}/{s.certificate}" if s.certificate else rt.default_certificate,
         "app_root": s.app_root,
         "locations": [_location(s, loc, names, rt) for loc in s.locations],
-        "comment": s.host or "catch-all",
+        "comment": (s.host or "catch-all") + (f" (Gateway API, port {s.listens[0].port})" if s.gateway else ""),
+        "mirrors": sorted({u for loc in s.locations if loc.action for u in loc.action.mirrors
+                           if u in names.usable}),
+        "none": s.gateway,
     } for s in model.servers]
+    servers += _default_servers(model, rt, names)
     for s in servers:
         s["errors"] = any(loc["errors"] for loc in s["locations"]) and model.error_upstream in names.usable
         # without the controller's default backend, nginx answers the listed codes with its own page
@@ -240,7 +281,36 @@ def render_config(model: IngressModel, runtime: Runtime | None = None) -> str:
         origins=origins,
         canaries=canaries,
         error_upstream=model.error_upstream,
+        conditions=condition_maps(names.routes, lambda v: _quote(v, regex=True)),
+        route_maps=[route_map(names.routes.servers[i], s, names.routes, lambda v: _quote(v, regex=True))
+                    for i, s in enumerate(model.servers) if s.gateway],
+        splits=names.routes.splits,
+        adds=names.routes.adds,
+        status_upstreams=names.routes.status_upstreams,
     )
+
+
+def _listens(server: Server, rt: Runtime) -> list[tuple[int, bool, bool]]:
+    """(port, TLS, default_server) for each port the server listens on: the catch-all is the default."""
+    listens = server.listens or (Listen(rt.http_port, False), Listen(rt.https_port, True))
+    return [(x.port, x.tls, not server.host) for x in listens]
+
+
+def _default_servers(model: IngressModel, rt: Runtime, names: _Names) -> list[dict[str, Any]]:
+    """A 404 catch-all for each port that no catch-all server listens on (every port needs a default)."""
+    ports: dict[int, bool] = {}
+    covered: set[int] = set()
+    for s in model.servers:
+        for port, tls, default in _listens(s, rt):
+            ports.setdefault(port, tls)
+            if default:
+                covered.add(port)
+    fallback = Location("", "/", "/", "Fallback", "", "", resolve_settings(Annotations(), model.config),
+                        ssl_redirect=False)
+    return [{"names": ["_"], "listens": [(port, tls, True)], "certificate": rt.default_certificate,
+             "app_root": "", "locations": [_location(Server("", "", ()), fallback, names, rt)],
+             "comment": f"catch-all of port {port}", "mirrors": [], "none": False}
+            for port, tls in sorted(ports.items()) if port not in covered]
 
 
 def _hash_sizes(server_names: list[str], maps: list[list[str]]) -> dict[str, tuple[int, int]]:
