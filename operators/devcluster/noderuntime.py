@@ -23,6 +23,7 @@ from kubernetes.client.rest import ApiException
 from . import sandbox, upstream
 from .layout import Layout, created_paths_record
 from .nodes import api
+from .podhost import PodHost
 from .podspec import Lookup
 from .podworker import PodWorker, now_rfc3339
 from .sandbox import IPAM
@@ -55,6 +56,7 @@ class NodeRuntime:
         self.lock = threading.Lock()
         self.pod_cidrs: list[str] = []
         self.ipam: IPAM
+        self.host: PodHost  # what its pod workers see of it, once the podCIDRs are known
         self.network_ready = False
 
     def log(self, msg: str) -> None:
@@ -149,7 +151,31 @@ class NodeRuntime:
             if not self.pod_cidrs:
                 time.sleep(0.5)
 
-    # --- helpers for pod workers
+    # --- what pod workers get of the node
+    def pod_host(self) -> PodHost:
+        return PodHost(
+            node=self.node,
+            node_ns=self.node_ns,
+            node_ips=tuple(self.node_ips),
+            pod_cidrs=tuple(self.pod_cidrs),
+            node_resolv=self.node_resolv,
+            dns_service_ip=self.layout.dns_service_ip,
+            kubernetes_service_ip=self.layout.kubernetes_service_ip,
+            knet_image=self.knet_image,
+            pods_dir=self.pods_dir,
+            created_paths=self.created_paths,
+            pod_ns=self.layout.pod_ns,
+            allocate_ips=self.ipam.allocate,
+            release_ips=self.ipam.release,
+            lookup=self.lookup,
+            token=self.token,
+            event=self.event,
+            patch_status=self.patch_status,
+            delete_pod=self.delete_pod,
+            forget=self.forget,
+            log=self.log,
+        )
+
     def lookup(self, namespace: str) -> Lookup:
         def get(kind: str, name: str) -> dict[str, str] | None:
             try:
@@ -237,7 +263,7 @@ class NodeRuntime:
                     self.pods_dir / uid
                 ).exists():
                     return  # finished before this runtime started: nothing left to run
-                w = self.workers[uid] = PodWorker(self, pod)
+                w = self.workers[uid] = PodWorker(self.host, pod)
                 w.start()
             else:
                 w.update(pod)
@@ -293,6 +319,7 @@ class NodeRuntime:
         threading.Thread(target=self.heartbeat_loop, daemon=True, name="heartbeat").start()
         self.wait_pod_cidrs()
         self.ipam = IPAM(self.dir / "ipam.json", self.pod_cidrs)
+        self.host = self.pod_host()
         self.network_ready = True
         self.heartbeat()
         self.log(f"node {self.node} ready with podCIDRs {self.pod_cidrs}")

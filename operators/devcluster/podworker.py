@@ -15,15 +15,13 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from . import images, podspec, sandbox
+from .podhost import PodHost
 from .podspec import ConfigError, CState
 from .probes import ProbeState, check
 from .volumes import Volumes
-
-if TYPE_CHECKING:
-    from .noderuntime import NodeRuntime
 
 Obj = dict[str, Any]
 BACKOFF_START, BACKOFF_MAX = 10.0, 300.0  # the kubelet's CrashLoopBackOff schedule
@@ -57,18 +55,18 @@ def shim_argv(argv: list[str] | tuple[str, ...]) -> list[str]:
 
 
 class PodWorker(threading.Thread):
-    def __init__(self, rt: NodeRuntime, pod: Obj) -> None:
+    def __init__(self, host: PodHost, pod: Obj) -> None:
         super().__init__(daemon=True, name=f"pod-{pod['metadata']['name']}")
-        self.rt = rt
+        self.host = host
         self.pod = pod
         md = pod["metadata"]
         self.uid, self.ns, self.name = md["uid"], md["namespace"], md["name"]
-        self.dir = rt.pods_dir / self.uid
+        self.dir = host.pods_dir / self.uid
         self.wake = threading.Event()
         self.gone = False
         spec = pod.get("spec") or {}
         self.host_network = bool(spec.get("hostNetwork"))
-        self.netns = rt.node_ns if self.host_network else rt.layout.pod_ns(self.uid)
+        self.netns = host.node_ns if self.host_network else host.pod_ns(self.uid)
         self.restart_policy = spec.get("restartPolicy") or "Always"
         self.init = [
             Container(c, CState(c["name"], c.get("image", "")), init=True) for c in spec.get("initContainers") or []
@@ -107,10 +105,10 @@ class PodWorker(threading.Thread):
                 self.wake.clear()
             self.terminate()
         except Exception as e:  # noqa: BLE001 - a broken pod must not take the node runtime down
-            self.rt.log(f"pod {self.ns}/{self.name}: worker failed: {e!r}")
+            self.host.log(f"pod {self.ns}/{self.name}: worker failed: {e!r}")
             self.kill_all(0)
         finally:
-            self.rt.forget(self.uid)
+            self.host.forget(self.uid)
 
     def terminating(self) -> bool:
         return self.gone or bool(self.pod["metadata"].get("deletionTimestamp"))
@@ -120,7 +118,7 @@ class PodWorker(threading.Thread):
             if (reason, message) in self.events_sent:
                 return
             self.events_sent.add((reason, message))
-        self.rt.event(self.pod, reason, message, kind)
+        self.host.event(self.pod, reason, message, kind)
 
     # --- sandbox and volumes
     def setup(self) -> None:
@@ -129,24 +127,23 @@ class PodWorker(threading.Thread):
             (self.dir / "tmp").mkdir(exist_ok=True)
             (self.dir / "tmp").chmod(0o1777)
             if self.host_network:
-                self.pod_ips = list(self.rt.node_ips)
+                self.pod_ips = list(self.host.node_ips)
             else:
-                self.pod_ips = self.rt.ipam.allocate(self.uid)
+                self.pod_ips = self.host.allocate_ips(self.uid)
             self.start_time = self.start_time or now_rfc3339()
             status = self.pod.setdefault("status", {})
             status.update(self.ip_status())
-            cfg = self.rt.layout
-            resolv = podspec.resolv_conf(self.pod, self.rt.node_resolv, cfg.dns_service_ip, "cluster.local")
+            resolv = podspec.resolv_conf(self.pod, self.host.node_resolv, self.host.dns_service_ip, "cluster.local")
             (self.dir / "resolv.conf").write_text(resolv)
             (self.dir / "hosts").write_text(podspec.hosts_file(self.pod, self.pod_ips, "cluster.local"))
             if not self.host_network:
-                sandbox.create(self.netns, self.uid, self.pod_ips, self.rt.pod_cidrs, resolv)
+                sandbox.create(self.netns, self.uid, self.pod_ips, list(self.host.pod_cidrs), resolv)
             self.volumes = Volumes(
                 self.pod,
                 self.dir / "volumes",
-                self.rt.lookup(self.ns),
+                self.host.lookup(self.ns),
                 self.token_request,
-                self.rt.created_paths,
+                self.host.created_paths,
             )
             self.volumes.materialize()
             self.ready_sandbox = True
@@ -158,24 +155,24 @@ class PodWorker(threading.Thread):
             self.wake.wait(5)
 
     def token_request(self, sa: str, audiences: list[str] | None, expiration: int) -> tuple[str, int]:
-        return self.rt.token(self.ns, self.name, self.uid, sa, audiences, expiration)
+        return self.host.token(self.ns, self.name, self.uid, sa, audiences, expiration)
 
     def ip_status(self) -> Obj:
         return {
             "podIP": self.pod_ips[0] if self.pod_ips else None,
             "podIPs": [{"ip": a} for a in self.pod_ips],
-            "hostIP": self.rt.node_ips[0],
-            "hostIPs": [{"ip": a} for a in self.rt.node_ips],
+            "hostIP": self.host.node_ips[0],
+            "hostIPs": [{"ip": a} for a in self.host.node_ips],
         }
 
     # --- containers
     def plan(self, c: Container) -> tuple[list[str], Obj]:
         """The argv and shim plan of a container (raises ConfigError or returns an image error)."""
-        res = images.resolve(c.spec.get("image", ""), c.spec.get("command"), c.spec.get("args"), self.rt.knet_image)
+        res = images.resolve(c.spec.get("image", ""), c.spec.get("command"), c.spec.get("args"), self.host.knet_image)
         if res.error:
             raise ImageError(res.error)
         assert self.volumes is not None
-        env = podspec.container_env(self.pod, c.spec, self.rt.lookup(self.ns), self.base_env())
+        env = podspec.container_env(self.pod, c.spec, self.host.lookup(self.ns), self.base_env())
         argv = [podspec.expand(a, env) for a in res.argv]
         mounts = [
             *self.volumes.mounts(c.spec),
@@ -183,7 +180,7 @@ class PodWorker(threading.Thread):
             (str(self.dir / "resolv.conf"), "/etc/resolv.conf", False),
             (str(self.dir / "tmp"), "/tmp", False),
         ]
-        hostname = self.rt.node if self.host_network else podspec.hostname_of(self.pod)
+        hostname = self.host.node if self.host_network else podspec.hostname_of(self.pod)
         plan = {
             "netns": self.netns,
             "hostname": hostname,
@@ -195,12 +192,12 @@ class PodWorker(threading.Thread):
         return argv, plan
 
     def base_env(self) -> dict[str, str]:
-        host = self.rt.node if self.host_network else podspec.hostname_of(self.pod)
-        api = self.rt.layout.kubernetes_service_ip
+        hostname = self.host.node if self.host_network else podspec.hostname_of(self.pod)
+        api = self.host.kubernetes_service_ip
         return {
             "PATH": f"{Path(sys.executable).parent}:{podspec.DEFAULT_PATH}",
             "HOME": "/root",
-            "HOSTNAME": host,
+            "HOSTNAME": hostname,
             "PYTHONUNBUFFERED": "1",
             "KUBERNETES_SERVICE_HOST": api,
             "KUBERNETES_SERVICE_PORT": "443",
@@ -374,12 +371,12 @@ class PodWorker(threading.Thread):
         self.kill_all(0 if self.gone else float(grace))
         self.teardown()
         if not self.gone:
-            self.rt.delete_pod(self.ns, self.name, self.uid)
+            self.host.delete_pod(self.ns, self.name, self.uid)
 
     def teardown(self) -> None:
         if not self.host_network:
             sandbox.destroy(self.netns, self.uid)
-            self.rt.ipam.release(self.uid)
+            self.host.release_ips(self.uid)
         if self.volumes:
             self.volumes.remove()
         shutil.rmtree(self.dir, ignore_errors=True)
@@ -419,7 +416,7 @@ class PodWorker(threading.Thread):
             **({"initContainerStatuses": [c.st.api() for c in self.init]} if self.init else {}),
             **(self.ip_status() if self.pod_ips else {}),
         }
-        if status != self.published and self.rt.patch_status(self.ns, self.name, status):
+        if status != self.published and self.host.patch_status(self.ns, self.name, status):
             self.published = status
 
     def readiness_gates_ok(self) -> bool:
@@ -434,7 +431,7 @@ class PodWorker(threading.Thread):
             "namespace": self.ns,
             "name": self.name,
             "uid": self.uid,
-            "node": self.rt.node,
+            "node": self.host.node,
             "netns": self.netns,
             "containers": [c.name for c in self.main],
             "plans": plans,
