@@ -12,7 +12,7 @@ its HTTP port, TLS on its HTTPS port): one nginx socket is either TLS or not.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from operators.gateway import hostnames
 from operators.gateway.conditions import Condition, condition
@@ -170,7 +170,9 @@ def gateway_states(gateways: Iterable[Gateway], our_classes: set[str], secrets: 
                                  "" if valid else "some listeners are not valid")
         programmed = condition("Programmed", accepted.status and served > 0,
                                "Programmed" if accepted.status and served else "Invalid")
-        states.append(GatewayState(gw, (accepted, programmed), listeners if accepted.status else tuple(
-            ListenerState(ls.gateway, ls.listener, ls.conditions, ls.certificate, ls.kinds, False)
-            for ls in listeners)))
+        if not accepted.status:  # nothing of a Gateway that is not accepted is served
+            not_served = condition("Programmed", False, "Invalid", "the Gateway is not accepted")
+            listeners = tuple(replace(ls, served=False, conditions=tuple(
+                not_served if c.type == "Programmed" else c for c in ls.conditions)) for ls in listeners)
+        states.append(GatewayState(gw, (accepted, programmed), listeners))
     return states

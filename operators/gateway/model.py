@@ -11,7 +11,8 @@ upstreams, certificates, renderer and nginx:
   specificity first (`matches.py`). A host with no match answers 404.
 - Ingress and Gateway on one host and port (the Ingress controller's HTTP and HTTPS ports): the oldest
   claim wins that host on that port, a claim being an Ingress rule for the host (the oldest Ingress with
-  one) or an HTTPRoute attached there for that host (the oldest such route); `""` is the catch-all. The
+  one) or an HTTPRoute attached there naming that host (the oldest such route; a route without hostnames
+  claims the catch-all `""`, and a wildcard claims only itself). The
   loser keeps its other hosts and ports, and each of its objects gets a problem (an Event) naming the
   winner. Ties go to the Ingress, which was there first in knet.
 """
@@ -119,11 +120,10 @@ def _servers(b: Builder, ingress_servers: list[Server], states: list[GatewayStat
                     continue
                 for name in a.hostnames:
                     if hostnames.covers(name, host):
-                        spec = hostnames.specificity(name)
-                        entries.extend((spec, a, rule) for rule in a.rules)
-                        key = (host, port)
-                        if key not in claims or a.route.meta.age_key < claims[key].meta.age_key:
-                            claims[key] = a.route
+                        entries.extend((hostnames.specificity(name), a, rule) for rule in a.rules)
+                    key = (host, port)
+                    if name == host and (key not in claims or _route_age(a.route) < _route_age(claims[key])):
+                        claims[key] = a.route  # a claim names the host; a wildcard or no hostname does not
             tls = any(ls.listener.protocol == "HTTPS" for ls in on_port)
             cert_owner = next((ls for ls in on_port if ls.listener.hostname == owner and ls.certificate), None)
             certificate = b.certificate_file(cert_owner.certificate) if tls and cert_owner and cert_owner.certificate \
