@@ -2,7 +2,7 @@
 namespace's own), start two tiny HTTP backends on 10.255.0.1:19001 (v1) and 10.255.0.2:19002 (v2) that
 answer with their name, the path and the headers they saw, start `nginx -p DIR -c nginx.conf` as `knet
 render --out DIR` wrote it, send the requests listed in the JSON file given, and print one JSON answer per
-request. Nothing here can reach an address outside the namespace."""
+request, and the paths each backend saw. Nothing here can reach an address outside the namespace."""
 
 from __future__ import annotations
 
@@ -16,10 +16,13 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+SEEN: dict[str, list[str]] = {"v1": [], "v2": []}  # the paths each backend was asked for
+
 
 def backend(name: str, address: str, port: int) -> None:
     class Handler(BaseHTTPRequestHandler):
         def do(self) -> None:
+            SEEN[name].append(self.path)
             body = json.dumps({"backend": name, "path": self.path,
                                "headers": {k.lower(): v for k, v in self.headers.items()}}).encode()
             self.send_response(200)
@@ -84,7 +87,9 @@ def main() -> None:
                 time.sleep(0.05)
         with open(requests_file) as f:
             requests = json.load(f)
-        print(json.dumps([ask(r) for r in requests]))
+        answers = [ask(r) for r in requests]
+        time.sleep(0.3)  # mirrored requests are not waited for
+        print(json.dumps({"answers": answers, "seen": SEEN}))
     finally:
         nginx.terminate()
         _, err = nginx.communicate(timeout=10)

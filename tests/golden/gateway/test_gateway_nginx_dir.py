@@ -60,6 +60,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[dict]]:
         "other-host": {"port": 18080, "host": "nobody.test", "path": "/"},
         "ingress": {"port": 18081, "host": "legacy.test", "path": "/x"},
         "tls": {"port": 18443, "host": "secure.test", "path": "/", "tls": True},
+        "mirror": {"port": 18080, "host": "app.test", "path": "/mirror/me"},
     }
     requests = [dict(r, name=n) for n, r in plan.items()]
     requests += [{"name": "split", "port": 18080, "host": "app.test", "path": "/split"}] * 200
@@ -68,8 +69,9 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[dict]]:
     client = [sys.executable, str(HERE / "netns_client.py"), str(out), str(tmp / "requests.json")]
     run = subprocess.run([*unshare, *client], capture_output=True, text=True, timeout=120, check=False)
     assert run.returncode == 0, run.stderr
-    answers: dict[str, list[dict]] = {}
-    for req, answer in zip(requests, json.loads(run.stdout), strict=True):
+    result = json.loads(run.stdout)
+    answers: dict[str, list[dict]] = {"seen": [result["seen"]]}
+    for req, answer in zip(requests, result["answers"], strict=True):
         answers.setdefault(req["name"], []).append(answer)
     return answers
 
@@ -145,3 +147,8 @@ def test_render_ingress_out_is_a_directory_nginx_accepts_as_written(tmp_path: Pa
     check = subprocess.run(["nginx", "-t", "-q", "-p", f"{tmp_path / 'out'}/", "-c", "nginx.conf", "-e", "stderr"],
                            capture_output=True, text=True, check=False)
     assert check.returncode == 0, check.stderr
+
+
+def test_request_mirror_copies_the_request_to_another_backend(served: dict[str, list[dict]]) -> None:
+    assert one(served, "mirror")["backend"] == "v1"
+    assert "/mirror/me" in one(served, "seen")["v2"] and "/mirror/me" in one(served, "seen")["v1"]
