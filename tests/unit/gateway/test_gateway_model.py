@@ -204,3 +204,20 @@ def test_durations_read_as_the_gateway_api_writes_them() -> None:
 def test_replace_prefix_match_keeps_path_elements() -> None:
     assert filters.rewrite(("ReplacePrefixMatch", "/new/"), "/old") == ("^/old(/.*)?$", "/new$1")
     assert filters.rewrite(("ReplacePrefixMatch", "/"), "/old/") == ("^/old/?(.*)$", "/$1")
+
+
+def test_listener_isolation_the_most_specific_listener_hostname_takes_the_request() -> None:
+    wide = route(name="wide", parent={"name": "gw", "namespace": "infra", "sectionName": "wild"})
+    narrow = route(name="narrow", parent={"name": "gw", "namespace": "infra", "sectionName": "a"})
+    model, _, _ = build(gateway(http("wild", hostname="*.example.com"), http("a", hostname="a.example.com")),
+                        wide, narrow, service())
+    assert [m.comment.split()[0] for m in server(model, "a.example.com").matches] == ["app/narrow"]
+    assert [m.comment.split()[0] for m in server(model, "*.example.com").matches] == ["app/wide"]
+
+
+def test_status_conditions_have_the_api_shape() -> None:
+    from operators.gateway.conditions import condition, to_status
+
+    (c,) = to_status([condition("Accepted", False, "NoMatchingParent", "why")], 3, "2026-12-07T00:00:00Z")
+    assert c == {"type": "Accepted", "status": "False", "reason": "NoMatchingParent", "message": "why",
+                 "observedGeneration": 3, "lastTransitionTime": "2026-12-07T00:00:00Z"}
