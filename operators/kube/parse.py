@@ -3,8 +3,8 @@
 Every view of a Kubernetes object (`operators.kube.services`, `.ingresses`, `.pods`) and of a knet
 custom resource (`operators.dns.config`) is parsed with these, so that:
 
-- camelCase API JSON (Kopf bodies, YAML files) and the snake_case dicts of the kubernetes client's
-  `to_dict()` (where `clusterIPs` becomes `cluster_i_ps`) read alike (`field`);
+- a missing field, a null one and a field of something that is not a mapping all read as the
+  default (`field`), so a parser can walk a malformed object without a check at every step;
 - parsing never raises: a bad part is reported as a `Problem` naming the object, then dropped or
   replaced by its default, so one odd object (or field) never stops the others;
 - every string that may later reach a ruleset, nginx.conf or a Corefile passes one validator here.
@@ -30,9 +30,6 @@ UNSPECIFIED_V4 = bytes(4)
 _LABEL = r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?"
 _DNS_LABEL = re.compile(_LABEL)
 _DNS_SUBDOMAIN = re.compile(rf"(?=.{{1,253}}\Z){_LABEL}(\.{_LABEL})*")
-_WORD_START = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")  # clusterIPs -> cluster_ips (kubernetes client >= 30)
-_LEGACY_WORD = re.compile(r"(.)([A-Z][a-z]+)")  # with _LEGACY_CAP: clusterIPs -> cluster_i_ps (older clients)
-_LEGACY_CAP = re.compile(r"([a-z0-9])([A-Z])")
 
 
 @dataclass(frozen=True)
@@ -136,34 +133,13 @@ def cidr_text(value: object) -> str | None:
 # --- field ---------------------------------------------------------------------------------------
 
 
-_SPELLINGS: dict[str, tuple[str, ...]] = {}  # by key; the keys are the parsers' literals, so it stays small
-
-
-def snake_spellings(key: str) -> tuple[str, ...]:
-    """The python client's snake_case spellings of a camelCase key (new, then old clients), without `key`."""
-    legacy = _LEGACY_CAP.sub(r"\1_\2", _LEGACY_WORD.sub(r"\1_\2", key)).lower()
-    return tuple(dict.fromkeys(k for k in (_WORD_START.sub("_", key).lower(), legacy) if k != key))
-
-
 def field(obj: object, key: str, default: Any = None) -> Any:
-    """`obj[key]` in camelCase API JSON, or its snake_case twin from the python client's `to_dict()`.
-
-    A None value counts as missing. The plain key is tried first, and the other spellings are
-    computed once per key, so reading API JSON stays cheap (parsing every Pod of a large cluster).
-    """
+    """`obj[key]` of an object as the API serves it (camelCase JSON); `default` when it is missing or null,
+    or when `obj` is not a mapping at all."""
     if type(obj) is not dict and not isinstance(obj, Mapping):  # `type` first: the ABC check is slow
         return default
     value = obj.get(key)
-    if value is not None:
-        return value
-    aliases = _SPELLINGS.get(key)
-    if aliases is None:
-        aliases = _SPELLINGS[key] = snake_spellings(key)
-    for alias in aliases:
-        value = obj.get(alias)
-        if value is not None:
-            return value
-    return default
+    return default if value is None else value
 
 
 # --- Reader --------------------------------------------------------------------------------------

@@ -3,8 +3,7 @@
 The proxy model must never see a malformed object, and one bad object must never stop the
 others from being programmed. So parsing here (with `operators.kube.parse`):
 
-- accepts camelCase API JSON (Kopf bodies, YAML files) and the snake_case dicts of the
-  kubernetes client's `to_dict()`;
+- reads objects as the API serves them (camelCase JSON: informers, Kopf bodies, YAML files);
 - never raises: it returns the view (or None when the object is unusable as a whole) and a list
   of `Problem`s naming the object at fault, so the caller can emit an Event and skip just the bad
   part (a port, an address, an endpoint);

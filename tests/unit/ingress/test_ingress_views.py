@@ -62,11 +62,11 @@ def test_ingress_spec() -> None:
     assert ing.created == "2024-05-01T08:00:00Z"
 
 
-def test_legacy_class_annotation_and_client_dicts() -> None:
-    """The kubernetes client's to_dict() uses snake_case keys and datetime objects."""
+def test_legacy_class_annotation_and_a_yaml_timestamp() -> None:
+    """A YAML loader turns an unquoted creationTimestamp into a datetime: it reads as the API's string."""
     obj = {"metadata": {"name": "i", "namespace": "ns", "annotations": {"kubernetes.io/ingress.class": "knet"},
-                        "creation_timestamp": dt.datetime(2024, 1, 2, 3, 4, 5, tzinfo=dt.UTC)},
-           "spec": {"default_backend": {"service": {"name": "web", "port": {"number": 8080}}}}}
+                        "creationTimestamp": dt.datetime(2024, 1, 2, 3, 4, 5, tzinfo=dt.UTC)},
+           "spec": {"defaultBackend": {"service": {"name": "web", "port": {"number": 8080}}}}}
     ing, problems = parse_ingress(obj)
     assert ing is not None and not problems
     assert (ing.class_name, ing.class_from_annotation) == ("knet", True)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import ipaddress
 
-import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -12,29 +11,12 @@ from operators.kube import parse
 from operators.kube.parse import Problem, Reader, field, is_dns_label, is_dns_subdomain, is_port
 
 
-def test_field_reads_camel_and_both_snake_spellings() -> None:
+def test_field_reads_the_api_spelling_and_defaults_for_missing_null_or_not_a_mapping() -> None:
     assert field({"clusterIPs": ["10.0.0.1"]}, "clusterIPs") == ["10.0.0.1"]
-    assert field({"cluster_ips": ["10.0.0.2"]}, "clusterIPs") == ["10.0.0.2"]  # kubernetes client >= 30
-    assert field({"cluster_i_ps": ["10.0.0.3"]}, "clusterIPs") == ["10.0.0.3"]  # older clients
-    assert field({"clusterIPs": None, "cluster_ips": ["x"]}, "clusterIPs") == ["x"]  # None counts as missing
+    assert field({"clusterIPs": None}, "clusterIPs", []) == []  # null counts as missing
+    assert field({"cluster_ips": ["10.0.0.2"]}, "clusterIPs") is None  # only the API's camelCase is read
     assert field({}, "clusterIPs", []) == [] and field("not a mapping", "a", 7) == 7
-
-
-def test_field_takes_the_fast_path_when_the_key_is_there(monkeypatch: pytest.MonkeyPatch) -> None:
-    computed: list[str] = []
-    monkeypatch.setattr(parse, "snake_spellings", lambda key: computed.append(key) or ())
-    monkeypatch.setattr(parse, "_SPELLINGS", {})
-    assert field({"externalTrafficPolicy": "Local"}, "externalTrafficPolicy") == "Local"
-    assert computed == []  # the key was there: no regex ran
-    for _ in range(3):
-        assert field({}, "externalTrafficPolicy", "Cluster") == "Cluster"
-    assert computed == ["externalTrafficPolicy"]  # missing: the spellings are computed once per key
-
-
-def test_snake_spellings() -> None:
-    assert parse.snake_spellings("clusterIPs") == ("cluster_ips", "cluster_i_ps")
-    assert parse.snake_spellings("healthCheckNodePort") == ("health_check_node_port",)
-    assert parse.snake_spellings("name") == ()
+    assert field({"port": 0}, "port", 80) == 0  # a falsy value is a value
 
 
 def test_validators_reject_a_trailing_newline_and_bools() -> None:

@@ -22,7 +22,7 @@ def test_endpoint_carries_hostname_and_target_pod() -> None:
         "endpoints": [
             {"addresses": ["10.0.0.1"], "hostname": "db-0", "targetRef": {"kind": "Pod", "name": "db-0"}},
             {"addresses": ["10.0.0.2"], "hostname": "DB 1", "targetRef": {"kind": "Node", "name": "n1"}},
-            {"addresses": ["10.0.0.3"], "target_ref": {"kind": "Pod", "name": "db-2"}},  # python client dict
+            {"addresses": ["10.0.0.3"], "targetRef": {"kind": "Pod", "name": "db-2"}},  # no hostname
         ],
     })
     assert view is not None

@@ -250,6 +250,6 @@ def test_config_from_dict() -> None:
     assert config == ProxyConfig(cluster_cidrs=("10.1.0.0/16",), detect_local="NodeCIDR")
     assert [p.message.split(" ")[0] for p in problems] == [
         "masqueradeAll", "masqueradeBit", "clusterCIDRs:", "serviceCIDRs", "nodePortAddresses:", "mode"]
-    config, _ = ProxyConfig.from_dict({"masquerade_all": True, "masquerade_bit": 3, "mode": "iptables"})
+    config, _ = ProxyConfig.from_dict({"masqueradeAll": True, "masqueradeBit": 3, "mode": "iptables"})
     assert (config.masquerade_all, config.masquerade_mark, config.drop_mark, config.mode) == (
         True, 0x8, 0x8000, "iptables")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from hypothesis import given, settings
-from kubernetes import client
 from proxy_strategies import json_values
 
 from operators.kube.services import Problem, parse_endpoint_slice, parse_node, parse_service
@@ -54,12 +53,6 @@ NODE = {
 }
 
 
-def _snake(obj: dict, model: type) -> dict:
-    """The same object as the kubernetes client's `to_dict()` gives it (snake_case keys)."""
-    api = client.ApiClient()
-    return api._ApiClient__deserialize(obj, model).to_dict()
-
-
 def test_service_view() -> None:
     svc, problems = parse_service(SERVICE)
     assert problems == []
@@ -71,12 +64,6 @@ def test_service_view() -> None:
     assert svc.load_balancer_source_ranges == ("192.168.0.0/16",)
     assert (svc.session_affinity, svc.affinity_timeout) == ("ClientIP", 60)
     assert svc.label("app") == "web" and not svc.headless and not svc.external_name
-
-
-def test_snake_case_dicts_parse_the_same() -> None:
-    assert parse_service(_snake(SERVICE, "V1Service")) == parse_service(SERVICE)
-    assert parse_endpoint_slice(_snake(SLICE, "V1EndpointSlice")) == parse_endpoint_slice(SLICE)
-    assert parse_node(_snake(NODE, "V1Node")) == parse_node(NODE)
 
 
 def test_slice_and_node_views() -> None:
