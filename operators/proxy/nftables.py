@@ -1,64 +1,22 @@
-"""Proxy model -> `table inet knet-proxy` (filters, masquerade) and the DNAT shards `knet-proxy-0` to
-`knet-proxy-15`, IPv4 and IPv6 side by side, all written in one transaction.
+"""Proxy model -> nftables: the main table `knet-proxy` (filters, masquerade) and the DNAT shards
+`knet-proxy-0` to `knet-proxy-15`, IPv4 and IPv6 side by side, all written in one transaction.
 
-Why inet tables: one transaction programs both families. Every per-family object carries its family:
-`service-ips-v4`, `svc6-...`.
+Every chain, map and set, and what each does, is described in operators/proxy/README.md ("The
+ruleset"). What shapes this module:
 
-Why shards: any transaction that adds a rule with a NAT expression, a jump or a verdict-map element
-makes the kernel validate the whole table it touches, walking every chain reachable from its base
-chains (`nft_table_validate`). With every Service in one table that walk cost ~70 ms of each endpoint
-update at 10k Services while endpoints were rules; now only a change of a port's number of endpoints,
-a new port or a Local-policy chain pays it. A service port lives in shard `crc32(namespace/name/protocol/port) % 16`
-(fixed: a port never moves), so an update validates one sixteenth of the rules. Each shard holds what
-the DNAT path needs (its own nat base chains, `services`, the dispatch and endpoint maps, the shared
-and per-port chains, the hairpin set and chain, `mark-for-masquerade`); the main table keeps what every
-packet is filtered by (the `filter` chains, the no-endpoint and firewall maps, `fw` chains) and `masquerading`. A shard
-table exists only while some port in it has endpoints. NAT base chains at one hook run in turn until
-one of them sets up the translation, and each frontend is in one shard's maps only, so the result is
-that of one table; the cost is a few extra chain evaluations on the first packet of a connection.
-
-Layout (after kube-proxy's nftables mode, see its pkg/proxy/nftables/README.md):
-- Dispatch is O(1): `services` (in each shard, from nat prerouting and output, priority dstnat) looks up
-  `daddr . l4proto . dport` in the verdict maps `service-ips-v4/-v6` (ClusterIPs, externalIPs and
-  LB IPs) and, for local non-loopback destinations (optionally within `nodePortAddresses`),
-  `l4proto . dport` in `service-nodeports-v4/-v6`.
-- Endpoints are map elements, not rules: per protocol and family, `endpoints-tcp-v4` maps
-  `frontend . index` (the frontend is `daddr . dport` of a ClusterIP, externalIP or LB IP;
-  `nodeport-endpoints-tcp-v4` keys on `dport`) to `endpoint address . port`, and a dispatch verdict goes
-  to a chain shared by every port of that protocol with as many endpoints n: `cluster-tcp4-n` (marks for
-  SNAT what comes from outside the pod CIDRs), `external-tcp4-n` and `nodeport-tcp4-n` (mark all:
-  Cluster policy), each going to `pick-tcp4-n` (or `nodeport-pick-tcp4-n`), whose one rule DNATs to
-  `frontend . numgen random mod n` looked up in the map:
-  equal weight, one lookup. An endpoint change is then a change of map elements (and of one dispatch
-  verdict when n changes): no rule is written, so the kernel validates nothing and nft has few chains to
-  read first. Why not kube-proxy's way: an anonymous `numgen ... vmap` per Service is bound by the
-  kernel with a walk over the pending transaction (quadratic in a full sync), a named map per Service
-  is found by name in a list (quadratic too), and a map shared by many rules is walked once per rule
-  that binds it; here a few shared chains bind each map. Why a map per protocol: nft 1.0.6 cannot add a
-  rule naming an existing map whose `typeof` has `th dport` (it reports conflicting protocols), so the
-  port field comes from the protocol's own header. externalTrafficPolicy Local keeps a chain per
-  port (`ext` for external addresses, `npext` for node ports): pod and node traffic short-circuits to
-  `pick` (all endpoints), the rest to `local-pick` (`local-endpoints-*`, this node's endpoints).
-  ClientIP affinity keeps kube-proxy's shape, with chains per port: `svc`/`local` first check the
-  affinity sets (`ip saddr @aff... goto ep...`), else pick an `ep` chain with rule i matching with
-  probability 1/(n-i); `ep` chains refresh the affinity set (`update @aff... { ip saddr }`, timeout =
-  timeoutSeconds) and DNAT, and `ext` chains handle external traffic. `fw` chains drop sources outside
-  loadBalancerSourceRanges.
-- Masquerade: rules jump to `mark-for-masquerade` (sets `masqueradeBit`); `masquerading` (main table,
-  nat postrouting) masquerades marked packets. Marked: ClusterIP traffic from outside the pod CIDRs (or
-  all of it with masqueradeAll), external traffic unless externalTrafficPolicy is Local, and, by each
-  shard's `hairpin` chain (nat postrouting, just before), hairpin traffic (an endpoint reaching itself:
-  after DNAT source and destination are the same address, looked up in `hairpin-v4/-v6`, the set of
-  `ep . ep` pairs of the shard's local endpoints, the only ones a pod can reach itself at through this
-  node's rules).
-- Filtering (type filter): `firewall-check` (prerouting and output at -110, before DNAT, so it sees
-  the LB address) applies `firewall-ips-*`. `service-endpoints-check` (input, forward, and output
-  at -90, after DNAT, so host traffic short-circuited by an `ext` chain is not caught) applies
-  `no-endpoint-services-*`, and `nodeport-endpoints-check` (input) `no-endpoint-nodeports-*`: reject
-  (TCP reset, else ICMP admin-prohibited) when a Service has no endpoints, drop when a Local policy
-  has no local ones. `cluster-ips-check` (forward, output at -90) rejects traffic to a ClusterIP port
-  that no rule translated and drops traffic to unallocated addresses of serviceCIDRs.
-  healthCheckNodePorts are accepted first in input (this only keeps our own checks off them).
+- inet tables, so that one transaction programs both families; every per-family object names its
+  family (`service-ips-v4`, `svc6-...`).
+- Shards, because a transaction that adds a rule with a NAT expression, a jump or a verdict-map element
+  makes the kernel validate every chain reachable in the table it touches. A Service's ports live in
+  shard `shard_of(namespace, name)` for good, so such a change validates one shard, not every Service. A shard
+  holds the DNAT path, the main table what every packet is filtered by; each frontend is in one shard's
+  maps only, so the shards' NAT base chains, run in turn, give the result of one table.
+- Endpoints are map elements picked by chains shared by every port of a protocol with as many
+  endpoints, not rules: an endpoint change that keeps their number writes no rule, so the kernel has
+  nothing to validate.
+- Rules are rendered per service port (`PortRules`) and the tables and chain groups built from them are
+  reused by object identity (`RenderCache`), so an update renders and diffs only what changed; a full
+  build can hand out each shard's table as soon as its Services are built (`FullBuild`).
 """
 
 from __future__ import annotations
