@@ -31,6 +31,7 @@ import kubernetes
 
 from operators.agent import announce, config, store
 from operators.agent.proxy import ProxyAgent
+from operators.kube.conditions import stamp, with_transitions
 from operators.kube.services import Problem
 from operators.proxy.model import ProxyModel
 
@@ -39,10 +40,6 @@ REFRESH = 30.0
 RETRY = 10.0  # seconds before a failed write is tried again (without the CRD every step would fail)
 MAX_ERRORS = 20
 log = logging.getLogger(__name__)
-
-
-def stamp(t: datetime.datetime) -> str:
-    return t.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def go_duration(seconds: float) -> str:
@@ -88,18 +85,6 @@ def conditions(r: Report) -> list[dict[str, Any]]:
                    f"{len({(p.kind, p.namespace, p.name) for p in r.problems})} objects have problems; see their "
                    "Events" if r.problems else "every watched object was programmed as written", r.generation),
     ]
-
-
-def with_transitions(new: list[dict[str, Any]], old: Iterable[Mapping[str, Any]],
-                     now: datetime.datetime) -> list[dict[str, Any]]:
-    """Keep each condition's lastTransitionTime while its status stays the same."""
-    before = {c["type"]: c for c in old}
-    out = []
-    for c in new:
-        prev = before.get(c["type"])
-        keep = prev is not None and prev.get("status") == c["status"] and prev.get("lastTransitionTime")
-        out.append({**c, "lastTransitionTime": prev["lastTransitionTime"] if keep and prev else stamp(now)})
-    return out
 
 
 def status_body(r: Report, old_conditions: Iterable[Mapping[str, Any]], now: datetime.datetime) -> dict[str, Any]:

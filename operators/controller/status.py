@@ -11,11 +11,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from operators.controller.pools import PoolProblem, PoolUsage
+from operators.kube.conditions import stamp
 from operators.kube.parse import field as get
-
-
-def stamp(now: datetime.datetime) -> str:
-    return now.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def ready_condition(obj: Mapping[str, Any], ok: bool, reason: str, message: str, now: datetime.datetime
