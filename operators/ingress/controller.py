@@ -19,6 +19,7 @@ watch events gives one reload), and at least every `max_period` (a resync that a
 from __future__ import annotations
 
 import asyncio
+import datetime
 import hashlib
 import logging
 import os
@@ -28,11 +29,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from operators.agent.store import Entry, ObjectRef
+from operators.gateway.model import GatewayObjects, Status
+from operators.gateway.model import build_model as build_gateway_model
+from operators.gateway.status import Seen, status_patches
 from operators.ingress import files
 from operators.ingress.culprits import isolate, redact
 from operators.ingress.events import EventRecorder, ref_of
+from operators.ingress.gateway_status import GatewayStatusWriter
 from operators.ingress.metrics import Metrics
-from operators.ingress.model import IngressConfig, IngressModel, build_model
+from operators.ingress.model import IngressConfig, IngressModel
 from operators.ingress.nginx import Nginx, NginxError
 from operators.ingress.render import Runtime, render_config, render_endpoints
 from operators.ingress.status import StatusWriter
@@ -41,7 +46,9 @@ from operators.kube.ingresses import Ingress, TLSSecret
 from operators.kube.parse import Problem
 
 log = logging.getLogger(__name__)
-KINDS = ("classes", "ingresses", "services", "slices", "secrets")
+KINDS = ("classes", "ingresses", "services", "slices", "secrets", "gatewayclasses", "gateways", "httproutes",
+         "referencegrants", "namespaces")
+SEEN = ("gatewayclass_seen", "gateway_seen", "httproute_seen")  # indexes of Gateway API objects' status
 
 
 def entries(index: Any) -> list[Entry[Any]]:
@@ -58,6 +65,17 @@ def split(found: Iterable[Entry[Any]]) -> tuple[list[Any], list[Problem], dict[t
         problems.extend(e.problems)
         refs[(e.ref.kind, e.ref.namespace, e.ref.name)] = e.ref
     return views, problems, refs
+
+
+def seen(indexes: Mapping[str, Any]) -> dict[tuple[str, str], Seen]:
+    """(kind, key) -> the Gateway API object as last watched, from the `SEEN` indexes."""
+    return {key: value for name in SEEN for key in list(indexes.get(name) or {})
+            for value in (indexes.get(name) or {}).get(key, ())}
+
+
+def gateway_objects(views: Mapping[str, list[Any]]) -> GatewayObjects:
+    return GatewayObjects(tuple(views["gatewayclasses"]), tuple(views["gateways"]), tuple(views["httproutes"]),
+                          tuple(views["referencegrants"]), tuple(views["namespaces"]))
 
 
 def config_hash(text: str) -> int:
@@ -89,13 +107,15 @@ def own_certificates(model: IngressModel, ing: Ingress) -> list[str]:
 
 class IngressController:
     def __init__(self, config: IngressConfig, runtime: Runtime, nginx: Nginx, metrics: Metrics,
-                 events: EventRecorder, status: StatusWriter, periods: Periods | None = None) -> None:
+                 events: EventRecorder, status: StatusWriter, periods: Periods | None = None,
+                 gateway_status: GatewayStatusWriter | None = None) -> None:
         self.config = config
         self.rt = runtime
         self.nginx = nginx
         self.metrics = metrics
         self.events = events
         self.status = status
+        self.gateway_status = gateway_status or GatewayStatusWriter(None, metrics)
         self.periods = periods or Periods()
         self.indexes: dict[str, Any] = {}
         self.dirty = asyncio.Event()
@@ -128,11 +148,13 @@ class IngressController:
         return views, problems, refs
 
     def build(self, views: Mapping[str, list[Any]], only: frozenset[str] | None = None,
-              ) -> tuple[IngressModel, list[Problem]]:
-        """The model of the views; of the Ingresses in `only` alone when given."""
+              ) -> tuple[IngressModel, list[Problem], Status]:
+        """The model of the views (every Gateway and HTTPRoute; of the Ingresses in `only` alone when given),
+        its problems and the Gateway API status it implies."""
         ingresses = [i for i in views["ingresses"] if only is None or i.key in only]
-        return build_model(views["classes"], ingresses, views["services"], views["slices"], views["secrets"],
-                           self.config)
+        return build_gateway_model(gateway_objects(views), views["classes"], ingresses, views["services"],
+                                   views["slices"], views["secrets"], self.config,
+                                   (self.rt.http_port, self.rt.https_port))
 
     def held(self, views: Mapping[str, list[Any]]) -> frozenset[str]:
         """The quarantined Ingresses that have not changed since nginx refused them (the rest are forgotten)."""
@@ -146,7 +168,7 @@ class IngressController:
             t0 = time.perf_counter()
             views, problems, refs = self.snapshot()
             held = self.held(views)
-            model, found = self.build(views, frozenset(i.key for i in views["ingresses"]) - held)
+            model, found, status = self.build(views, frozenset(i.key for i in views["ingresses"]) - held)
             text = render_config(model, self.rt)
             self.metrics.render_duration.observe(time.perf_counter() - t0)
             self.metrics.ingresses.set(len(model.ingresses))
@@ -158,6 +180,9 @@ class IngressController:
             self.last_sync = time.time()
             await self.report(problems + found, refs)
             await self.status.update(model.ingresses, self.indexes)
+            await self.gateway_status.write(status_patches(status, seen(self.indexes),
+                                                           self.status.addresses(self.indexes),
+                                                           datetime.datetime.now(datetime.UTC)))
 
     def check(self, model: IngressModel, text: str | None = None) -> str | None:
         """`nginx -t`'s verdict on the model's config (None: accepted), with the certificates it names written."""
@@ -174,7 +199,7 @@ class IngressController:
         if found is None:
             return None
         served, culprits = found
-        kept, _ = self.build(views, served)
+        kept, *_ = self.build(views, served)
         return kept, render_config(kept, self.rt), culprits
 
     async def apply_config(self, views: Mapping[str, list[Any]], model: IngressModel, text: str,

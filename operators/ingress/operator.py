@@ -25,8 +25,11 @@ import kubernetes
 from operators.agent import login
 from operators.agent.servers import Status, StatusServers
 from operators.agent.store import Entry, ObjectRef
+from operators.gateway import views as gateway_views
+from operators.gateway.status import seen_of
 from operators.ingress.controller import IngressController, Periods, prepare_prefix
 from operators.ingress.events import EventRecorder
+from operators.ingress.gateway_status import GatewayStatusWriter
 from operators.ingress.metrics import Metrics
 from operators.ingress.model import IngressConfig
 from operators.ingress.nginx import Nginx
@@ -40,6 +43,12 @@ from operators.kube.watching import observe_only
 
 log = logging.getLogger(__name__)
 TLS = {"field": "type", "value": "kubernetes.io/tls"}
+GATEWAY_API = "gateway.networking.k8s.io"
+# Gateway API kinds: (version, plural, kind, parse); ReferenceGrant is served as v1beta1 in the standard channel.
+GATEWAY_KINDS = (("v1", "gatewayclasses", "GatewayClass", gateway_views.parse_gateway_class),
+                 ("v1", "gateways", "Gateway", gateway_views.parse_gateway),
+                 ("v1", "httproutes", "HTTPRoute", gateway_views.parse_http_route),
+                 ("v1beta1", "referencegrants", "ReferenceGrant", gateway_views.parse_reference_grant))
 
 
 @dataclass(frozen=True)
@@ -76,7 +85,9 @@ def build_registry(controller: IngressController, credentials: kubernetes.client
     async def startup(settings: kopf.OperatorSettings, **kwargs: Any) -> None:
         observe_only(settings)
         controller.attach(**{k: kwargs[k] for k in ("classes", "ingresses", "ingress_lb", "services", "service_lb",
-                                                     "slices", "secrets")})
+                                                     "slices", "secrets", "namespaces", "gatewayclass_seen",
+                                                     "gateway_seen", "httproute_seen",
+                                                     *(plural for _, plural, _, _ in GATEWAY_KINDS))})
 
     @kopf.on.login(registry=registry)
     def authenticate(**_: Any) -> kopf.ConnectionInfo:
@@ -110,9 +121,34 @@ def build_registry(controller: IngressController, credentials: kubernetes.client
     async def secrets(body: kopf.Body, **_: Any) -> dict[tuple[str, str], Entry[Any]]:
         return entry(body, views.parse_tls_secret, "v1", "Secret")
 
-    for group, plural, extra in ((net, "ingressclasses", {}), (net, "ingresses", {}), ("", "services", {}),
-                                 (disc, "endpointslices", {"labels": with_service}), ("", "secrets", TLS)):
-        kopf.on.event(*([group] if group else []), "v1", plural, registry=registry, id=f"{plural}_changed",
+    @kopf.index("v1", "namespaces", id="namespaces", registry=registry)
+    async def namespaces(body: kopf.Body, **_: Any) -> dict[tuple[str, str], Entry[Any]]:
+        return entry(body, gateway_views.parse_namespace, "v1", "Namespace")
+
+    def gateway_index(version: str, plural: str, kind: str, parse: Callable[[object], tuple[Any, list[Any]]]
+                      ) -> None:
+        @kopf.index(GATEWAY_API, version, plural, id=plural, registry=registry)
+        async def views_of(body: kopf.Body, **_: Any) -> dict[tuple[str, str], Entry[Any]]:
+            return entry(body, parse, f"{GATEWAY_API}/{version}", kind)
+
+    for version, plural, kind, parse in GATEWAY_KINDS:
+        gateway_index(version, plural, kind, parse)
+
+    def seen_index(plural: str, kind: str) -> None:
+        @kopf.index(GATEWAY_API, "v1", plural, id=f"{kind.lower()}_seen", registry=registry)
+        async def seen(body: kopf.Body, **_: Any) -> dict[tuple[str, str], Any]:
+            md = body.get("metadata") or {}
+            key = f"{md.get('namespace')}/{md.get('name')}" if md.get("namespace") else str(md.get("name"))
+            return {(kind, key): seen_of(body)}
+
+    for _, plural, kind, _ in GATEWAY_KINDS[:3]:
+        seen_index(plural, kind)
+
+    for group, version, plural, extra in (
+            (net, "v1", "ingressclasses", {}), (net, "v1", "ingresses", {}), ("", "v1", "services", {}),
+            (disc, "v1", "endpointslices", {"labels": with_service}), ("", "v1", "secrets", TLS),
+            ("", "v1", "namespaces", {}), *((GATEWAY_API, v, plural, {}) for v, plural, _, _ in GATEWAY_KINDS)):
+        kopf.on.event(*([group] if group else []), version, plural, registry=registry, id=f"{plural}_changed",
                       **extra)(waker(controller.changed))
     return registry
 
@@ -126,7 +162,7 @@ async def run(options: Options) -> None:
     controller = IngressController(options.config, options.runtime, nginx, metrics,
                                    EventRecorder(credentials, options.host),
                                    StatusWriter(credentials, metrics, options.publish, options.service),
-                                   options.periods)
+                                   options.periods, GatewayStatusWriter(credentials, metrics))
     health = {"ok": False}
 
     def status() -> Status:

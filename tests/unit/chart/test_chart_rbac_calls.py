@@ -41,3 +41,9 @@ def test_every_granted_resource_is_one_the_code_uses(component: str) -> None:
 def test_the_scan_sees_client_calls_and_kopf_watches() -> None:
     used = used_resources("operators.controller.operator")
     assert {"services", "services/status", "dnsconfigs/status", "configmaps", "events"} <= used
+
+
+def test_the_scan_sees_the_gateway_api_status_writes() -> None:
+    used = used_resources("operators.ingress.operator")
+    assert {"gateways", "httproutes", "referencegrants", "namespaces", "gatewayclasses/status", "gateways/status",
+            "httproutes/status"} <= used

@@ -272,14 +272,15 @@ WRITES = {
     "knet-controller": {"services/status", "dnsconfigs", "loadbalancerippools", "dnsconfigs/status",
                         "loadbalancerippools/status", "events", "clusterkopfpeerings"},
     "knet-dns": set(),
-    "knet-ingress": {"events"},
+    "knet-ingress": {"events", "gatewayclasses/status", "gateways/status", "httproutes/status"},
 }
 READS = {
     "knet-agent": {"services", "endpointslices", "nodes", "pods", "namespaces", "networkpolicies",
                    "clusternetworkconfigs", "nodenetworkstatuses"},
     "knet-controller": {"services", "namespaces", "dnsconfigs", "loadbalancerippools", "clusterkopfpeerings"},
     "knet-dns": {"services", "endpointslices", "pods", "namespaces", "dnsconfigs"},
-    "knet-ingress": {"ingresses", "ingressclasses", "services", "endpointslices", "secrets"},
+    "knet-ingress": {"ingresses", "ingressclasses", "services", "endpointslices", "secrets", "namespaces",
+                     "gatewayclasses", "gateways", "httproutes", "referencegrants"},
 }
 READ_VERBS = {"get", "list", "watch"}
 
