@@ -12,6 +12,11 @@ socket: no reload. The endpoints are pushed again after every start and reload.
 `nginx.conf` is only ever replaced by a config that passed `nginx -t`, so the one on disk is the last
 good config: a restarted controller serves it (with the endpoints it last pushed) until its first sync.
 
+The same sync serves the Gateway API: GatewayClasses, Gateways and HTTPRoutes go into the model beside the
+Ingresses (`operators.gateway.model`), and their status is written only for a config nginx runs, so
+`Programmed` is never claimed for one it refused (`operators.gateway.status` decides, `gateway_status.py`
+writes). Culprit bisection covers Ingresses only: Gateway API input is validated by the model, rule by rule.
+
 Changes are debounced: a sync runs `min_period` after the first change it picks up (so a burst of
 watch events gives one reload), and at least every `max_period` (a resync that also retries failures).
 """
@@ -180,9 +185,10 @@ class IngressController:
             self.last_sync = time.time()
             await self.report(problems + found, refs)
             await self.status.update(model.ingresses, self.indexes)
-            await self.gateway_status.write(status_patches(status, seen(self.indexes),
-                                                           self.status.addresses(self.indexes),
-                                                           datetime.datetime.now(datetime.UTC)))
+            if text == self.applied.text:  # Programmed means nginx runs it: no status for a config it refused
+                await self.gateway_status.write(status_patches(status, seen(self.indexes),
+                                                               self.status.addresses(self.indexes),
+                                                               datetime.datetime.now(datetime.UTC)))
 
     def check(self, model: IngressModel, text: str | None = None) -> str | None:
         """`nginx -t`'s verdict on the model's config (None: accepted), with the certificates it names written."""

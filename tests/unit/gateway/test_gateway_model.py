@@ -8,6 +8,7 @@ from typing import Any
 from operators.gateway import filters
 from operators.gateway.offline import model_from_objects, status_text
 from operators.ingress.model import IngressModel, Server
+from operators.ingress.render import Runtime, render_config, render_endpoints
 
 CLASS = {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "GatewayClass", "metadata": {"name": "knet"},
          "spec": {"controllerName": "knet.io/gateway-nginx"}}
@@ -221,3 +222,18 @@ def test_status_conditions_have_the_api_shape() -> None:
     (c,) = to_status([condition("Accepted", False, "NoMatchingParent", "why")], 3, "2026-12-07T00:00:00Z")
     assert c == {"type": "Accepted", "status": "False", "reason": "NoMatchingParent", "message": "why",
                  "observedGeneration": 3, "lastTransitionTime": "2026-12-07T00:00:00Z"}
+
+
+def endpoints(*ips: str) -> dict:
+    return {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice", "addressType": "IPv4",
+            "metadata": {"name": "web-a", "namespace": "app", "labels": {"kubernetes.io/service-name": "web"}},
+            "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}],
+            "endpoints": [{"addresses": [ip], "conditions": {"ready": True}} for ip in ips]}
+
+
+def test_a_route_backends_endpoint_change_is_pushed_without_a_new_config() -> None:
+    rt = Runtime(dynamic_endpoints=True)
+    (one, _, _), (two, _, _) = (model_from_objects([CLASS, gateway(), route(), service(), endpoints(*ips)])
+                                for ips in (["10.0.0.1"], ["10.0.0.1", "10.0.0.2"]))
+    assert render_config(one, rt) == render_config(two, rt)
+    assert "10.0.0.2" in render_endpoints(two) and "10.0.0.2" not in render_endpoints(one)

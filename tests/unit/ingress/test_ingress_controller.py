@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import shutil
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -15,10 +16,13 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from operators.agent.store import ObjectRef
+from operators.gateway import views as gw_views
+from operators.gateway.status import StatusPatch, seen_of
 from operators.ingress import controller as ctl
 from operators.ingress import model as model_module
 from operators.ingress.certs import self_signed
 from operators.ingress.controller import IngressController, Periods
+from operators.ingress.gateway_status import GatewayStatusWriter
 from operators.ingress.metrics import Metrics
 from operators.ingress.model import IngressConfig
 from operators.ingress.nginx import Nginx
@@ -78,6 +82,15 @@ class FakeStatus(StatusWriter):
         self.last = tuple(ours)
 
 
+class FakeGatewayStatus(GatewayStatusWriter):
+    def __init__(self, world: World) -> None:
+        super().__init__(None, world.metrics)
+        self.world = world
+
+    async def write(self, patches: Iterable[StatusPatch]) -> None:
+        self.world.patches += patches
+
+
 def _index(*pairs: dict) -> dict:
     """A Kopf index's shape: key -> list of values."""
     out: dict = {}
@@ -121,10 +134,26 @@ class World:
         self.nginx = FakeNginx(self.rt)
         self.events = FakeEvents()
         self.controller = IngressController(IngressConfig(), self.rt, self.nginx, self.metrics,
-                                            self.events, FakeStatus(self.metrics), Periods(0, 1))  # type: ignore[arg-type]
+                                            self.events, FakeStatus(self.metrics), Periods(0, 1),  # type: ignore[arg-type]
+                                            FakeGatewayStatus(self))
         self.ingresses = [_ingress("one", "one.test")]
         self.slices = [_slice("10.244.1.2")]
         self.secrets: list[dict] = []
+        self.gateway_api: list[dict] = []  # GatewayClasses, Gateways, HTTPRoutes
+        self.patches: list[StatusPatch] = []
+
+    def gateway_indexes(self) -> dict[str, dict]:
+        """The Gateway API views and the `_seen` indexes, as the operator's Kopf indexes hold them."""
+        idx: dict[str, dict] = {}
+        for o in self.gateway_api:
+            kind, md = o["kind"], o["metadata"]
+            plural, parse = {"GatewayClass": ("gatewayclasses", gw_views.parse_gateway_class),
+                             "Gateway": ("gateways", gw_views.parse_gateway),
+                             "HTTPRoute": ("httproutes", gw_views.parse_http_route)}[kind]
+            key = f"{md['namespace']}/{md['name']}" if md.get("namespace") else md["name"]
+            idx.setdefault(plural, {}).update(_index(entry(o, parse, "gateway.networking.k8s.io/v1", kind)))
+            idx.setdefault(f"{kind.lower()}_seen", {})[(kind, key)] = [seen_of(o)]
+        return idx
 
     def sync(self) -> None:
         idx = {
@@ -135,6 +164,7 @@ class World:
             "slices": _index(*(entry(s, api.parse_endpoint_slice, "discovery.k8s.io/v1", "EndpointSlice")
                                for s in self.slices)),
             "secrets": _index(*(entry(s, views.parse_tls_secret, "v1", "Secret") for s in self.secrets)),
+            **self.gateway_indexes(),
         }
         self.controller.attach(**idx)
         asyncio.run(self.controller.sync())
@@ -315,3 +345,29 @@ def test_status_written_when_it_differs_and_given_up_without_permission() -> Non
     writer.api = denied = _Api(403)  # type: ignore[assignment]
     asyncio.run(writer.update(["a/one", "a/two"], indexes))
     assert denied.calls == 1 and writer.api is None
+
+
+GATEWAY_API = [
+    {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "GatewayClass", "metadata": {"name": "knet"},
+     "spec": {"controllerName": "knet.io/gateway-nginx"}},
+    {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway", "metadata": {"namespace": "a", "name": "gw"},
+     "spec": {"gatewayClassName": "knet", "listeners": [{"name": "http", "port": 18080, "protocol": "HTTP"}]}},
+    {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute", "metadata": {"namespace": "a", "name": "r"},
+     "spec": {"parentRefs": [{"name": "gw"}], "hostnames": ["gw.test"],
+              "rules": [{"backendRefs": [{"name": "web", "port": 80}]}]}},
+]
+
+
+def test_a_gateway_is_served_beside_the_ingresses_and_its_status_written(world: World) -> None:
+    world.gateway_api = GATEWAY_API
+    world.sync()
+    assert "gw.test" in _conf(world) and "one.test" in _conf(world)
+    assert [(p.kind, p.name) for p in world.patches] == [("GatewayClass", "knet"), ("Gateway", "gw"),
+                                                         ("HTTPRoute", "r")]
+
+
+def test_no_gateway_status_for_a_config_nginx_refuses(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ctl.files, "check_config", _refuse("gw.test"))
+    world.gateway_api = GATEWAY_API
+    world.sync()
+    assert world.patches == []
