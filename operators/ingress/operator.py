@@ -129,7 +129,7 @@ def build_registry(controller: IngressController, credentials: kubernetes.client
                       ) -> None:
         @kopf.index(GATEWAY_API, version, plural, id=plural, registry=registry)
         async def views_of(body: kopf.Body, **_: Any) -> dict[tuple[str, str], Entry[Any]]:
-            return entry(body, parse, f"{GATEWAY_API}/{version}", kind)
+            return entry(copy.deepcopy(dict(body)), parse, f"{GATEWAY_API}/{version}", kind)
 
     for version, plural, kind, parse in GATEWAY_KINDS:
         gateway_index(version, plural, kind, parse)
@@ -139,7 +139,7 @@ def build_registry(controller: IngressController, credentials: kubernetes.client
         async def seen(body: kopf.Body, **_: Any) -> dict[tuple[str, str], Any]:
             md = body.get("metadata") or {}
             key = f"{md.get('namespace')}/{md.get('name')}" if md.get("namespace") else str(md.get("name"))
-            return {(kind, key): seen_of(body)}
+            return {(kind, key): seen_of(copy.deepcopy(dict(body)))}
 
     for _, plural, kind, _ in GATEWAY_KINDS[:3]:
         seen_index(plural, kind)
