@@ -180,12 +180,12 @@ spec:
 """
 
 
-def service_yaml(name: str, selector: str, ports: str) -> str:
-    """A Service in APPS; `selector` and `ports` are the insides of YAML flow collections."""
+def service_yaml(name: str, selector: str, ports: str, namespace: str = APPS) -> str:
+    """A Service; `selector` and `ports` are the insides of YAML flow collections."""
     return f"""---
 apiVersion: v1
 kind: Service
-metadata: {{name: {name}, namespace: {APPS}}}
+metadata: {{name: {name}, namespace: {namespace}}}
 spec:
   selector: {{{selector}}}
   ports: [{ports}]
@@ -211,11 +211,11 @@ data: {{tls.crt: {base64.b64encode(cert).decode()}, tls.key: {base64.b64encode(k
 """
 
 
-def backend(app: str, replicas: int) -> str:
+def backend(app: str, replicas: int, namespace: str = APPS) -> str:
     return f"""---
 apiVersion: apps/v1
 kind: Deployment
-metadata: {{name: {app}, namespace: {APPS}}}
+metadata: {{name: {app}, namespace: {namespace}}}
 spec:
   replicas: {replicas}
   selector: {{matchLabels: {{app: {app}}}}}
@@ -228,7 +228,7 @@ spec:
         # serve 3 s after SIGTERM, while the controller takes the terminating pod out (as a preStop sleep)
         args: [netexec, --http-port=8080, --delay-shutdown=3]
         readinessProbe: {{httpGet: {{path: /healthz, port: 8080}}, periodSeconds: 1}}
-""" + service_yaml(app, f"app: {app}", HTTP_80)
+""" + service_yaml(app, f"app: {app}", HTTP_80, namespace)
 
 
 def echo_backend(app: str, replicas: int, labels: str, fail: int = 0) -> str:
@@ -332,6 +332,32 @@ def external(worker: str) -> str:
     return worker.rsplit(".", 1)[0] + ".250"
 
 
+def start_controller(cluster: Cluster, namespace: str, worker: str) -> None:
+    """`knet ingress` as a hostNetwork pod on the worker, with the ServiceAccount knet-ingress of `namespace`;
+    returns once it is ready."""
+    cluster.apply(f"""
+apiVersion: v1
+kind: Pod
+metadata: {{name: knet-ingress, namespace: {namespace}, labels: {{app: knet-ingress}}}}
+spec:
+  serviceAccountName: knet-ingress
+  nodeName: {cluster.name}-worker
+  hostNetwork: true
+  containers:
+  - name: ingress
+    image: localhost/knet:dev
+    args: [ingress, --access-log, "off"]
+    env:
+    - {{name: KNET_API_SERVER, value: "{cluster.config('server')}"}}
+    - {{name: HOST_IP, valueFrom: {{fieldRef: {{fieldPath: status.hostIP}}}}}}
+    - {{name: POD_NAME, valueFrom: {{fieldRef: {{fieldPath: metadata.name}}}}}}
+    readinessProbe: {{httpGet: {{path: /readyz, port: 8080}}, periodSeconds: 1}}
+    volumeMounts: [{{name: nginx, mountPath: /var/lib/knet/ingress}}]
+  volumes: [{{name: nginx, emptyDir: {{}}}}]
+""")
+    wait_for(lambda: http_get(f"http://{worker}:8080/readyz") == "ok\n", "knet ingress ready", 90)
+
+
 @pytest.fixture(scope="module")
 def controller(cluster: Cluster, worker: str) -> Iterator[str]:
     """`knet ingress` as a hostNetwork pod on the worker, with the IngressClass `knet` it serves."""
@@ -353,6 +379,9 @@ rules:
 - {{apiGroups: [""], resources: [services, secrets], verbs: [list, watch]}}
 - {{apiGroups: [discovery.k8s.io], resources: [endpointslices], verbs: [list, watch]}}
 - {{apiGroups: [""], resources: [events], verbs: [create, patch]}}
+- {{apiGroups: [""], resources: [namespaces], verbs: [list, watch]}}
+- {{apiGroups: [gateway.networking.k8s.io], resources: [gatewayclasses, gateways, httproutes, referencegrants],
+   verbs: [list, watch]}}
 ---
 apiVersion: rbac.authorization.k8s.io/v1
 kind: ClusterRoleBinding
@@ -372,27 +401,7 @@ spec: {{controller: example.com/other}}
 """)
     wait_for(lambda: cluster.kubectl("get", "sa", "knet-ingress", "-n", CTL, check=False).startswith("NAME"),
              "the knet-ingress ServiceAccount", 30)
-    cluster.apply(f"""
-apiVersion: v1
-kind: Pod
-metadata: {{name: knet-ingress, namespace: {CTL}, labels: {{app: knet-ingress}}}}
-spec:
-  serviceAccountName: knet-ingress
-  nodeName: {cluster.name}-worker
-  hostNetwork: true
-  containers:
-  - name: ingress
-    image: localhost/knet:dev
-    args: [ingress, --access-log, "off"]
-    env:
-    - {{name: KNET_API_SERVER, value: "{cluster.config('server')}"}}
-    - {{name: HOST_IP, valueFrom: {{fieldRef: {{fieldPath: status.hostIP}}}}}}
-    - {{name: POD_NAME, valueFrom: {{fieldRef: {{fieldPath: metadata.name}}}}}}
-    readinessProbe: {{httpGet: {{path: /readyz, port: 8080}}, periodSeconds: 1}}
-    volumeMounts: [{{name: nginx, mountPath: /var/lib/knet/ingress}}]
-  volumes: [{{name: nginx, emptyDir: {{}}}}]
-""")
-    wait_for(lambda: http_get(f"http://{worker}:8080/readyz") == "ok\n", "knet ingress ready", 90)
+    start_controller(cluster, CTL, worker)
     yield worker
     cluster.kubectl("delete", "namespace", CTL, "--wait=false", check=False)
     cluster.kubectl("delete", "clusterrolebinding,clusterrole", "knet-ingress-e2e", check=False)
