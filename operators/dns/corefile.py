@@ -73,12 +73,16 @@ def _forward(servers: tuple[Server, ...], config: DNSConfig) -> list[str]:
     return _block(f"forward . {to}", options)
 
 
-def _cache(config: DNSConfig) -> list[str]:
+def _cache(config: DNSConfig, cluster_zones: tuple[str, ...] = ()) -> list[str]:
+    """Answers from upstream are cached; the cluster's own zones are not, as in kubeadm's Corefile: the
+    kubernetes plugin answers them from its informers' memory anyway, and a cached answer would outlive a
+    change (an ExternalName retargeted, a name asked for before its Service existed) by up to its TTL."""
     cache = config.cache
     if not cache.enabled:
         return []
+    disabled = [f"disable {kind} {' '.join(cluster_zones)}" for kind in ("success", "denial") if cluster_zones]
     return _block("cache", [f"success {cache.size} {cache.success_ttl}",
-                            f"denial {cache.size} {cache.denial_ttl}"])
+                            f"denial {cache.size} {cache.denial_ttl}", *disabled])
 
 
 def _rewrites(config: DNSConfig) -> list[str]:
@@ -131,7 +135,7 @@ def render(config: DNSConfig, cluster: ClusterSettings | None = None) -> str:
         *_kubernetes(config),
         prometheus,
         *_forward(config.upstream.servers, config),
-        *_cache(config),
+        *_cache(config, config.zones),
         f"{INDENT}loop",
         f"{INDENT}reload",
         f"{INDENT}loadbalance",

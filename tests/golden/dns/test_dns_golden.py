@@ -38,3 +38,8 @@ def test_every_case_has_expectations() -> None:
     expected = {p.name for p in (HERE / "expected").iterdir()}
     stale = expected - {f"{c.stem}.{s}" for c in CASES for s in ("Corefile", "problems")}
     assert not stale, f"expected files without a case: {sorted(stale)}"
+
+
+def test_the_cluster_zones_are_not_cached_as_in_kubeadms_corefile() -> None:
+    text, _ = render_corefile(load_objects([HERE / "cases" / "defaults.yaml"]), ClusterSettings())
+    assert "disable success cluster.local" in text and "disable denial cluster.local" in text
