@@ -152,9 +152,12 @@ class NetpolAgent(SyncLoop):
             {(e.ref.namespace, e.ref.name): e.ref for e in policies},
         )
 
-    def render_options(self) -> RenderOptions:
+    def render_options(self, policies_exist: bool = True) -> RenderOptions:
+        """New pods are cut off until programmed only while some NetworkPolicy exists: with none, there is
+        nothing to isolate them from, and cutting them off would drop each new pod's first packets (its
+        first DNS query waits out the resolver's 5 s timeout)."""
         on = self.options.drop_logging
-        return RenderOptions(log_drops=on, counters=on, isolate_unprogrammed=True)
+        return RenderOptions(log_drops=on, counters=on, isolate_unprogrammed=policies_exist)
 
     async def sync(self, now: float) -> None:
         dirty_since = self.state.dirty_since
@@ -171,7 +174,7 @@ class NetpolAgent(SyncLoop):
         v = self.views()
         cidrs = [ipaddress.ip_network(c) for c in (v.node.pod_cidrs if v.node else ())]
         model = compile_node(v.policies, v.pods, v.namespaces, self.node, compiler=self.compiler)
-        text = render_nftables(model, cidrs, self.render_options())
+        text = render_nftables(model, cidrs, self.render_options(bool(v.policies)))
         kind = schedule.kind_of_sync(self.state, now, self.periods, present, text != self.applied_text)
         await self.read_counters()  # every sync (before a transaction restarts some of the counters)
         if kind is not Kind.NONE:

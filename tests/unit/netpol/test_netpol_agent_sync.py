@@ -78,3 +78,39 @@ def test_counters_are_read_when_a_sync_has_nothing_to_apply(monkeypatch: pytest.
     asyncio.run(run())
     labels = {"namespace": "x", "policy": "deny-a"}
     assert registry.get_sample_value("knet_netpol_policy_drops_total", labels) == 7
+
+
+def applied_with(policies: list[dict], monkeypatch: pytest.MonkeyPatch) -> str:
+    """The ruleset the agent applies on node n1 (podCIDR 10.0.0.0/24) with these policies."""
+    from operators.agent import store
+
+    pod, _, ns = objects()
+    node = {"metadata": {"name": "n1", "uid": "n"}, "spec": {"podCIDRs": ["10.0.0.0/24"]},
+            "status": {"addresses": [{"type": "InternalIP", "address": "172.18.0.2"}]}}
+    applied: list[str] = []
+
+    async def present(_table: str) -> bool:
+        return bool(applied)
+
+    async def apply(text: str) -> tuple[bool, str]:
+        applied.append(text)
+        return True, ""
+
+    async def output(argv: list[str]) -> tuple[int, str, str]:
+        return 0, json.dumps({"nftables": []}), ""
+
+    monkeypatch.setattr(agent_netpol.dataplane, "table_present", present)
+    monkeypatch.setattr(agent_netpol.dataplane, "nft_apply", apply)
+    monkeypatch.setattr(agent_netpol, "_output", output)
+    agent = NetpolAgent("n1", PERIODS, NetpolMetrics(CollectorRegistry()), FailingEvents())  # type: ignore[arg-type]
+    agent.attach([policy_entry(p) for p in policies], [pod_entry(pod)], [namespace_entry(ns)],
+                 [store.node_entry(node)])
+    agent.changed()
+    asyncio.run(agent.sync(1.0))
+    return applied[-1]
+
+
+def test_new_pods_are_cut_off_until_programmed_only_while_some_policy_exists(monkeypatch):
+    _, policy, _ = objects()
+    assert "local pod not yet programmed" not in applied_with([], monkeypatch)
+    assert "local pod not yet programmed" in applied_with([policy], monkeypatch)
