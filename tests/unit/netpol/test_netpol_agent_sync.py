@@ -40,9 +40,8 @@ def objects() -> tuple[dict, dict, dict]:
     return pod, policy, {"metadata": {"name": "x"}}
 
 
-def test_counters_are_read_when_a_sync_has_nothing_to_apply(monkeypatch: pytest.MonkeyPatch) -> None:
-    pod, policy, ns = objects()
-    drops = {"packets": 0}
+def fake_kernel(monkeypatch: pytest.MonkeyPatch, output) -> list[str]:
+    """nft stood in for: the texts applied, in order; `output` answers `nft -j list counters`."""
     applied: list[str] = []
 
     async def present(_table: str) -> bool:
@@ -52,15 +51,23 @@ def test_counters_are_read_when_a_sync_has_nothing_to_apply(monkeypatch: pytest.
         applied.append(text)
         return True, ""
 
+    monkeypatch.setattr(agent_netpol.dataplane, "table_present", present)
+    monkeypatch.setattr(agent_netpol.dataplane, "nft_apply", apply)
+    monkeypatch.setattr(agent_netpol, "_output", output)
+    return applied
+
+
+def test_counters_are_read_when_a_sync_has_nothing_to_apply(monkeypatch: pytest.MonkeyPatch) -> None:
+    pod, policy, ns = objects()
+    drops = {"packets": 0}
+
     async def output(argv: list[str]) -> tuple[int, str, str]:
         assert argv[:4] == ["nft", "-j", "list", "counters"]
         names = counter_names(policy_entry(policy).view.ref.id)  # type: ignore[union-attr]
         items = [{"counter": {"name": n, "packets": drops["packets"] if n.endswith("-drop") else 0}} for n in names]
         return 0, json.dumps({"nftables": items}), ""
 
-    monkeypatch.setattr(agent_netpol.dataplane, "table_present", present)
-    monkeypatch.setattr(agent_netpol.dataplane, "nft_apply", apply)
-    monkeypatch.setattr(agent_netpol, "_output", output)
+    applied = fake_kernel(monkeypatch, output)
     registry = CollectorRegistry()
     metrics = NetpolMetrics(registry)
     agent = NetpolAgent("n1", PERIODS, metrics, FailingEvents())  # type: ignore[arg-type]
@@ -87,21 +94,11 @@ def applied_with(policies: list[dict], monkeypatch: pytest.MonkeyPatch) -> str:
     pod, _, ns = objects()
     node = {"metadata": {"name": "n1", "uid": "n"}, "spec": {"podCIDRs": ["10.0.0.0/24"]},
             "status": {"addresses": [{"type": "InternalIP", "address": "172.18.0.2"}]}}
-    applied: list[str] = []
-
-    async def present(_table: str) -> bool:
-        return bool(applied)
-
-    async def apply(text: str) -> tuple[bool, str]:
-        applied.append(text)
-        return True, ""
 
     async def output(argv: list[str]) -> tuple[int, str, str]:
         return 0, json.dumps({"nftables": []}), ""
 
-    monkeypatch.setattr(agent_netpol.dataplane, "table_present", present)
-    monkeypatch.setattr(agent_netpol.dataplane, "nft_apply", apply)
-    monkeypatch.setattr(agent_netpol, "_output", output)
+    applied = fake_kernel(monkeypatch, output)
     agent = NetpolAgent("n1", PERIODS, NetpolMetrics(CollectorRegistry()), FailingEvents())  # type: ignore[arg-type]
     agent.attach([policy_entry(p) for p in policies], [pod_entry(pod)], [namespace_entry(ns)],
                  [store.node_entry(node)])
