@@ -47,10 +47,14 @@ def run_side(side: str, suites: Sequence[str], skips: list[Skip], out: Path, pro
     return status
 
 
+def has_runs(side_dir: Path) -> bool:
+    """Whether a side's directory holds at least one run."""
+    return any(side_dir.glob("*/junit_*.xml"))
+
+
 def table(out: Path) -> str:
     """The table of OUT/knet against OUT/baseline (either side alone if the other has no run)."""
-    sides = {side: [summarize(r) for r in load_runs(out / side)] if any((out / side).glob("*/junit_*.xml")) else []
-             for side in SIDES}
+    sides = {side: [summarize(r) for r in load_runs(out / side)] if has_runs(out / side) else [] for side in SIDES}
     runs, baselines = (sides["knet"], sides["baseline"]) if sides["knet"] else (sides["baseline"], [])
     ran = {(side, s.suite) for side, summaries in sides.items() for s in summaries}
     notes = [f"- {side} did not run {suite}: {reason}" for (side, suite), reason in CANNOT.items()

@@ -96,11 +96,10 @@ SLOWER = (1.5, 10.0)  # a test is listed as slower when it takes 1.5 times as lo
 
 def slower(run: Summary, baseline: Summary) -> list[tuple[str, float, float]]:
     """(name, seconds, baseline seconds) of the tests both passed where the run took markedly longer."""
-    both = set(run.passed) & set(baseline.passed)
-    out = [(n, run.times[n], baseline.times[n]) for n in both
-           if run.times.get(n, 0) > SLOWER[0] * baseline.times.get(n, 0) and
-           run.times.get(n, 0) - baseline.times.get(n, 0) > SLOWER[1]]
-    return sorted(out, key=lambda t: t[2] - t[1])
+    factor, margin = SLOWER
+    both = ((n, run.times[n], baseline.times[n]) for n in set(run.passed) & set(baseline.passed))
+    return sorted(((n, ours, theirs) for n, ours, theirs in both if ours > factor * theirs and ours - theirs > margin),
+                  key=lambda t: t[2] - t[1])
 
 
 def duration(seconds: float) -> str:
