@@ -336,8 +336,9 @@ def test_agent_without_endpointslice_permission(demo: Proxy) -> None:
         c.kubectl("delete", "pod", "-n", NS, agent_pod(c, node)["metadata"]["name"], "--wait=true")
         pod = wait_for(lambda: agent_pod(c, node), f"a new agent on {node}", 30)
         name = pod["metadata"]["name"]
-        line = wait_for(lambda: next((x for x in demo.logs(f"{NS}/{name}") if "forbidden" in x), ""),
-                        "the agent's log naming the missing permission", 30)
+        with explained(demo):  # a timeout shows why: the pod's phase and its log
+            line = wait_for(lambda: next((x for x in demo.logs(f"{NS}/{name}") if "forbidden" in x), ""),
+                            "the agent's log naming the missing permission", 90)
         assert 'cannot list resource "endpointslices"' in line, line
         assert "system:serviceaccount:knet-system:knet-agent" in line, line
         time.sleep(6)  # a few readiness periods
