@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: all deps venv tools kind-tools test unit e2e kind-test lint demo demo-down demo-devcluster demo-devcluster-down bench image clean conformance
+.PHONY: all deps venv tools kind-tools test unit e2e kind-test lint demo demo-down demo-devcluster demo-devcluster-down bench image clean conformance conformance-gateway
 
 all: test
 
@@ -74,3 +74,10 @@ CONFORMANCE_DIR ?= build/conformance/$(CONFORMANCE_STAMP)
 conformance: deps venv tools kind-tools
 	@hack/build-e2e.sh >/dev/null
 	$(BIN)/knet conformance compare --quiet --out $(CONFORMANCE_DIR)
+
+# The Gateway API conformance suite (sigs.k8s.io/gateway-api v1.6.3, profile GATEWAY-HTTP) against knet on a kind
+# cluster made and deleted here (conformance/gateway/README.md): the suite and its images built or reused
+# (hack/build-gateway-conformance.sh), the suite run in the kind network namespace; suite.log, report.yaml and
+# summary.txt under build/conformance/gateway-TIME. Exits 1 if a test failed, after printing the summary.
+conformance-gateway: deps venv tools kind-tools
+	$(BIN)/knet conformance gateway --quiet

@@ -11,7 +11,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from operators.cli_errors import Command, one_line_errors
+from operators.kind import cluster
+from operators.kind.podman import KindError
 
+from . import gateway
+from .gateway import GatewayConformanceError
 from .junit import JUnitError
 from .runner import RunError, e2e_bin_dir, execute, load_runs, make_plan, repo_root, skips_file
 from .skips import SkipsError, load_skips, unused
@@ -75,6 +79,33 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_gateway(args: argparse.Namespace) -> int:
+    skips = gateway.load_skips(Path(args.skips).read_text())
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    out = (Path(args.out) if args.out else repo_root() / "build/conformance" / f"gateway-{stamp}").resolve()
+    bin_dir, archive = gateway.build()
+    made = not args.kubeconfig
+    kubeconfig = Path(args.kubeconfig) if args.kubeconfig else cluster.up(args.name, install_knet=True).kubeconfig
+    try:
+        gateway.prepare(kubeconfig, archive, args.name)
+        argv = gateway.command(bin_dir / "gateway-conformance.test", skips, out / "report.yaml", _version(),
+                               run_test=args.run_test or "")
+        output = gateway.execute(argv, kubeconfig, out, echo=not args.quiet)
+    finally:
+        if made and not args.keep:
+            cluster.down(args.name)
+    res = gateway.results(output)
+    text = gateway.summary(res, skips)
+    (out / "summary.txt").write_text(text)
+    print(f"\n{text}report: {out}")
+    return 0 if res and "FAIL" not in res.values() else 1
+
+
+def _version() -> str:
+    return next(line.split('"')[1] for line in (repo_root() / "pyproject.toml").read_text().splitlines()
+                if line.startswith("version = "))
+
+
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("conformance", help="upstream's e2e suites (sig-network) against a cluster; their tables")
     csub = p.add_subparsers(dest="conformance_command", required=True)
@@ -117,6 +148,20 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     selection(lst)
     lst.set_defaults(func=_guard(cmd_list))
 
+    gw = csub.add_parser("gateway", help="the Gateway API conformance suite (GATEWAY-HTTP) against knet on kind: "
+                         "builds it, makes the cluster (unless --kubeconfig), runs the suite in the kind network "
+                         "namespace, deletes the cluster; prints pass/fail/skip and writes OUT/report.yaml")
+    gw.add_argument("--kubeconfig", help="a kind cluster with knet already up (kept as it is)")
+    gw.add_argument("--name", default="knet", help="the kind cluster's name (default: knet)")
+    gw.add_argument("--skips", default=str(repo_root() / "conformance/gateway/skips.yaml"),
+                    help="tests knet skips, each with its reason (default: conformance/gateway/skips.yaml)")
+    gw.add_argument("--out", help="where suite.log, report.yaml and summary.txt go "
+                    "(default: build/conformance/gateway-TIME)")
+    gw.add_argument("--run-test", help="one test of the suite only (e.g. HTTPRouteSimpleSameNamespace)")
+    gw.add_argument("--keep", action="store_true", help="leave the cluster it made up")
+    gw.add_argument("--quiet", action="store_true", help="keep the suite's output in suite.log only")
+    gw.set_defaults(func=_guard(cmd_gateway))
+
 
 def _guard(func: Command) -> Command:
-    return one_line_errors(func, (RunError, SkipsError, JUnitError, OSError), 1)
+    return one_line_errors(func, (RunError, SkipsError, JUnitError, OSError, GatewayConformanceError, KindError), 1)
