@@ -53,20 +53,9 @@ def _ref(body: Mapping[str, Any], api_version: str, kind: str) -> ObjectRef:
                      str(md.get("uid") or ""))
 
 
-def as_problem(text: str) -> Problem | None:
-    """`NetworkPolicy ns/name: message` (the netpol core's problem text) as a Problem for an Event."""
-    kind, _, rest = text.partition(" ")
-    key, sep, message = rest.partition(": ")
-    ns, slash, name = key.partition("/")
-    if kind != "NetworkPolicy" or not sep or not slash:
-        return None
-    return Problem(kind, ns, name, message)
-
-
 def policy_entry(body: Mapping[str, Any]) -> Entry[Policy]:
     view, problems = parse_policy(dict(body))
-    found = tuple(p for text in problems if (p := as_problem(text)))
-    return Entry(view, found, _ref(body, "networking.k8s.io/v1", "NetworkPolicy"))
+    return Entry(view, tuple(problems), _ref(body, "networking.k8s.io/v1", "NetworkPolicy"))
 
 
 def pod_entry(body: Mapping[str, Any]) -> Entry[Pod]:
@@ -198,7 +187,7 @@ class NetpolAgent(SyncLoop):
         self.record(model)
         if self.options.strict_mode and previous is not None and previous != model:
             await self.cut(model, v.node.internal_ips if v.node else ())
-        problems = [*v.problems, *(p for text in model.problems if (p := as_problem(text)))]
+        problems = [*v.problems, *model.problems]
         await self.report(v, problems)
 
     async def apply(self, kind: Kind, text: str) -> tuple[bool, str, frozenset[tuple[str, str]]]:

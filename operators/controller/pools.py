@@ -18,7 +18,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from operators.kube.parse import Reader, parse_ip
+from operators.kube.parse import Problem, Reader, parse_ip
 from operators.kube.parse import field as get
 from operators.kube.selectors import EVERYTHING, Labels, Selector, parse_selector
 
@@ -99,32 +99,30 @@ def _range(raw: object, i: int) -> tuple[Range | None, str]:
     return None, f"ranges[{i}]: give either cidr, or start and end"
 
 
-def _selector(raw: object, what: str) -> tuple[Selector | None, list[str]]:
-    return (EVERYTHING, []) if raw is None else parse_selector(raw, what)
+def _selector(raw: object, r: Reader, what: str) -> Selector | None:
+    return EVERYTHING if raw is None else parse_selector(raw, r, what)
 
 
-def parse_pool(obj: Mapping[str, Any]) -> tuple[Pool | None, list[str]]:
+def parse_pool(obj: Mapping[str, Any]) -> tuple[Pool | None, list[Problem]]:
     """A pool, or None and what is wrong with its spec."""
     r = Reader.of("LoadBalancerIPPool", obj, namespaced=False)
     spec = r.mapping_at(obj, "spec")
-    problems = [p.message for p in r.problems]
     ranges: list[Range] = []
     raw_ranges = r.array_at(spec, "ranges")
     if not raw_ranges:
-        problems.append("no ranges")
+        r.problem("no ranges")
     for i, raw in enumerate(raw_ranges):
         rng, problem = _range(raw, i)
         if rng is None:
-            problems.append(problem)
+            r.problem(problem)
         elif clash := next((o for o in ranges if o.overlaps(rng)), None):
-            problems.append(f"ranges[{i}] {rng} overlaps {clash} of the same pool")
+            r.problem(f"ranges[{i}] {rng} overlaps {clash} of the same pool")
         else:
             ranges.append(rng)
-    services, bad_s = _selector(get(spec, "serviceSelector"), "serviceSelector")
-    namespaces, bad_n = _selector(get(spec, "namespaceSelector"), "namespaceSelector")
-    problems += bad_s + bad_n
-    if problems or services is None or namespaces is None:
-        return None, problems
+    services = _selector(get(spec, "serviceSelector"), r, "serviceSelector")
+    namespaces = _selector(get(spec, "namespaceSelector"), r, "namespaceSelector")
+    if r.problems or services is None or namespaces is None:
+        return None, r.problems
     return Pool(_age(obj)[1], tuple(ranges),
                 get(spec, "avoidBuggyIPs") is True, services, namespaces), []
 
@@ -142,7 +140,7 @@ def valid_pools(objs: Iterable[Mapping[str, Any]]) -> tuple[list[Pool], dict[str
         name = _age(obj)[1]
         pool, found = parse_pool(obj)
         if pool is None:
-            problems[name] = PoolProblem("InvalidSpec", "; ".join(found))
+            problems[name] = PoolProblem("InvalidSpec", "; ".join(p.message for p in found))
             continue
         clash = next(((o, a, b) for o in valid for a in pool.ranges for b in o.ranges if a.overlaps(b)), None)
         if clash:

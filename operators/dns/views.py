@@ -108,7 +108,7 @@ def parse_slice(obj: object) -> tuple[DNSSlice | None, list[Problem]]:
 
 def parse_pod(obj: object) -> tuple[DNSPod | None, list[Problem]]:
     """The Pod's DNS view and its problems; None when its namespace or name is not a DNS name."""
-    pod, problems = kube_pods.read_pod(obj)
+    pod, problems = kube_pods.parse_pod(obj)
     if not is_dns_label(pod.namespace) or normalize_name(pod.name) is None:
         problems.append(Problem("Pod", pod.namespace, pod.name,
                                 "namespace or name is not a DNS name; skipped"))

@@ -1,8 +1,8 @@
 """Frozen views of Pods and Namespaces: only what networking needs, parsed from API dicts.
 
-Parsing never raises (`operators.kube.parse`): malformed fields are dropped with a problem, so one odd
-object cannot stop a sync. NetworkPolicy reports problems as text (`parse_pod`), DNS as `Problem`s
-for Events (`read_pod`).
+Parsing never raises (`operators.kube.parse`): malformed fields are dropped with a `Problem`, so one odd
+object cannot stop a sync. NetworkPolicy and DNS read pods with the same `parse_pod`; each decides
+which problems are its business to report.
 """
 
 from __future__ import annotations
@@ -99,7 +99,7 @@ def _ports(p: Reader, spec: dict[str, Any]) -> tuple[ContainerPort, ...]:
     return tuple(sorted(out, key=lambda c: (c.name, c.protocol, c.port)))
 
 
-def read_pod(obj: object) -> tuple[Pod, list[Problem]]:
+def parse_pod(obj: object) -> tuple[Pod, list[Problem]]:
     """A Pod view from an API dict, with a `Problem` for each part that had to be dropped."""
     md = field(obj, "metadata")
     ns, name = str(field(md, "namespace") or "default"), str(field(md, "name") or "")
@@ -120,20 +120,14 @@ def read_pod(obj: object) -> tuple[Pod, list[Problem]]:
     return pod, p.problems
 
 
-def parse_pod(obj: object) -> tuple[Pod, list[str]]:
-    """A Pod view from an API dict, with problems (as text) for the parts that had to be dropped."""
-    pod, problems = read_pod(obj)
-    return pod, [str(problem) for problem in problems]
-
-
 def namespace(name: str, labels: dict[str, str] | None = None) -> Namespace:
     """A Namespace view; the API server always sets `kubernetes.io/metadata.name` to the name."""
     return Namespace(name, Labels({**(labels or {}), NAMESPACE_NAME_LABEL: name}))
 
 
-def parse_namespace(obj: object) -> tuple[Namespace, list[str]]:
+def parse_namespace(obj: object) -> tuple[Namespace, list[Problem]]:
     """A Namespace view from an API dict."""
     md = field(obj, "metadata")
     name = str(field(md, "name") or "")
     p = Reader("Namespace", name)
-    return namespace(name, _labels(p, md)), [str(problem) for problem in p.problems]
+    return namespace(name, _labels(p, md)), p.problems

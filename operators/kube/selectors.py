@@ -1,7 +1,8 @@
 """Kubernetes label selectors (matchLabels + matchExpressions), parsed from API dicts into frozen views.
 
-Parsing never raises: an invalid selector comes back as `None` plus problems, so that the caller can
-decide how to fail (usually closed: the peer or policy that holds it allows nothing).
+Parsing never raises: an invalid selector comes back as `None`, its problems reported to the `Reader` of
+the object that holds it, so that the caller can decide how to fail (usually closed: the peer or policy
+that holds it allows nothing).
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from operators.kube.parse import Reader
 
 _NAME = re.compile(r"([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]")
 _DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
@@ -105,41 +108,42 @@ EVERYTHING = Selector()
 NOTHING = Selector(nothing=True)
 
 
-def parse_selector(obj: Any, where: str = "selector") -> tuple[Selector | None, list[str]]:
+def parse_selector(obj: Any, reader: Reader, where: str = "selector") -> Selector | None:
     """Parse an API LabelSelector; `None` (null) gives NOTHING, `{}` gives EVERYTHING.
 
-    Returns (selector, problems); the selector is None when the input is invalid.
+    None when the input is invalid; each thing wrong with it is reported to `reader`, prefixed with `where`.
     """
     if obj is None:
-        return NOTHING, []
+        return NOTHING
     if not isinstance(obj, dict):
-        return None, [f"{where}: not an object"]
-    problems: list[str] = []
+        reader.problem(f"{where}: not an object")
+        return None
+    found = len(reader.problems)
     reqs: list[Requirement] = []
     match_labels = obj.get("matchLabels") or {}
     if not isinstance(match_labels, dict):
-        problems.append(f"{where}.matchLabels: not an object")
+        reader.problem(f"{where}.matchLabels: not an object")
         match_labels = {}
     for k, v in match_labels.items():
         if not valid_label_key(k):
-            problems.append(f"{where}.matchLabels: invalid key {k!r}")
+            reader.problem(f"{where}.matchLabels: invalid key {k!r}")
         elif not valid_label_value(v):
-            problems.append(f"{where}.matchLabels[{k}]: invalid value {v!r}")
+            reader.problem(f"{where}.matchLabels[{k}]: invalid value {v!r}")
         else:
             reqs.append(Requirement(k, "In", (v,)))
     exprs = obj.get("matchExpressions") or []
     if not isinstance(exprs, list):
-        problems.append(f"{where}.matchExpressions: not a list")
+        reader.problem(f"{where}.matchExpressions: not a list")
         exprs = []
     for i, e in enumerate(exprs):
         req, problem = _parse_expression(e, f"{where}.matchExpressions[{i}]")
         if problem:
-            problems.append(problem)
+            reader.problem(problem)
         elif req:
             reqs.append(req)
-    if problems:
-        return None, problems
-    return Selector(tuple(sorted(set(reqs), key=lambda r: (r.key, r.operator, r.values)))), []
+    if len(reader.problems) > found:
+        return None
+    return Selector(tuple(sorted(set(reqs), key=lambda r: (r.key, r.operator, r.values))))
 
 
 def _parse_expression(e: Any, where: str) -> tuple[Requirement | None, str | None]:

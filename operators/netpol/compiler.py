@@ -16,6 +16,7 @@ from collections import defaultdict
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 
+from operators.kube.parse import Problem
 from operators.kube.pods import Namespace, Pod, namespace
 from operators.kube.selectors import Labels, Selector
 from operators.netpol.model import (
@@ -136,7 +137,7 @@ class Compiler:
         self._clear()
 
     def _clear(self) -> None:
-        self.problems: dict[str, None] = {}
+        self.problems: dict[Problem, None] = {}
         self._peers: dict[_RuleKey, AddressSet | None] = {}
         self._named: dict[_RuleKey, tuple[NamedTarget, ...]] = {}
         self._numeric: dict[_RuleKey, tuple[PortRange, ...]] = {}
@@ -338,7 +339,8 @@ class Compiler:
         return TargetPod(pod.key, pod.ips, self.chain(pod, INGRESS), self.chain(pod, EGRESS))
 
     def _problem(self, key: _RuleKey, message: str) -> None:
-        self.problems[f"NetworkPolicy {key.ref.key}: spec.{key.direction}[{key.index}]: {message}"] = None
+        where = f"spec.{key.direction}[{key.index}]"
+        self.problems[Problem("NetworkPolicy", key.ref.namespace, key.ref.name, f"{where}: {message}")] = None
 
 
 def _numeric(rule: Rule) -> list[PortRange]:
@@ -360,11 +362,11 @@ def compile_node(
     pods: Iterable[Pod],
     namespaces: Iterable[Namespace],
     node: str,
-    problems: Iterable[str] = (),
+    problems: Iterable[Problem] = (),
     compiler: Compiler | None = None,
 ) -> NodeModel:
     """The model for one node's own pods; `problems` from parsing are carried along. The agent passes its
     `compiler` from one sync to the next (see `Compiler`); without one, everything is resolved afresh."""
     c = (compiler or Compiler()).load(policies, pods, namespaces)
     targets = tuple(c.target(p) for p in c.pods if p.node_name == node)
-    return NodeModel(node, targets, tuple(dict.fromkeys([*problems, *sorted(c.problems)])))
+    return NodeModel(node, targets, tuple(dict.fromkeys([*problems, *sorted(c.problems, key=str)])))

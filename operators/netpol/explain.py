@@ -11,6 +11,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from operators.kube.parse import Problem
 from operators.kube.pods import PROTOCOLS, Namespace, Pod
 from operators.netpol.compiler import Compiler
 from operators.netpol.inputs import parse_objects
@@ -46,7 +47,7 @@ class Verdict:
     protocol: str
     egress: Side
     ingress: Side
-    problems: tuple[str, ...]
+    problems: tuple[Problem, ...]
 
     @property
     def allowed(self) -> bool:
@@ -93,7 +94,7 @@ def explain_views(
     dst: str,
     port: int = 80,
     protocol: str = "TCP",
-    problems: Iterable[str] = (),
+    problems: Iterable[Problem] = (),
 ) -> Verdict:
     """`explain` over parsed views (as the agent keeps them in its indexes)."""
     protocol = protocol.upper()
@@ -113,7 +114,7 @@ def explain_views(
     compiler = Compiler().load(policies, pods, namespaces)
     egress = _side(compiler, EGRESS, s, dst_ip, protocol, port)
     ingress = _side(compiler, INGRESS, d, src_ip, protocol, port)
-    found = (*problems, *sorted(compiler.problems))
+    found = (*problems, *sorted(compiler.problems, key=str))
     return Verdict(src, dst, src_ip, dst_ip, port, protocol, egress, ingress, found)
 
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from operators.kube.objects import key, of_kind
+from operators.kube.parse import Problem
 from operators.kube.pods import Namespace, Pod, parse_namespace, parse_pod
 from operators.netpol.policy import Network, Policy, parse_network, parse_policy
 
@@ -17,7 +18,7 @@ class Inputs:
     pods: tuple[Pod, ...]
     namespaces: tuple[Namespace, ...]
     pod_cidrs: dict[str, tuple[Network, ...]]  # by node name, from Node.spec.podCIDRs
-    problems: tuple[str, ...]
+    problems: tuple[Problem, ...]
 
 
 def _last_wins(objects: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -29,7 +30,7 @@ def _last_wins(objects: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
 def parse_objects(objects: Iterable[dict[str, Any]]) -> Inputs:
     """The NetworkPolicies (networking.k8s.io/v1), Pods, Namespaces and Nodes among `objects`."""
     objects = list(objects)
-    problems: list[str] = []
+    problems: list[Problem] = []
     policies: list[Policy] = []
     for obj in _last_wins(of_kind(objects, "NetworkPolicy", "networking.k8s.io/")):
         policy, probs = parse_policy(obj)
@@ -52,6 +53,6 @@ def parse_objects(objects: Iterable[dict[str, Any]]) -> Inputs:
         raw = spec.get("podCIDRs") or ([spec["podCIDR"]] if spec.get("podCIDR") else [])
         nets = [parse_network(c) for c in raw]
         if None in nets:
-            problems.append(f"Node {key(obj)}: ignored invalid podCIDRs {raw!r}")
+            problems.append(Problem("Node", "", key(obj), f"ignored invalid podCIDRs {raw!r}"))
         cidrs[key(obj)] = tuple(n for n in nets if n is not None)
     return Inputs(tuple(policies), tuple(pods), tuple(namespaces), cidrs, tuple(problems))

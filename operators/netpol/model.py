@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cached_property
 
+from operators.kube.parse import Problem
 from operators.netpol.policy import INGRESS, PolicyRef, short_hash
 
 ALL_PORTS = (0, 65535)
@@ -165,7 +166,7 @@ class NodeModel:
 
     node: str
     pods: tuple[TargetPod, ...]
-    problems: tuple[str, ...] = ()
+    problems: tuple[Problem, ...] = ()
 
     @property
     def chains(self) -> tuple[PodChain, ...]:

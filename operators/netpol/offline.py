@@ -17,7 +17,7 @@ def render(
     inputs = parse_objects(objects)
     model = compile_node(inputs.policies, inputs.pods, inputs.namespaces, node, inputs.problems)
     text = render_nftables(model, inputs.pod_cidrs.get(node, ()), opts)
-    return text, list(model.problems)
+    return text, [str(p) for p in model.problems]
 
 
 def _side_text(side: Side) -> str:

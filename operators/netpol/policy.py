@@ -11,7 +11,16 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from operators.kube.parse import PROTOCOLS, Network, is_dns_label, is_dns_subdomain, is_port, parse_cidr
+from operators.kube.parse import (
+    PROTOCOLS,
+    Network,
+    Problem,
+    Reader,
+    is_dns_label,
+    is_dns_subdomain,
+    is_port,
+    parse_cidr,
+)
 from operators.kube.selectors import Selector, parse_selector
 
 INGRESS, EGRESS = "ingress", "egress"
@@ -106,128 +115,126 @@ def parse_network(s: Any) -> Network | None:
     return parse_cidr(s) if isinstance(s, str) and "/" in s else None
 
 
-def _ip_block(obj: Any, where: str, problems: list[str]) -> IPBlock | None:
+def _ip_block(obj: Any, where: str, r: Reader) -> IPBlock | None:
     if not isinstance(obj, dict):
-        problems.append(f"{where}: not an object")
+        r.problem(f"{where}: not an object")
         return None
     cidr = parse_network(obj.get("cidr"))
     if cidr is None:
-        problems.append(f"{where}.cidr: invalid CIDR {obj.get('cidr')!r}")
+        r.problem(f"{where}.cidr: invalid CIDR {obj.get('cidr')!r}")
         return None
     excepts: list[Network] = []
     for i, e in enumerate(obj.get("except") or []):
         net = parse_network(e)
         if net is None or net.version != cidr.version or not net.subnet_of(cidr):  # type: ignore[arg-type]
-            problems.append(f"{where}.except[{i}]: {e!r} is not a CIDR inside {cidr}")
+            r.problem(f"{where}.except[{i}]: {e!r} is not a CIDR inside {cidr}")
             return None
         excepts.append(net)
     return IPBlock(cidr, tuple(sorted(set(excepts), key=lambda n: (n.network_address, n.prefixlen))))
 
 
-def _peer(obj: Any, where: str, problems: list[str]) -> Peer | None:
+def _peer(obj: Any, where: str, r: Reader) -> Peer | None:
     if not isinstance(obj, dict):
-        problems.append(f"{where}: not an object")
+        r.problem(f"{where}: not an object")
         return None
     has_block = obj.get("ipBlock") is not None
     has_sel = obj.get("podSelector") is not None or obj.get("namespaceSelector") is not None
     if has_block == has_sel:
-        problems.append(f"{where}: must set exactly one of ipBlock or podSelector/namespaceSelector")
+        r.problem(f"{where}: must set exactly one of ipBlock or podSelector/namespaceSelector")
         return None
     if has_block:
-        block = _ip_block(obj["ipBlock"], f"{where}.ipBlock", problems)
+        block = _ip_block(obj["ipBlock"], f"{where}.ipBlock", r)
         return Peer(ip_block=block) if block else None
     sels: dict[str, Selector | None] = {}
     for field in ("podSelector", "namespaceSelector"):
         if obj.get(field) is None:
             sels[field] = None
             continue
-        sel, probs = parse_selector(obj[field], f"{where}.{field}")
+        sel = parse_selector(obj[field], r, f"{where}.{field}")
         if sel is None:
-            problems.extend(probs)
             return None
         sels[field] = sel
     return Peer(pod_selector=sels["podSelector"], namespace_selector=sels["namespaceSelector"])
 
 
-def _port(obj: Any, where: str, problems: list[str]) -> PolicyPort | None:
+def _port(obj: Any, where: str, r: Reader) -> PolicyPort | None:
     if not isinstance(obj, dict):
-        problems.append(f"{where}: not an object")
+        r.problem(f"{where}: not an object")
         return None
     proto, port, end = obj.get("protocol") or "TCP", obj.get("port"), obj.get("endPort")
     if proto not in PROTOCOLS:
-        problems.append(f"{where}.protocol: unsupported protocol {proto!r}")
+        r.problem(f"{where}.protocol: unsupported protocol {proto!r}")
         return None
     if not (port is None or is_port(port) or valid_port_name(port)):
-        problems.append(f"{where}.port: invalid port {port!r}")
+        r.problem(f"{where}.port: invalid port {port!r}")
         return None
     if end is not None:
         if not isinstance(port, int):
-            problems.append(f"{where}.endPort: needs a numeric port")
+            r.problem(f"{where}.endPort: needs a numeric port")
             return None
         if isinstance(end, bool) or not isinstance(end, int) or not port <= end < 65536:
-            problems.append(f"{where}.endPort: invalid end {end!r} for port {port}")
+            r.problem(f"{where}.endPort: invalid end {end!r} for port {port}")
             return None
     return PolicyPort(proto, port, end)
 
 
-def _items(obj: Any, where: str, problems: list[str]) -> list[Any] | None:
+def _items(obj: Any, where: str, r: Reader) -> list[Any] | None:
     """A list field: None when absent or empty (both mean "all"), [] after a type error (none)."""
     if obj is None or obj == []:
         return None
     if not isinstance(obj, list):
-        problems.append(f"{where}: not a list")
+        r.problem(f"{where}: not a list")
         return []
     return obj
 
 
-def _rule(obj: Any, peers_field: str, where: str, problems: list[str]) -> Rule:
+def _rule(obj: Any, peers_field: str, where: str, r: Reader) -> Rule:
     if not isinstance(obj, dict):
-        problems.append(f"{where}: not an object; the rule allows nothing")
+        r.problem(f"{where}: not an object; the rule allows nothing")
         return Rule((), ())
-    raw_peers = _items(obj.get(peers_field), f"{where}.{peers_field}", problems)
-    raw_ports = _items(obj.get("ports"), f"{where}.ports", problems)
+    raw_peers = _items(obj.get(peers_field), f"{where}.{peers_field}", r)
+    raw_ports = _items(obj.get("ports"), f"{where}.ports", r)
     peers = (
         None
         if raw_peers is None
         else tuple(
-            p for i, e in enumerate(raw_peers) if (p := _peer(e, f"{where}.{peers_field}[{i}]", problems))
+            p for i, e in enumerate(raw_peers) if (p := _peer(e, f"{where}.{peers_field}[{i}]", r))
         )
     )
     ports = (
         None
         if raw_ports is None
-        else tuple(p for i, e in enumerate(raw_ports) if (p := _port(e, f"{where}.ports[{i}]", problems)))
+        else tuple(p for i, e in enumerate(raw_ports) if (p := _port(e, f"{where}.ports[{i}]", r)))
     )
     return Rule(peers, ports)
 
 
-def _policy_types(spec: dict[str, Any], where: str, problems: list[str]) -> tuple[bool, bool]:
+def _policy_types(spec: dict[str, Any], where: str, r: Reader) -> tuple[bool, bool]:
     """(isolates ingress, isolates egress): as given, else inferred as the API server defaults them."""
     types = spec.get("policyTypes")
     if isinstance(types, list) and types:
         bad = [t for t in types if t not in ("Ingress", "Egress")]
         if not bad:
             return "Ingress" in types, "Egress" in types
-        problems.append(f"{where}.policyTypes: invalid {bad!r}; inferred from the rules")
+        r.problem(f"{where}.policyTypes: invalid {bad!r}; inferred from the rules")
     elif types:
-        problems.append(f"{where}.policyTypes: not a list; inferred from the rules")
+        r.problem(f"{where}.policyTypes: not a list; inferred from the rules")
     return True, bool(spec.get("egress"))
 
 
-def parse_policy(obj: dict[str, Any]) -> tuple[Policy | None, list[str]]:
+def parse_policy(obj: dict[str, Any]) -> tuple[Policy | None, list[Problem]]:
     """A Policy view, or None when its podSelector is unusable; problems name the policy."""
     md = obj.get("metadata") or {}
     ref = PolicyRef(str(md.get("namespace") or "default"), str(md.get("name") or ""))
-    problems: list[str] = []
+    r = Reader("NetworkPolicy", ref.name, ref.namespace)
     if not ref.safe:
-        problems.append(f"invalid namespace or name; the ruleset calls it {ref.label}")
+        r.problem(f"invalid namespace or name; the ruleset calls it {ref.label}")
     spec = obj.get("spec") if isinstance(obj.get("spec"), dict) else {}
-    selector, probs = parse_selector(spec.get("podSelector") or {}, "spec.podSelector")
+    selector = parse_selector(spec.get("podSelector") or {}, r, "spec.podSelector")
     if selector is None:
-        problems.extend(probs)
-        problems.append("policy skipped: its podSelector is invalid")
-        return None, [f"NetworkPolicy {ref.key}: {p}" for p in problems]
-    ingress, egress = _policy_types(spec, "spec", problems)
+        r.problem("policy skipped: its podSelector is invalid")
+        return None, r.problems
+    ingress, egress = _policy_types(spec, "spec", r)
     rules: dict[str, tuple[Rule, ...] | None] = {}
     for direction, isolates, peers_field in ((INGRESS, ingress, "from"), (EGRESS, egress, "to")):
         raw = spec.get(direction)
@@ -235,10 +242,9 @@ def parse_policy(obj: dict[str, Any]) -> tuple[Policy | None, list[str]]:
             rules[direction] = None
             continue
         if raw is not None and not isinstance(raw, list):
-            problems.append(f"spec.{direction}: not a list; no {direction} is allowed")
+            r.problem(f"spec.{direction}: not a list; no {direction} is allowed")
             raw = []
         rules[direction] = tuple(
-            _rule(r, peers_field, f"spec.{direction}[{i}]", problems) for i, r in enumerate(raw or [])
+            _rule(rule, peers_field, f"spec.{direction}[{i}]", r) for i, rule in enumerate(raw or [])
         )
-    policy = Policy(ref, selector, rules[INGRESS], rules[EGRESS])
-    return policy, [f"NetworkPolicy {ref.key}: {p}" for p in problems]
+    return Policy(ref, selector, rules[INGRESS], rules[EGRESS]), r.problems

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from operators.kube.pods import parse_pod, read_pod
+from operators.kube.parse import Problem
+from operators.kube.pods import parse_pod
 from operators.kube.services import parse_endpoint_slice, parse_service
 
 
@@ -32,9 +33,9 @@ def test_endpoint_carries_hostname_and_target_pod() -> None:
 
 
 def test_pod_carries_hostname_and_subdomain() -> None:
-    pod, problems = read_pod({"metadata": {"name": "db-0", "namespace": "prod"},
+    pod, problems = parse_pod({"metadata": {"name": "db-0", "namespace": "prod"},
                               "spec": {"hostname": "db-0", "subdomain": "db"}})
     assert (pod.hostname, pod.subdomain) == ("db-0", "db") and not problems
-    bad, texts = parse_pod({"metadata": {"name": "x"}, "spec": {"hostname": "X_0", "subdomain": "db"}})
+    bad, problems = parse_pod({"metadata": {"name": "x"}, "spec": {"hostname": "X_0", "subdomain": "db"}})
     assert (bad.hostname, bad.subdomain) == ("", "db")
-    assert texts == ["Pod default/x: hostname 'X_0' is not a DNS label; ignored"]
+    assert problems == [Problem("Pod", "default", "x", "hostname 'X_0' is not a DNS label; ignored")]

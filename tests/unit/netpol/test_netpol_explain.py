@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from operators.kube.parse import Problem
 from operators.kube.pods import parse_namespace, parse_pod
 from operators.netpol.explain import explain, explain_views
 from operators.netpol.offline import format_verdict
@@ -106,10 +107,10 @@ def test_named_port_needs_the_protocol() -> None:
 def test_problems_are_reported() -> None:
     bad = netpol("prod", "bad", {"podSelector": {}, "ingress": [{"ports": [{"port": "nope"}]}]})
     v = explain([*OBJECTS, bad], "prod/client", "prod/web", 8080)
-    assert v.problems == (
-        "NetworkPolicy prod/bad: spec.ingress[0]: named port 'nope'/TCP is declared by no selected pod",
-    )
-    assert format_verdict(v).endswith("problems:\n  " + v.problems[0] + "\n")
+    message = "spec.ingress[0]: named port 'nope'/TCP is declared by no selected pod"
+    assert v.problems == (Problem("NetworkPolicy", "prod", "bad", message),)
+    assert format_verdict(v).endswith(
+        "problems:\n  NetworkPolicy prod/bad: spec.ingress[0]: named port 'nope'/TCP is declared by no selected pod\n")
 
 
 @pytest.mark.parametrize(

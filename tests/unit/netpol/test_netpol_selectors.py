@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from operators.kube.parse import Reader
 from operators.kube.selectors import (
     EVERYTHING,
     NOTHING,
@@ -15,8 +16,9 @@ from operators.kube.selectors import (
 
 
 def sel(obj):
-    selector, problems = parse_selector(obj)
-    assert problems == [] and selector is not None
+    reader = Reader("NetworkPolicy", "p", "ns")
+    selector = parse_selector(obj, reader)
+    assert reader.problems == [] and selector is not None
     return selector
 
 
@@ -87,9 +89,10 @@ def test_equal_selectors_parse_equal() -> None:
     ],
 )
 def test_invalid_selectors_are_problems_not_exceptions(obj) -> None:
-    selector, problems = parse_selector(obj, "spec.podSelector")
-    assert selector is None
-    assert problems and all(p.startswith("spec.podSelector") for p in problems)
+    reader = Reader("NetworkPolicy", "p", "ns")
+    assert parse_selector(obj, reader, "spec.podSelector") is None
+    assert reader.problems and all(p.message.startswith("spec.podSelector") for p in reader.problems)
+    assert {(p.kind, p.namespace, p.name) for p in reader.problems} == {("NetworkPolicy", "ns", "p")}
 
 
 @pytest.mark.parametrize(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 
+from operators.kube.parse import Problem
 from operators.kube.pods import ContainerPort, parse_namespace, parse_pod
 from operators.netpol.policy import PolicyPort, parse_policy, valid_port_name
 
@@ -27,7 +28,7 @@ def test_pod_view() -> None:
     assert pod.ports == (ContainerPort("", 53, "UDP"), ContainerPort("http", 8080, "TCP"))
     assert pod.named_ports("http", "TCP") == (8080,) and pod.named_ports("http", "UDP") == ()
     assert pod.has_pod_network
-    assert len(problems) == 2 and all(p.startswith("Pod prod/web") for p in problems)
+    assert [(p.kind, p.namespace, p.name) for p in problems] == [("Pod", "prod", "web")] * 2
 
 
 def test_pod_fallbacks_and_eligibility() -> None:
@@ -46,7 +47,7 @@ def test_pod_fallbacks_and_eligibility() -> None:
 def test_namespace_gets_its_name_label() -> None:
     ns, problems = parse_namespace({"metadata": {"name": "prod", "labels": {"team": "blue", "bad key": "x"}}})
     assert dict(ns.labels) == {"team": "blue", "kubernetes.io/metadata.name": "prod"}
-    assert problems == ["Namespace prod: ignored invalid labels ['bad key']"]
+    assert problems == [Problem("Namespace", "", "prod", "ignored invalid labels ['bad key']")]
 
 
 def policy(spec, name="p"):
@@ -61,7 +62,7 @@ def test_policy_types_inferred_and_given() -> None:
     p, _ = policy({"podSelector": {}, "policyTypes": ["Egress"], "ingress": [{}]})
     assert p.ingress is None and p.egress == ()
     p, problems = policy({"podSelector": {}, "policyTypes": ["Sideways"]})
-    assert p.ingress == () and p.egress is None and "policyTypes" in problems[0]
+    assert p.ingress == () and p.egress is None and "policyTypes" in problems[0].message
 
 
 def test_empty_and_missing_lists_mean_all() -> None:
@@ -72,7 +73,8 @@ def test_empty_and_missing_lists_mean_all() -> None:
 def test_invalid_entries_fail_closed() -> None:
     p, problems = policy({"ingress": [{"from": [{"ipBlock": {"cidr": "nope"}}], "ports": [{"port": 0}]}]})
     assert p.ingress[0].peers == () and p.ingress[0].ports == ()
-    assert len(problems) == 2 and all(x.startswith("NetworkPolicy ns/p: spec.ingress[0]") for x in problems)
+    assert [(x.kind, x.namespace, x.name) for x in problems] == [("NetworkPolicy", "ns", "p")] * 2
+    assert all(x.message.startswith("spec.ingress[0]") for x in problems)
 
 
 def test_ports() -> None:
@@ -127,10 +129,11 @@ def test_peer_needs_exactly_one_kind() -> None:
 
 def test_bad_pod_selector_skips_policy_and_bad_name_is_hashed() -> None:
     p, problems = policy({"podSelector": {"matchLabels": {"a": "b c"}}})
-    assert p is None and problems[-1] == "NetworkPolicy ns/p: policy skipped: its podSelector is invalid"
+    assert p is None
+    assert problems[-1] == Problem("NetworkPolicy", "ns", "p", "policy skipped: its podSelector is invalid")
     p, problems = policy({}, name='x"; flush ruleset')
     assert p is not None and p.ref.label.startswith("policy-") and '"' not in p.ref.label
-    assert "invalid namespace or name" in problems[0]
+    assert "invalid namespace or name" in problems[0].message
 
 
 def test_a_trailing_newline_is_no_port_name() -> None:
