@@ -213,8 +213,8 @@ def _action_location(view: dict[str, Any], server: Server, loc: Location, names:
     """A route rule's named location: the Ingress location's proxy settings with the rule's action."""
     action = loc.action
     assert action is not None
-    _proxy_settings(view, loc.settings, "$host")
-    view.update(action_view(loc, server, names.routes, _quote, "$host"))
+    _proxy_settings(view, loc.settings, "$knet_host")
+    view.update(action_view(loc, server, names.routes, _quote, "$knet_host"))
     if action.rewrite:
         flag = "" if action.redirect else " break"  # a redirect reads the new $uri before `return`
         view["rewrite"] = (action.rewrite[0], action.rewrite[1], flag)

@@ -49,6 +49,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[dict]]:
     assert render.returncode == 0, render.stderr
     plan = {
         "root": {"port": 18080, "host": "app.test", "path": "/anything"},
+        "host-with-port": {"port": 18080, "host": "app.test:18080", "path": "/anything"},
         "canary": {"port": 18080, "host": "app.test", "path": "/api/x", "headers": {"X-Canary": "yes",
                                                                                       "X-Trace": "client"}},
         "no-canary": {"port": 18080, "host": "app.test", "path": "/api/x"},
@@ -89,6 +90,12 @@ def test_the_directory_needs_nothing_outside_it(served: dict[str, list[dict]], t
 def test_routes_by_host_and_path(served: dict[str, list[dict]]) -> None:
     assert one(served, "root")["backend"] == "v1"
     assert one(served, "other-host")["status"] == 404
+
+
+def test_the_backend_gets_the_host_header_as_sent_port_included(served: dict[str, list[dict]]) -> None:
+    answer = one(served, "host-with-port")
+    assert (answer["backend"], answer["seen"]["host"]) == ("v1", "app.test:18080")
+    assert one(served, "root")["seen"]["host"] == "app.test"
 
 
 def test_header_match_selects_the_rule_and_its_header_filters_apply(served: dict[str, list[dict]]) -> None:
