@@ -57,12 +57,26 @@ class ListenerState:
     def key(self) -> tuple[str, str]:
         return self.gateway.meta.key, self.listener.name
 
+    @property
+    def accepted(self) -> bool:
+        """Routes attach to an accepted listener even while it is not served (say, its certificate is
+        missing): the spec counts them in its attachedRoutes, and only served listeners reach nginx."""
+        return is_true(self.conditions, "Accepted")
+
 
 @dataclass(frozen=True)
 class GatewayState:
     gateway: Gateway
     conditions: tuple[Condition, ...]
     listeners: tuple[ListenerState, ...]
+
+    @property
+    def accepted(self) -> bool:
+        return is_true(self.conditions, "Accepted")
+
+
+def is_true(conditions: Iterable[Condition], type_: str) -> bool:
+    return any(c.type == type_ and c.status for c in conditions)
 
 
 def _kinds(listener: Listener) -> tuple[tuple[tuple[str, str], ...], bool]:
@@ -99,8 +113,9 @@ def _check(gw: Gateway, listener: Listener, secrets: dict[str, TLSSecret], grant
            conflict: str) -> ListenerState:
     kinds, all_kinds = _kinds(listener)
     refused = ""
-    if listener.protocol not in PROTOCOLS:
+    if listener.protocol not in PROTOCOLS:  # no route kind fits a protocol knet does not speak
         reason, refused = "UnsupportedProtocol", f"protocol {listener.protocol} is not supported (HTTP, HTTPS)"
+        kinds = ()
     elif listener.hostname and not hostnames.valid(listener.hostname):
         reason, refused = "UnsupportedValue", f"hostname {listener.hostname!r} is not a valid hostname"
     elif listener.protocol == "HTTPS" and listener.tls_mode != "Terminate":

@@ -110,7 +110,7 @@ def _servers(b: Builder, ingress_servers: list[Server], states: list[GatewayStat
     for port in ports:
         on_port = [ls for ls in served if ls.listener.port == port]
         listener_hosts = {ls.listener.hostname for ls in on_port}
-        here = [a for a in attachments if a.listener.listener.port == port]
+        here = [a for a in attachments if a.listener.served and a.listener.listener.port == port]
         hosts = sorted(listener_hosts | {h for a in here for h in a.hostnames})
         for host in hosts:
             owner = _owner_hostname(host, listener_hosts)

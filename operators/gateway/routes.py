@@ -154,7 +154,8 @@ def attach(routes: Iterable[HTTPRoute], gateways: list[GatewayState], services: 
 def _parent(route: HTTPRoute, parent: ObjectRef, state: GatewayState, hosts: tuple[str, ...],
             namespaces: dict[str, Namespace], rules: tuple[CompiledRule, ...],
             refused: list[str]) -> tuple[tuple[Condition, ...], list[Attachment]]:
-    named = [ls for ls in state.listeners if ls.served and (not parent.section or ls.listener.name == parent.section)
+    named = [ls for ls in state.listeners if state.accepted and ls.accepted
+             and (not parent.section or ls.listener.name == parent.section)
              and (parent.port is None or ls.listener.port == parent.port)]
     allowed = [ls for ls in named if _allowed(route, ls, namespaces)]
     taken: list[Attachment] = []

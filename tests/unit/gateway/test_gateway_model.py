@@ -133,6 +133,16 @@ def test_an_https_certificate_in_another_namespace_without_a_grant_is_not_served
     assert "ResolvedRefs=False(RefNotPermitted)" in line and "Programmed=False(Invalid)" in line
 
 
+def test_a_route_counts_on_a_listener_without_its_certificate_but_is_not_served_there() -> None:
+    https = {"name": "https", "port": 443, "protocol": "HTTPS", "allowedRoutes": {"namespaces": {"from": "All"}},
+             "tls": {"certificateRefs": [{"name": "missing"}]}}
+    model, _, status = build(gateway(https), route(hosts=("x.test",)), service())
+    line = next(x for x in status if "listener https" in x)
+    assert "attachedRoutes 1" in line and "Programmed=False(Invalid)" in line
+    assert "Accepted=True" in route_status(status)
+    assert not [s for s in model.servers if s.gateway]
+
+
 def test_two_protocols_on_one_port_conflict() -> None:
     _, _, status = build(gateway(http(port=8080), {"name": "tls", "port": 8080, "protocol": "HTTPS"}))
     assert all("Conflicted=True(ProtocolConflict)" in x for x in status if " listener " in x)
