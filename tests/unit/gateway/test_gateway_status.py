@@ -55,6 +55,14 @@ def test_the_gateway_lists_its_listeners_routes_kinds_and_address() -> None:
     assert conditions(status["conditions"])["Programmed"][:2] == ("True", "Programmed")
 
 
+def test_a_listener_of_an_unsupported_protocol_supports_no_route_kind() -> None:
+    gw = gateway(http(), {"name": "invalid", "port": 1111, "protocol": "INVALID"})
+    status = patches(CLASS, gw)["Gateway infra/gw"].body["status"]
+    kinds = {ls["name"]: ls["supportedKinds"] for ls in status["listeners"]}
+    assert kinds == {"http": [{"group": "gateway.networking.k8s.io", "kind": "HTTPRoute"}], "invalid": []}
+    assert conditions(status["conditions"])["Accepted"][:2] == ("True", "ListenersNotValid")
+
+
 def test_a_hostname_address_is_typed_hostname() -> None:
     status = patches(CLASS, gateway(), addresses=("lb.example.com",))["Gateway infra/gw"].body["status"]
     assert status["addresses"] == [{"type": "Hostname", "value": "lb.example.com"}]
