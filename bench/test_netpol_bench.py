@@ -27,8 +27,8 @@ from bench.conftest import Bench
 from bench.netpol_synthetic import Cluster, cluster, pod_body, pod_ip
 from operators.kube.pods import parse_pod
 from operators.netpol.compiler import Compiler, compile_node
-from operators.netpol.nftables import RenderOptions, render_nftables
-from operators.netpol.update import update
+from operators.netpol.nftables import RenderOptions, build_table, render_nftables, ruleset_text
+from operators.nft.table import Table, diff_table
 
 DRIVER = Path(__file__).with_name("netpol_netns.py")
 NODE = "node-0"
@@ -52,21 +52,24 @@ def in_netns(job: dict) -> object:
     return json.loads(proc.stdout)
 
 
-def sync(c: Cluster, compiler: Compiler | None = None) -> tuple[str, float, float]:
-    """The agent's sync path without the kernel: (ruleset, compile seconds, render seconds); the agent
+def sync(c: Cluster, compiler: Compiler | None = None) -> tuple[Table, float, float]:
+    """The agent's sync path without the kernel: (table, compile seconds, build seconds); the agent
     keeps its `compiler` from one sync to the next."""
     t0 = time.perf_counter()
     model = compile_node(c.policies, c.pods, c.namespaces, NODE, compiler=compiler)
     t1 = time.perf_counter()
-    text = render_nftables(model, [c.node_cidr(0)], OPTIONS)
-    return text, t1 - t0, time.perf_counter() - t1
+    table = build_table(model, [c.node_cidr(0)], OPTIONS)
+    return table, t1 - t0, time.perf_counter() - t1
 
 
 def test_compile_and_apply(bench: Bench) -> None:
     sizes = (100, 1000, 5000) if bench.full else (100, 1000)
     for n in sizes:
         c = cluster(n, PODS)
-        text, compiled, rendered = sync(c)
+        table, compiled, built = sync(c)
+        t0 = time.perf_counter()
+        text = ruleset_text(table, NODE)
+        rendered = built + time.perf_counter() - t0
         out = in_netns({"apply": [text, text], "show": "table inet knet-netpol"})
         first, again = out["seconds"]
         assert "chain forward" in out["shown"]
@@ -93,15 +96,15 @@ def test_label_change_to_enforcement(bench: Bench) -> None:
     new, compiled, rendered = sync(after, kept)
     assert new == sync(after)[0]  # what a fresh compile gives
     t0 = time.perf_counter()
-    step = update(old, new)  # the agent's incremental sync: only what changed goes to the kernel
+    step = diff_table(old, new)  # the agent's incremental sync: only what changed goes to the kernel
     diffed = time.perf_counter() - t0
-    assert step is not None and step.text
-    out = in_netns({"apply": [old, step.text], "show": "map inet knet-netpol ingress-v4"})
+    assert step
+    out = in_netns({"apply": [ruleset_text(old, NODE), step], "show": "map inet knet-netpol ingress-v4"})
     assert pod_ip(0) + " : jump" in out["shown"]  # enforced: the pod now has its ingress chain
     total = compiled + rendered + diffed + out["seconds"][1]
     bench.record(f"label change to enforcement, {policies} policies over {PODS} pods: {total * 1000:.0f} ms "
                  f"(compile {compiled * 1000:.0f}, render {rendered * 1000:.0f}, diff {diffed * 1000:.0f}, "
-                 f"nft -f of the changes {out['seconds'][1] * 1000:.0f} ({len(step.text) // 1024} KiB); "
+                 f"nft -f of the changes {out['seconds'][1] * 1000:.0f} ({len(step) // 1024} KiB); "
                  "goal < 200 ms)")
 
 
@@ -112,7 +115,7 @@ def test_connect_latency(bench: Bench) -> None:
     connects, rounds = bench.pick(200, 500), bench.pick(3, 9)
     c = cluster(many, PODS)
     model = compile_node(c.policies, c.pods, c.namespaces, NODE)
-    rulesets = [sync(cluster(0, PODS))[0], render_nftables(model, [c.node_cidr(0)], OPTIONS)]
+    rulesets = [ruleset_text(sync(cluster(0, PODS))[0], NODE), render_nftables(model, [c.node_cidr(0)], OPTIONS)]
     client, server = pod_ip(10), pod_ip(50)
     chain = next(p.ingress for p in model.pods if server in p.ips)
     assert chain is not None

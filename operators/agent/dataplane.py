@@ -20,7 +20,8 @@ from pyroute2.nftables.main import NFTables
 
 from operators.agent import libnft
 from operators.agent.conntrack import Flush
-from operators.proxy import iptables, nft_table, nftables
+from operators.nft import table as nft_table
+from operators.proxy import iptables, nftables
 from operators.proxy.model import Progress, ProxyModel
 from operators.proxy.nftables import TABLE
 

@@ -1,4 +1,4 @@
-"""Render a NodeModel as one nftables table, `inet knet-netpol`, separate from the proxy's tables.
+"""Build a NodeModel into one nftables table, `inet knet-netpol`, separate from the proxy's tables.
 
 Where it hooks, and why there:
 - `forward` and `input`, priority `filter` (0): the proxy DNATs Service traffic in prerouting at
@@ -18,8 +18,8 @@ protocol and port in the union of egress named ports, and protocol . port in the
 whose ranges go to the chain of the rules opening them, which looks the peer up in the union of their
 peers. A chain `return`s when the packet is allowed, so the other direction is still checked, and
 drops otherwise. Only hashes, addresses and numbers are built from user input; policy names appear
-only in comments, and only after validation. Everything is declared before what uses it (the
-update deletes in the reverse order).
+only in comments, and only after validation. The table is built as objects of
+`operators.nft.table` (the proxy's model), so the agent applies it whole or diffs it object by object.
 
 Options: `log_drops` (rate-limited `log prefix "knet-netpol drop <direction> <policies>: "` before each
 chain's drop), `counters` (named counters `pol-<hash>-allow`/`-drop` per policy: a drop
@@ -41,6 +41,7 @@ from dataclasses import dataclass
 from operators.kube.parse import is_dns_subdomain
 from operators.netpol.model import AddressSet, CompiledRule, NamedTarget, NodeModel, PodChain, Span
 from operators.netpol.policy import INGRESS, Network
+from operators.nft.table import Chain, Counter, NftSet, Table
 
 TABLE = "knet-netpol"
 FAMILIES = ((4, "ip", "ipv4_addr"), (6, "ip6", "ipv6_addr"))
@@ -71,10 +72,10 @@ def counter_names(policy_id: str) -> tuple[str, str]:
 
 
 def _comment(text: str) -> str:
-    return f'comment "{text[:_MAX_COMMENT]}"'
+    return text[:_MAX_COMMENT]
 
 
-def _intervals(spans: Sequence[Span], version: int) -> list[str]:
+def _intervals(spans: Sequence[Span], version: int) -> tuple[tuple[str, str], ...]:
     """Disjoint address intervals of one family as set elements: an address, a CIDR where the interval
     is exactly one, else an `a-b` range."""
     family, bits = (socket.AF_INET, 32) if version == 4 else (socket.AF_INET6, 128)
@@ -86,30 +87,12 @@ def _intervals(spans: Sequence[Span], version: int) -> list[str]:
     for first, last in spans:
         size = last - first + 1
         if size == 1:
-            out.append(text(first))
+            out.append((text(first), ""))
         elif size & (size - 1) == 0 and first % size == 0:  # a power of two, aligned: one network
-            out.append(f"{text(first)}/{bits - size.bit_length() + 1}")
+            out.append((f"{text(first)}/{bits - size.bit_length() + 1}", ""))
         else:
-            out.append(f"{text(first)}-{text(last)}")
-    return out
-
-
-def _elements(items: Sequence[str], indent: str, per_line: int = 6) -> str:
-    lines = [", ".join(items[i : i + per_line]) for i in range(0, len(items), per_line)]
-    return f"{indent}elements = {{ " + f",\n{indent}             ".join(lines) + " }"
-
-
-def _set(
-    name: str, typ: str, items: Sequence[str], flags: str = "", comment: str = "", per_line: int = 6
-) -> list[str]:
-    out = [f"\tset {name} {{", f"\t\ttype {typ}"]
-    if flags:
-        out.append(f"\t\tflags {flags}")
-    if comment:
-        out.append(f"\t\t{_comment(comment)}")
-    if items:
-        out.append(_elements(items, "\t\t", per_line))
-    return [*out, "\t}"]
+            out.append((f"{text(first)}-{text(last)}", ""))
+    return tuple(out)
 
 
 @dataclass(frozen=True)
@@ -184,7 +167,7 @@ def _allow(rules: Sequence[CompiledRule], opts: RenderOptions) -> str:
     counters on) for each policy among them, as a merged match cannot tell which one allowed it."""
     ids = dict.fromkeys(r.policy.id for r in rules)
     counters = "".join(f'counter name "{counter_names(i)[0]}" ' for i in ids) if opts.counters else ""
-    return f"{counters}return {_comment(', '.join(f'{r.policy.label} {r.where}' for r in rules))}"
+    return f'{counters}return comment "{_comment(", ".join(f"{r.policy.label} {r.where}" for r in rules))}"'
 
 
 class _ChainRenderer:
@@ -200,28 +183,30 @@ class _ChainRenderer:
     def __init__(self, opts: RenderOptions) -> None:
         self.opts = opts
         self.unions: dict[tuple[int, ...], AddressSet | None] = {}
-        self.elements: dict[tuple[int, int], list[str]] = {}  # the text of a union's elements, rendered once
+        self.elements: dict[tuple[int, int], tuple[tuple[str, str], ...]] = {}  # a union's elements, built once
 
-    def peer_sets(self, name: str, peers: AddressSet, note: str) -> list[str]:
-        out: list[str] = []
+    def peer_sets(self, name: str, peers: AddressSet, note: str) -> list[NftSet]:
+        out: list[NftSet] = []
         for v, _, typ in FAMILIES:
             if nets := peers.family(v):
                 if (id(peers), v) not in self.elements:
                     self.elements[(id(peers), v)] = _intervals(nets, v)
-                out += _set(f"{name}-v{v}", typ, self.elements[(id(peers), v)], "interval", note)
+                out.append(NftSet(f"{name}-v{v}", typ, ("interval",), comment=_comment(note),
+                                  elements=self.elements[(id(peers), v)]))
         return out
 
     def peer_matches(self, name: str, side: str, peers: AddressSet | None, verdict: str) -> list[str]:
         if peers is None:
-            return [f"\t\t{verdict}"]
-        return [f"\t\t{kw} {side} @{name}-v{v} {verdict}" for v, kw, _ in FAMILIES if peers.family(v)]
+            return [verdict]
+        return [f"{kw} {side} @{name}-v{v} {verdict}" for v, kw, _ in FAMILIES if peers.family(v)]
 
-    def render(self, chain: PodChain) -> list[str]:
+    def render(self, chain: PodChain) -> tuple[list[NftSet], list[Chain]]:
+        """The chain's sets and maps, and its chains: the port groups' first, then its own."""
         side = "saddr" if chain.direction == INGRESS else "daddr"
-        drop = _drop_lines(chain, self.opts)
+        drop = _drop_rules(chain, self.opts)
         who = ", ".join(p.label for p in chain.policies)
-        sets: list[str] = []
-        body = [f"\tchain {chain.name} {{", f"\t\t{_comment(f'{chain.direction} of pods selected by {who}')}"]
+        sets: list[NftSet] = []
+        body: list[str] = []
         if everything := [r for r in chain.rules if r.ports is None]:
             peers = _union(everything, self.unions)
             name = f"{chain.name}-any"
@@ -232,52 +217,47 @@ class _ChainRenderer:
                 items = sorted({_named_element(t) for r in named for t in r.named if _version(t.ip) == v})
                 if items:
                     name = f"{chain.name}-named-v{v}"
-                    sets += _set(name, f"{typ} . inet_proto . inet_service", items, "", "named ports", per_line=3)
-                    body.append(f"\t\t{kw} {side} . meta l4proto . th dport @{name} {_allow(named, self.opts)}")
+                    sets.append(NftSet(name, f"{typ} . inet_proto . inet_service", comment="named ports",
+                                       elements=tuple((item, "") for item in items)))
+                    body.append(f"{kw} {side} . meta l4proto . th dport @{name} {_allow(named, self.opts)}")
         groups = _port_groups(chain)
-        chains: list[str] = []
+        chains: list[Chain] = []
         for group in groups:
             peers = _union(group.rules, self.unions)
             sets += self.peer_sets(group.name, peers, group.note) if peers is not None else []
             allow = self.peer_matches(group.name, side, peers, _allow(group.rules, self.opts))
-            chains += [f"\tchain {group.name} {{", *allow, *drop, "\t}"]
+            chains.append(Chain(group.name, (*allow, *drop)))
         if groups:
             ranges = sorted(((r, g.name) for g in groups for r in g.ranges), key=lambda pair: pair[0])
-            items = [f"{_range_key(*r)} : goto {name}" for r, name in ranges]
-            ports = [f"\tmap {chain.name}-ports {{", "\t\ttype inet_proto . inet_service : verdict",
-                     "\t\tflags interval", _elements(items, "\t\t", per_line=2), "\t}"]
-            body.append(f"\t\tmeta l4proto . th dport vmap @{chain.name}-ports")
-        else:
-            ports = []
-        if not chain.rules:
-            body.append("\t\t# no rule: nothing is allowed")
-        return [*sets, *chains, *ports, *body, *drop, "\t}"]
+            sets.append(NftSet(f"{chain.name}-ports", "inet_proto . inet_service : verdict", ("interval",),
+                               elements=tuple((_range_key(*r), f"goto {name}") for r, name in ranges)))
+            body.append(f"meta l4proto . th dport vmap @{chain.name}-ports")
+        comment = _comment(f"{chain.direction} of pods selected by {who}")
+        return sets, [*chains, Chain(chain.name, (*body, *drop), comment=comment)]
 
 
 def _version(ip: str) -> int:
     return ipaddress.ip_address(ip).version
 
 
-def _drop_lines(chain: PodChain, opts: RenderOptions) -> list[str]:
+def _drop_rules(chain: PodChain, opts: RenderOptions) -> list[str]:
     out = []
     if opts.log_drops:
         names = ",".join(p.label for p in chain.policies)
         who = names if len(names) <= 80 else f"{chain.name} ({len(chain.policies)} policies)"
-        out.append(
-            f'\t\tlimit rate {opts.log_rate}/second log prefix "knet-netpol drop {chain.direction} {who}: "'
-        )
+        out.append(f'limit rate {opts.log_rate}/second log prefix "knet-netpol drop {chain.direction} {who}: "')
     counters = (
         "".join(f'counter name "{counter_names(p.id)[1]}" ' for p in chain.policies) if opts.counters else ""
     )
-    return [*out, f"\t\t{counters}drop"]
+    return [*out, f"{counters}drop"]
 
 
 def _named_element(t: NamedTarget) -> str:
     return f"{t.ip} . {_PROTO[t.protocol]} . {t.port}"
 
 
-def _verdict_maps(model: NodeModel) -> list[str]:
-    out: list[str] = []
+def _verdict_maps(model: NodeModel) -> list[NftSet]:
+    out: list[NftSet] = []
     for direction in ("egress", "ingress"):
         for v, _, typ in FAMILIES:
             pairs = sorted(
@@ -287,75 +267,74 @@ def _verdict_maps(model: NodeModel) -> list[str]:
                 for ip in pod.ips
                 if ipaddress.ip_address(ip).version == v
             )
-            items = [f"{ip} : jump {name}" for ip, name in pairs]
-            out += [f"\tmap {direction}-v{v} {{", f"\t\ttype {typ} : verdict"]
-            out += [_elements(items, "\t\t", per_line=2)] if items else []
-            out.append("\t}")
+            elements = tuple((str(ip), f"jump {name}") for ip, name in pairs)
+            out.append(NftSet(f"{direction}-v{v}", f"{typ} : verdict", elements=elements))
     return out
 
 
 def _guard(
     model: NodeModel, pod_cidrs: Sequence[Network], opts: RenderOptions
-) -> tuple[list[str], dict[str, list[str]]]:
+) -> tuple[list[NftSet], dict[str, list[str]]]:
     """The set of programmed local pods, and per base chain the rules dropping unprogrammed ones."""
     if not (opts.isolate_unprogrammed and pod_cidrs):
         return [], {}
-    sets: list[str] = []
+    sets: list[NftSet] = []
     rules: dict[str, list[str]] = {"forward": [], "input": [], "output": []}
-    note = _comment("local pod not yet programmed")
+    note = 'comment "local pod not yet programmed"'
     for v, kw, typ in FAMILIES:
         cidrs = sorted((c for c in pod_cidrs if c.version == v), key=lambda n: int(n.network_address))
         if not cidrs:
             continue
         ips = sorted(a for p in model.pods for ip in p.ips if (a := ipaddress.ip_address(ip)).version == v)
-        sets += _set(f"local-pods-v{v}", typ, [str(ip) for ip in ips])
+        sets.append(NftSet(f"local-pods-v{v}", typ, elements=tuple((str(ip), "") for ip in ips)))
         cidr = ", ".join(map(str, cidrs))
         src = f"{kw} saddr {{ {cidr} }} {kw} saddr != @local-pods-v{v}"
         dst = f"{kw} daddr {{ {cidr} }} {kw} daddr != @local-pods-v{v}"
-        rules["forward"] += [f"\t\t{src} drop {note}", f"\t\t{dst} drop {note}"]
-        rules["input"] += [f"\t\t{src} fib saddr type != local drop {note}"]
-        rules["output"] += [f"\t\t{dst} drop {note}"]
+        rules["forward"] += [f"{src} drop {note}", f"{dst} drop {note}"]
+        rules["input"] += [f"{src} fib saddr type != local drop {note}"]
+        rules["output"] += [f"{dst} drop {note}"]
     return sets, rules
 
 
-def _base_chain(name: str, sides: Sequence[tuple[str, str]], guard: list[str]) -> list[str]:
-    out = [
-        f"\tchain {name} {{",
-        f"\t\ttype filter hook {name} priority filter; policy accept;",
-        "\t\tct state established,related accept",
-    ]
+def _base_chain(name: str, sides: Sequence[tuple[str, str]], guard: list[str]) -> Chain:
+    rules = ["ct state established,related accept"]
     if name != "forward":  # IPv6 neighbour discovery between a pod and its node is not traffic to police
-        out.append(f"\t\ticmpv6 type {{ {', '.join(_ND)} }} accept")
-    out += guard
+        rules.append(f"icmpv6 type {{ {', '.join(_ND)} }} accept")
+    rules += guard
     for direction, side in sides:
-        out += [f"\t\t{kw} {side} vmap @{direction}-v{v}" for v, kw, _ in FAMILIES]
-    return [*out, "\t}"]
+        rules += [f"{kw} {side} vmap @{direction}-v{v}" for v, kw, _ in FAMILIES]
+    return Chain(name, tuple(rules), f"type filter hook {name} priority filter; policy accept;")
+
+
+def build_table(model: NodeModel, pod_cidrs: Sequence[Network] = (), opts: RenderOptions | None = None) -> Table:
+    """The table `inet knet-netpol` for `model`: what the agent applies whole (`Table.full`) or as a diff
+    from the applied one (`operators.nft.table.diff_table`)."""
+    opts = opts or RenderOptions()
+    counters = tuple(Counter(name, _comment(ref.label)) for ref in model.policies for name in counter_names(ref.id)
+                     ) if opts.counters else ()
+    sets, guard_rules = _guard(model, pod_cidrs, opts)
+    chains: list[Chain] = []
+    renderer = _ChainRenderer(opts)
+    for chain in model.chains:
+        chain_sets, pod_chains = renderer.render(chain)
+        sets += chain_sets
+        chains += pod_chains
+    sets += _verdict_maps(model)
+    chains.append(_base_chain("forward", (("egress", "saddr"), ("ingress", "daddr")), guard_rules.get("forward", [])))
+    chains.append(_base_chain("input", (("egress", "saddr"),), guard_rules.get("input", [])))
+    if opts.filter_node_traffic:
+        chains.append(_base_chain("output", (("ingress", "daddr"),), guard_rules.get("output", [])))
+    return Table("inet", TABLE, "knet NetworkPolicy enforcement", tuple(sets), tuple(chains), counters=counters)
+
+
+def ruleset_text(table: Table, node: str) -> str:
+    """The whole table for `nft -f`: it replaces the table atomically, or creates it on a clean node."""
+    node = node if is_dns_subdomain(node) else "(invalid node name)"
+    return f"# knet NetworkPolicy rules for node {node}; generated, do not edit.\n" + table.full()
 
 
 def render_nftables(
     model: NodeModel, pod_cidrs: Sequence[Network] = (), opts: RenderOptions | None = None
 ) -> str:
-    """The full ruleset text for `nft -f`: it replaces the table atomically, or creates it on a clean node."""
-    opts = opts or RenderOptions()
-    node = model.node if is_dns_subdomain(model.node) else "(invalid node name)"
-    out = [
-        f"# knet NetworkPolicy rules for node {node}; generated, do not edit.",
-        f"add table inet {TABLE}",
-        f"delete table inet {TABLE}",
-        f"table inet {TABLE} {{",
-        f"\t{_comment('knet NetworkPolicy enforcement')}",
-    ]
-    if opts.counters:
-        for ref in model.policies:
-            out += [f"\tcounter {name} {{ {_comment(ref.label)} }}" for name in counter_names(ref.id)]
-    guard_sets, guard_rules = _guard(model, pod_cidrs, opts)
-    out += guard_sets
-    chains = _ChainRenderer(opts)
-    for chain in model.chains:
-        out += chains.render(chain)
-    out += _verdict_maps(model)
-    out += _base_chain("forward", (("egress", "saddr"), ("ingress", "daddr")), guard_rules.get("forward", []))
-    out += _base_chain("input", (("egress", "saddr"),), guard_rules.get("input", []))
-    if opts.filter_node_traffic:
-        out += _base_chain("output", (("ingress", "daddr"),), guard_rules.get("output", []))
-    return "\n".join([*out, "}", ""])
+    """The full ruleset text of `build_table`, for `knet render netpol` and the golden tests."""
+    return ruleset_text(build_table(model, pod_cidrs, opts), model.node)

@@ -4,20 +4,29 @@ from __future__ import annotations
 
 from typing import Any
 
+from operators.kube.parse import Problem
 from operators.netpol.compiler import compile_node
 from operators.netpol.explain import Side, Verdict
 from operators.netpol.inputs import parse_objects
-from operators.netpol.nftables import RenderOptions, render_nftables
+from operators.netpol.nftables import RenderOptions, build_table, ruleset_text
+from operators.nft.table import Table
+
+
+def table_of(
+    objects: list[dict[str, Any]], node: str, opts: RenderOptions | None = None
+) -> tuple[Table, list[Problem]]:
+    """(the table `inet knet-netpol`, problems) for `node`; its pod CIDRs come from its Node object, if given."""
+    inputs = parse_objects(objects)
+    model = compile_node(inputs.policies, inputs.pods, inputs.namespaces, node, inputs.problems)
+    return build_table(model, inputs.pod_cidrs.get(node, ()), opts), list(model.problems)
 
 
 def render(
     objects: list[dict[str, Any]], node: str, opts: RenderOptions | None = None
 ) -> tuple[str, list[str]]:
-    """(ruleset text, problems) for `node`; its pod CIDRs come from its Node object, if given."""
-    inputs = parse_objects(objects)
-    model = compile_node(inputs.policies, inputs.pods, inputs.namespaces, node, inputs.problems)
-    text = render_nftables(model, inputs.pod_cidrs.get(node, ()), opts)
-    return text, [str(p) for p in model.problems]
+    """(ruleset text, problems as text) for `node`: what `knet render netpol` prints."""
+    table, problems = table_of(objects, node, opts)
+    return ruleset_text(table, node), [str(p) for p in problems]
 
 
 def _side_text(side: Side) -> str:

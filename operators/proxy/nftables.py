@@ -28,9 +28,9 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 
+from operators.nft.table import Chain, NftSet, Ruleset, Table, diff
 from operators.proxy import names
 from operators.proxy.model import ProxiedPort, ProxyModel, Target, of_family
-from operators.proxy.nft_table import Chain, NftSet, Ruleset, Table, diff
 
 TABLE = "knet-proxy"  # filters and masquerade; DNAT in the shards `knet-proxy-0` ... `knet-proxy-15`
 SHARDS = 16

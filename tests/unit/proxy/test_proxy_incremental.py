@@ -11,7 +11,8 @@ from proxy_strategies import CONFIG, clusters
 
 from operators.kube import services as api
 from operators.kube.objects import of_kind, parse_all
-from operators.proxy import nft_table, nftables
+from operators.nft import table as nft_table
+from operators.proxy import nftables
 from operators.proxy.model import ModelCache, Progress, ProxiedPort, ProxyConfig, ProxyModel, build_model
 
 SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from operators.proxy import nft_table
-from operators.proxy.nft_table import Chain, NftSet, Ruleset, Table
+from operators.nft import table as nft_table
+from operators.nft.table import Chain, Counter, NftSet, Ruleset, Table
 
 BASE = Chain("nat-prerouting", ("jump services",), "type nat hook prerouting priority -100; policy accept;")
 AFF = NftSet("aff", "ipv4_addr", ("dynamic", "timeout"), 60)
@@ -99,3 +99,28 @@ def test_rulesets_skip_shared_tables_and_add_or_delete_whole_ones() -> None:
     gone = Table("inet", "v", "", (), ())
     assert Ruleset((TABLE,), (gone,)).full() == gone.delete() + TABLE.full()
     assert Ruleset((TABLE,), (gone,)).delete() == TABLE.delete() + gone.delete()
+
+
+def test_counters_and_chain_comments() -> None:
+    """Counters are declared first and left alone while they stay, so they keep counting; nft cannot
+    change a comment on an existing chain or counter, so a changed one replaces the table."""
+    counted = Chain("svc-b", ('counter name "hits" goto ep-a',), comment="Service b")
+    plain = replace(TABLE, chains=(*TABLE.chains[:3], replace(counted, rules=("goto ep-a",)), TABLE.chains[4]))
+    old = replace(plain, chains=(*plain.chains[:3], counted, plain.chains[4]), counters=(Counter("hits", "b"),))
+    text = old.full()
+    assert text.index("\tcounter hits {\n\t\tcomment \"b\"\n\t}\n") < text.index("\tmap ips {")
+    assert "\tchain svc-b {\n\t\tcomment \"Service b\"\n\t\tcounter name \"hits\" goto ep-a\n\t}\n" in text
+    assert diff(old, replace(old, counters=(*old.counters, Counter("new")))).splitlines() == [
+        "add counter inet t new { }"]
+    assert diff(plain, old).splitlines() == [
+        'add counter inet t hits { comment "b"; }',
+        "flush chain inet t svc-b",
+        'add rule inet t svc-b counter name "hits" goto ep-a',
+    ]
+    assert diff(old, plain).splitlines() == [
+        "flush chain inet t svc-b", "add rule inet t svc-b goto ep-a", "delete counter inet t hits"]
+    assert nft_table.diff_table(old, replace(old, counters=(Counter("hits", "c"),))) is None
+    assert nft_table.diff_table(plain, TABLE) is None  # svc-b loses its comment
+    added = Chain("svc-c", ("goto ep-a",), comment="Service c")
+    assert diff(old, replace(old, chains=(*old.chains, added))).splitlines() == [
+        'add chain inet t svc-c { comment "Service c"; }', "add rule inet t svc-c goto ep-a"]

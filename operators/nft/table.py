@@ -2,7 +2,8 @@
 
 The full ruleset and the incremental transaction must describe the same state. Building the table
 once and deriving both texts from it makes that true by construction, and keeps the diff generic:
-chains are compared by their rules, sets and maps by their declaration and their elements.
+chains are compared by their rules, sets and maps by their declaration and their elements, named
+counters by their declaration (an unchanged counter is left alone, so it keeps counting).
 
 `full()` is one atomic transaction that replaces the table (`add` + `delete` + define, so it also
 works when the table does not exist yet). Dynamic sets (ClientIP affinity) start empty again.
@@ -12,8 +13,9 @@ the same object on both sides, creates or deletes whole tables, and within a tab
 changed, so unchanged affinity sets keep their entries. It assumes the kernel holds exactly `old`;
 the caller falls back to `full()` when the diff fails to apply. It deletes a chain in the same
 transaction as the map element that pointed to it; kernels before 6.2 may refuse that (EBUSY), which
-the same fallback covers. Base-chain changes (hooks, priorities) are never diffed: that table's diff
-is then its full text.
+the same fallback covers. What nft cannot change on an existing object (a base chain's hook or
+priority, a chain's or counter's comment, the table's comment) is never diffed: the table is replaced
+(`diff_table` says None, `diff` writes the table's full text).
 """
 
 from __future__ import annotations
@@ -30,6 +32,22 @@ class Chain:
     name: str
     rules: tuple[str, ...]
     base: str = ""  # for base chains: "type nat hook prerouting priority dstnat; policy accept;"
+    comment: str = ""
+
+    def head(self) -> list[str]:
+        """The statements before the rules, which nft cannot change on an existing chain."""
+        return [*([self.base] if self.base else []), *([f'comment "{self.comment}"'] if self.comment else [])]
+
+
+@dataclass(frozen=True)
+class Counter:
+    """A named counter, which rules count into with `counter name "<name>"`."""
+
+    name: str
+    comment: str = ""
+
+    def decl(self) -> str:
+        return f'{{ comment "{self.comment}"; }}' if self.comment else "{ }"
 
 
 @dataclass(frozen=True)
@@ -84,6 +102,7 @@ class Table:
     # Those of `grouped_sets` to which several groups may give the same element: an element of a changed
     # group may stay through a shared one, so `diff` compares all their elements.
     shared_sets: frozenset[str] = frozenset()
+    counters: tuple[Counter, ...] = ()  # declared before the sets and chains
 
     @property
     def ref(self) -> str:
@@ -97,6 +116,8 @@ class Table:
         """A transaction replacing whatever the table held with exactly this content."""
         i1, i2, i3 = INDENT, INDENT * 2, INDENT * 3
         out = [self.delete().rstrip("\n"), f"table {self.ref} {{", f'{i1}comment "{self.comment}"']
+        for k in self.counters:
+            out += ["", f"{i1}counter {k.name} {{", *([f'{i2}comment "{k.comment}"'] if k.comment else []), f"{i1}}}"]
         for s in self.sets:
             out += ["", f"{i1}{s.kind} {s.name} {{", *(i2 + line for line in s.decl())]
             if s.elements:
@@ -105,7 +126,7 @@ class Table:
                 out.append(f"{i2}}}")
             out.append(f"{i1}}}")
         for c in self.chains:
-            out += ["", f"{i1}chain {c.name} {{", *([i2 + c.base] if c.base else [])]
+            out += ["", f"{i1}chain {c.name} {{", *(i2 + line for line in c.head())]
             out += [*(i2 + r for r in c.rules), f"{i1}}}"]
         out.append("}")
         return "\n".join(out) + "\n"
@@ -143,13 +164,18 @@ def _changed_elements(old: Table, new: Table) -> dict[str, tuple[list[tuple[str,
     return out
 
 
-def _diff_table(old: Table, new: Table) -> str:
-    """The transaction turning `old` into `new`; "" when they are the same."""
+def diff_table(old: Table, new: Table) -> str | None:
+    """The transaction turning `old` (what the kernel holds) into `new`; "" when they are the same, None
+    when the table must be replaced instead (what differs cannot be changed on an existing object)."""
     old_c, new_c = _changed_chains(old, new)
+    old_k, new_k = {k.name: k for k in old.counters}, {k.name: k for k in new.counters}
+    old_heads = {c.name: c.head() for c in old_c}
     if (old.ref, old.comment) != (new.ref, new.comment) or (
         {c.name: c.base for c in old_c if c.base} != {c.name: c.base for c in new_c if c.base}
+    ) or any(c.name in old_heads and old_heads[c.name] != c.head() for c in new_c) or any(
+        k != new_k.get(name, k) for name, k in old_k.items()
     ):
-        return new.full()
+        return None
     t = new.ref
     old_sets = {s.name: s for s in old.sets}
     new_sets = {s.name: s for s in new.sets}
@@ -168,7 +194,8 @@ def _diff_table(old: Table, new: Table) -> str:
     refill = [c for c in new_c if (o := old_chains.get(c.name)) is not None
               and ((c is not o and c.rules != o.rules) or (gone_set_names and _refs(o) & gone_set_names))]
 
-    out = [f"add chain {t} {c.name}" for c in added_chains]
+    out = [f"add chain {t} {c.name}" + (f' {{ comment "{c.comment}"; }}' if c.comment else "") for c in added_chains]
+    out += [f"add counter {t} {k.name} {k.decl()}" for name, k in new_k.items() if name not in old_k]
     out += [f"flush chain {t} {c.name}" for c in refill + gone_chains]
     adds: list[tuple[NftSet, list[tuple[str, str]]]] = []
     changed = _changed_elements(old, new)
@@ -195,6 +222,7 @@ def _diff_table(old: Table, new: Table) -> str:
     for c in added_chains + refill:
         out += [f"add rule {t} {c.name} {r}" for r in c.rules]
     out += [f"delete chain {t} {c.name}" for c in gone_chains]
+    out += [f"delete counter {t} {name}" for name in old_k if name not in new_k]
     return "\n".join(out) + "\n" if out else ""
 
 
@@ -220,6 +248,7 @@ def diff(old: Ruleset, new: Ruleset) -> str:
     for t in new.tables:
         o = before.pop(t.ref, None)
         if o is not t:
-            out.append(t.full() if o is None else _diff_table(o, t))
+            step = None if o is None else diff_table(o, t)
+            out.append(t.full() if step is None else step)
     out += [o.delete() for o in before.values()]
     return "".join(out)
