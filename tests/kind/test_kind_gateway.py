@@ -1,0 +1,79 @@
+"""The Gateway API on kind, beside an Ingress on the same nginx: an HTTPRoute with a header match, a weighted
+split and a redirect, requests sent from outside the nodes to the Gateway's address."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.e2e.harness import wait_for
+from tests.kind.conftest import KubeCluster, apply_all, server_pod, wait_ready
+
+
+@pytest.fixture
+def gateway_class(kind: KubeCluster, ns: str) -> Iterator[str]:
+    """A GatewayClass of knet's controller for this test alone (cluster-scoped, so deleted here)."""
+    name = f"{ns}-class"[:63]
+    apply_all(kind, ns, {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "GatewayClass",
+                         "metadata": {"name": name}, "spec": {"controllerName": "knet.io/gateway-nginx"}})
+    yield name
+    kind.kubectl("delete", "gatewayclass", name, "--wait=false", check=False)
+
+
+def service(name: str) -> dict:
+    return {"apiVersion": "v1", "kind": "Service", "metadata": {"name": name},
+            "spec": {"selector": {"app": name}, "ports": [{"port": 80, "targetPort": 8080}]}}
+
+
+def backend(name: str, weight: int = 1) -> dict:
+    return {"name": name, "port": 80, "weight": weight}
+
+
+def objects(ns: str, gateway_class: str) -> list[dict]:
+    host = f"{ns}.gw.example"
+    gateway = {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway", "metadata": {"name": "gw"},
+               "spec": {"gatewayClassName": gateway_class, "listeners": [
+                   {"name": "http", "port": 80, "protocol": "HTTP", "hostname": host}]}}
+    route = {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute", "metadata": {"name": "web"},
+             "spec": {"parentRefs": [{"name": "gw"}], "hostnames": [host], "rules": [
+                 {"matches": [{"headers": [{"name": "X-Stage", "value": "canary"}]}], "backendRefs": [backend("v2")]},
+                 {"matches": [{"path": {"type": "PathPrefix", "value": "/split"}}],
+                  "backendRefs": [backend("v1"), backend("v2")]},
+                 {"matches": [{"path": {"type": "PathPrefix", "value": "/old"}}], "filters": [
+                     {"type": "RequestRedirect", "requestRedirect": {
+                         "statusCode": 301, "path": {"type": "ReplacePrefixMatch", "replacePrefixMatch": "/new"}}}]},
+                 {"backendRefs": [backend("v1")]}]}}
+    ingress = {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": {"name": "legacy"},
+               "spec": {"ingressClassName": "knet", "rules": [{"host": f"{ns}.ing.example", "http": {"paths": [
+                   {"path": "/", "pathType": "Prefix",
+                    "backend": {"service": {"name": "v2", "port": {"number": 80}}}}]}}]}}
+    return [service("v1"), service("v2"), gateway, route, ingress]
+
+
+def gateway_address(kind: KubeCluster, ns: str) -> str:
+    status = kind.get("gateway", "gw", "-n", ns).get("status") or {}
+    programmed = any(c["type"] == "Programmed" and c["status"] == "True" for c in status.get("conditions", []))
+    return status["addresses"][0]["value"] if programmed and status.get("addresses") else ""
+
+
+def test_httproute_header_match_split_and_redirect_beside_an_ingress_from_outside(kind, ns, gateway_class):
+    nodes = [n["metadata"]["name"] for n in kind.nodes()]
+    apply_all(kind, ns, server_pod("v1", nodes[1], {"app": "v1"}), server_pod("v2", nodes[2], {"app": "v2"}),
+              *objects(ns, gateway_class))
+    wait_ready(kind, ns, "v1", "v2")
+    address = wait_for(lambda: gateway_address(kind, ns), "the Gateway Programmed with an address", 60)
+
+    def get(path: str, host: str = f"{ns}.gw.example", *headers: str) -> tuple[str, str]:
+        """(status code and Location, body) of a request from outside the nodes."""
+        out = kind.outside("curl", "-s", "--max-time", "3", "-H", f"Host: {host}", *headers, "-w",
+                           "\n%{http_code} %{redirect_url}", f"http://{address}{path}").stdout.rsplit("\n", 1)
+        return (out[1].strip(), out[0].strip()) if len(out) == 2 else ("", "")
+
+    assert wait_for(lambda: get("/")[1] == "v1", f"the route's default rule through {address}", 60)
+    assert get("/", f"{ns}.gw.example", "-H", "X-Stage: canary")[1] == "v2"
+    seen = {get("/split")[1] for _ in range(30)}
+    assert seen == {"v1", "v2"}, f"a 1:1 split answered by {seen}"
+    assert get("/old/page")[0] == f"301 http://{ns}.gw.example/new/page"
+    assert get("/", f"{ns}.ing.example")[1] == "v2"  # the Ingress, on the same nginx and address
+    assert get("/", "nobody.example")[0].startswith("404")
