@@ -3,59 +3,49 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
-import logging
 import os
-import sys
 from pathlib import Path
 
 import yaml
 
 from operators.agent.conntrack_timeouts import CLOSE_WAIT, ESTABLISHED
-from operators.agent.schedule import Periods
 from operators.cni import conflist
+from operators.runtime.cli import add_api_options, fail, run_component, setup_logging
+from operators.runtime.schedule import Periods
 
 
 def _env_flag(name: str) -> bool:
     return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
 
 
-def _fail(message: str) -> int:
-    print(f"error: {message}", file=sys.stderr)
-    return 2
-
-
 def cmd_agent(args: argparse.Namespace) -> int:
     from operators.agent import operator
-    from operators.agent.login import LoginError
-    from operators.agent.servers import parse_addr
     from operators.agent.uninstall import DaemonSetWatch
     from operators.proxy.model import ProxyConfig
+    from operators.runtime.servers import parse_addr
 
     cni_conflist = args.cni_conflist if args.cni else None
     if args.cleanup:  # uninstall.py: remove the rules and exit, as kube-proxy --cleanup
         from operators.agent import uninstall
         return uninstall.cleanup(cni_conflist)
     if not args.node_name:
-        return _fail("no node name: set NODE_NAME (downward API spec.nodeName) or pass --node-name")
+        return fail("no node name: set NODE_NAME (downward API spec.nodeName) or pass --node-name")
     periods = Periods(args.min_sync_period, args.max_sync_period, args.full_sync_period)
     try:
         data = yaml.safe_load(Path(args.config).read_text()) if args.config else None
         parse_addr(args.metrics_addr)
         parse_addr(args.health_addr)
     except (OSError, yaml.YAMLError, ValueError) as e:
-        return _fail(str(e))
+        return fail(str(e))
     if periods.problems():
-        return _fail(periods.problems()[0])
+        return fail(periods.problems()[0])
     if not (args.proxy or args.network_policy or args.cni):
-        return _fail("--no-proxy, --no-network-policy and no --cni leave the agent nothing to do")
+        return fail("--no-proxy, --no-network-policy and no --cni leave the agent nothing to do")
     mtu = args.cni_mtu.strip() or "0"
     if not mtu.isdigit() or not (int(mtu) == 0 or 576 <= int(mtu) <= 65535):
-        return _fail(f"--cni-mtu {args.cni_mtu!r} is not an MTU (576-65535, or 0: the node's link's)")
+        return fail(f"--cni-mtu {args.cni_mtu!r} is not an MTU (576-65535, or 0: the node's link's)")
     config, problems = ProxyConfig.from_dict(data if isinstance(data, dict) else None)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("kopf").setLevel(logging.DEBUG if args.verbose else logging.WARNING)
+    setup_logging(args.verbose)
     options = operator.Options(
         node=args.node_name, api_server=args.api_server, kubeconfig=args.kubeconfig,
         metrics_addr=args.metrics_addr, health_addr=args.health_addr, periods=periods, config=config,
@@ -64,15 +54,13 @@ def cmd_agent(args: argparse.Namespace) -> int:
                             CLOSE_WAIT: args.conntrack_tcp_timeout_close_wait},
         config_file=data if isinstance(data, dict) else None, cni=args.cni, cni_conflist=args.cni_conflist,
         cni_mtu=int(mtu) or None, daemonset=DaemonSetWatch(args.daemonset) if args.daemonset else None)
-    try:
-        asyncio.run(operator.run(options))
-        if options.daemonset is not None:  # uninstall.py: remove the rules only when knet is being uninstalled
-            from operators.agent import login, uninstall
-            uninstall.after_stop(login.configuration(args.api_server, args.kubeconfig), args.daemonset,
-                                 options.daemonset.state, cni_conflist)
-    except LoginError as e:
-        return _fail(str(e))
-    return 0
+    status = run_component(operator.run(options))
+    if status == 0 and options.daemonset is not None:  # uninstall.py: remove the rules only when uninstalled
+        from operators.agent import uninstall
+        from operators.runtime.login import credentials
+        uninstall.after_stop(credentials(args.api_server, args.kubeconfig), args.daemonset,
+                             options.daemonset.state, cni_conflist)
+    return status
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -81,9 +69,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                                    "and its shards in sync. Talks to the API server at KNET_API_SERVER with the pod's "
                                    "service account, or with --kubeconfig.")
     p.add_argument("--node-name", default=os.environ.get("NODE_NAME"), help="this node (default: $NODE_NAME)")
-    p.add_argument("--api-server", default=os.environ.get("KNET_API_SERVER"),
-                   help="the control-plane endpoint, https://HOST:PORT (default: $KNET_API_SERVER)")
-    p.add_argument("--kubeconfig", help="server and credentials from a kubeconfig instead of the service account")
+    add_api_options(p)
     p.add_argument("--config", help="YAML file with proxy settings (ClusterNetworkConfig proxy keys: "
                                     "clusterCIDRs, serviceCIDRs, masqueradeAll, nodePortAddresses, ...)")
     # Metrics name namespaces, policies and Services: on the node's loopback unless opened (kube-proxy's
@@ -127,7 +113,6 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--cni-mtu", default=os.environ.get("KNET_CNI_MTU", "0"),
                    help="MTU of the pods' interfaces in CNI mode; 0: that of the link holding the node's InternalIP, "
                         "as kindnet (default: $KNET_CNI_MTU, else 0)")
-    p.add_argument("-v", "--verbose", action="store_true", help="debug logging (Kopf's too)")
     # operators/agent/uninstall.py
     p.add_argument("--cleanup", action="store_true", help="remove the agent's rules from this node and exit "
                    "(as kube-proxy --cleanup)")

@@ -30,18 +30,19 @@ from typing import Any
 
 from pyroute2.netlink.exceptions import NetlinkError
 
-from operators.agent import dataplane, routes, schedule
+from operators.agent import dataplane, routes
 from operators.agent.cni_metrics import CniMetrics
-from operators.agent.events import EventRecorder, post_new, to_report
-from operators.agent.loop import SyncLoop
-from operators.agent.schedule import Kind, Periods
-from operators.agent.store import Entry, ObjectRef
 from operators.cni import conflist
 from operators.cni.masquerade import TABLE, render_cleanup
 from operators.cni.plan import plan
 from operators.cni.routes import Route
 from operators.kube.services import Node, Problem
 from operators.proxy.model import ProxyConfig
+from operators.runtime import schedule
+from operators.runtime.events import EventRecorder, post_new, to_report
+from operators.runtime.loop import SyncLoop
+from operators.runtime.schedule import Kind, Periods
+from operators.runtime.store import Entry, ObjectRef
 
 log = logging.getLogger(__name__)
 REASON = "CNIProblem"
@@ -81,19 +82,12 @@ def remove_conflist(path: Path) -> str:
     return ""
 
 
-class CniEventRecorder(EventRecorder):
-    """The agent's Event poster, with the reason naming the CNI side."""
-
-    def _post(self, body: dict[str, Any]) -> None:
-        super()._post({**body, "reason": REASON})
-
-
 class CniAgent(SyncLoop):
     side = "cni"
 
     def __init__(self, node: str, path: Path, mtu: int | None, periods: Periods, metrics: CniMetrics,
                  events: EventRecorder | None) -> None:
-        super().__init__(periods, metrics.errors)
+        super().__init__(periods, metrics.errors.labels("sync").inc)
         self.node = node
         self.path = path
         self.mtu = mtu  # None: the MTU of the link holding this node's InternalIP
@@ -208,7 +202,7 @@ class CniAgent(SyncLoop):
         new, self.reported = to_report(self.reported, problems)
         self.metrics.nodes_with_problems.set(len({p.name for p in problems}))
         unposted = await post_new(new, lambda p: refs.get(p.name) if p.kind == "Node" else None,
-                                  self.events.post if self.events else None, self.metrics.errors.labels("event").inc)
+                                  self.events, REASON, self.metrics.errors.labels("event").inc)
         self.reported -= frozenset(unposted)  # tried again at the next sync (at most a max period away)
 
 

@@ -24,19 +24,19 @@ resource scanning off, Kopf does not notice a CRD created later.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+import aiohttp
 import kopf
-import kubernetes
 
-from operators.agent.schedule import Periods
+from operators.kube.client import ApiError, Client, api_path
 from operators.kube.services import Problem
 from operators.proxy.model import ProxyConfig
+from operators.runtime.schedule import Periods
 
 GROUP, VERSION, PLURAL, NAME = "knet.io", "v1alpha1", "clusternetworkconfigs", "default"
 KIND = "ClusterNetworkConfig"
@@ -136,21 +136,13 @@ class Settings:
             listener(new)
 
 
-def _get(configuration: kubernetes.client.Configuration) -> Mapping[str, Any] | None:
-    api = kubernetes.client.CustomObjectsApi(kubernetes.client.ApiClient(configuration))
-    try:
-        return api.get_cluster_custom_object(GROUP, VERSION, PLURAL, NAME, _request_timeout=10)
-    except kubernetes.client.ApiException as e:
-        if e.status == 404:  # no object, or no CRD: the base settings
-            return None
-        raise
-
-
-async def read(configuration: kubernetes.client.Configuration) -> tuple[bool, Mapping[str, Any] | None]:
+async def read(client: Client) -> tuple[bool, Mapping[str, Any] | None]:
     """The object once: (True, body or None when absent), or (False, None) when the API did not answer."""
     try:
-        return True, await asyncio.to_thread(_get, configuration)
-    except Exception as e:  # noqa: BLE001 - the watch brings the object later
+        return True, await client.request("GET", api_path(f"{GROUP}/{VERSION}", PLURAL, name=NAME))
+    except (ApiError, aiohttp.ClientError, TimeoutError, OSError, ValueError) as e:
+        if isinstance(e, ApiError) and e.status == 404:  # no object, or no CRD: the base settings
+            return True, None
         log.warning("could not read ClusterNetworkConfig %s: %s; the watch will bring it", NAME, e)
         return False, None
 

@@ -25,29 +25,31 @@ from pathlib import Path
 from typing import Any
 
 import kopf
-import kubernetes
 
-from operators.agent import config, conntrack_timeouts, login, status, store
+from operators.agent import config, conntrack_timeouts, status, store
 from operators.agent.announce import Announcer
-from operators.agent.cni import CniAgent, CniEventRecorder
+from operators.agent.cni import CniAgent
 from operators.agent.cni_metrics import CniMetrics
-from operators.agent.events import EventRecorder
-from operators.agent.loop import SyncLoop
 from operators.agent.metrics import Metrics
-from operators.agent.netpol import NetpolAgent, PolicyEventRecorder, namespace_entry, pod_entry, policy_entry
+from operators.agent.netpol import NetpolAgent, namespace_entry, pod_entry, policy_entry
 from operators.agent.netpol_metrics import NetpolMetrics
 from operators.agent.proxy import ProxyAgent
-from operators.agent.schedule import Periods
-from operators.agent.servers import StatusServers
 from operators.agent.uninstall import DaemonSetWatch
 from operators.cni import conflist
 from operators.kube import informer
+from operators.kube.client import Client
 from operators.kube.informer import Index, Resource
 from operators.kube.services import SERVICE_NAME_LABEL, Problem
 from operators.kube.watching import observe_only
 from operators.proxy.model import ProxyConfig
+from operators.runtime import login
+from operators.runtime.events import EventRecorder
+from operators.runtime.loop import SyncLoop
+from operators.runtime.schedule import Periods
+from operators.runtime.servers import StatusServers
 
 log = logging.getLogger(__name__)
+COMPONENT = "knet-agent"  # in the Events the agent posts
 
 
 @dataclass(frozen=True)
@@ -83,7 +85,7 @@ class Feeds:
     NetworkPolicy side watches this node only. CNI mode adds a watch of every Node of its own; the CNI side
     waits for that listing alone: until it writes the conflist, the node is NotReady."""
 
-    def __init__(self, client: informer.Client, node: str, agent: ProxyAgent | None, netpol: NetpolAgent | None,
+    def __init__(self, client: Client, node: str, agent: ProxyAgent | None, netpol: NetpolAgent | None,
                  cni: CniAgent | None = None) -> None:
         self.agent, self.netpol, self.cni, self.listed = agent, netpol, cni, False
         self.node = Index(store.node_entry, self.when_listed(self.node_changed))
@@ -157,7 +159,7 @@ class Feeds:
                 task.cancel()
 
 
-def build_registry(credentials: kubernetes.client.Configuration, network_config: config.Settings | None = None,
+def build_registry(credentials: login.Credentials, network_config: config.Settings | None = None,
                    reporter: status.NodeReporter | None = None) -> kopf.OperatorRegistry:
     """Kopf keeps the agent's lifecycle and its small watches (ClusterNetworkConfig, the peers' Nodes)."""
     registry = kopf.OperatorRegistry()
@@ -170,7 +172,7 @@ def build_registry(credentials: kubernetes.client.Configuration, network_config:
 
     @kopf.on.login(registry=registry)
     def authenticate(**_: Any) -> kopf.ConnectionInfo:
-        return login.connection_info(credentials)
+        return credentials.connection_info()
 
     if network_config is not None:
         config.add_watch(registry, network_config)
@@ -181,16 +183,16 @@ def build_registry(credentials: kubernetes.client.Configuration, network_config:
 
 async def run(options: Options) -> None:
     """Serve metrics and health, run the sync loops and the watches until a signal stops Kopf."""
-    credentials = login.configuration(options.api_server, options.kubeconfig)
+    credentials = login.credentials(options.api_server, options.kubeconfig)
+    client = Client(credentials)
+    events = EventRecorder(client, COMPONENT, options.node)
     metrics = Metrics()
     agent = None
     if options.proxy:
-        agent = ProxyAgent(options.node, options.config, options.periods, metrics,
-                           EventRecorder(credentials, options.node), options.config_problems)
+        agent = ProxyAgent(options.node, options.config, options.periods, metrics, events, options.config_problems)
     netpol = None
     if options.network_policy:
-        netpol = NetpolAgent(options.node, options.periods, NetpolMetrics(metrics.registry),
-                             PolicyEventRecorder(credentials, options.node))
+        netpol = NetpolAgent(options.node, options.periods, NetpolMetrics(metrics.registry), events)
     settings = config.Settings(options.config_file, options.periods)
     if agent is not None:
         settings.listen(lambda cfg: agent.configure(cfg.proxy, cfg.periods, cfg.problems))
@@ -199,19 +201,18 @@ async def run(options: Options) -> None:
     cni = None
     if options.cni:
         cni = CniAgent(options.node, Path(options.cni_conflist), options.cni_mtu, options.periods,
-                       CniMetrics(metrics.registry), CniEventRecorder(credentials, options.node))
+                       CniMetrics(metrics.registry), events)
         settings.listen(lambda cfg: cni.configure(cfg.proxy.cluster_cidrs, cfg.periods))
-    found, body = await config.read(credentials)  # before the first sync, so that it uses the configured mode
+    found, body = await config.read(client)  # before the first sync, so that it uses the configured mode
     if found:
         settings.update(body)
     reporter = None
     if agent is not None:
         conntrack_timeouts.apply(options.conntrack_timeouts)
-        reporter = status.NodeReporter(agent, settings, status.StatusWriter(credentials, options.node), Announcer())
+        reporter = status.NodeReporter(agent, settings, status.StatusWriter(client, options.node), Announcer())
     loops: list[SyncLoop] = [loop for loop in (agent, netpol, cni) if loop is not None]
     servers = StatusServers(metrics.registry, loops[0].status)  # the first side: the CLI asks for one
     await servers.start(options.metrics_addr, options.health_addr)
-    client = informer.Client(credentials)
     tasks = [asyncio.create_task(loop.run(), name=f"{loop.side} sync loop") for loop in loops]
     tasks.append(asyncio.create_task(Feeds(client, options.node, agent, netpol, cni).run(), name="informers"))
     if reporter is not None:
@@ -220,7 +221,7 @@ async def run(options: Options) -> None:
         watch = informer.Informer(client, options.daemonset.resource, options.daemonset.handle, name="daemonset")
         tasks.append(asyncio.create_task(watch.run(), name="informer daemonset"))
     log.info("knet agent on node %s (%s), API server %s", options.node, ", ".join(loop.side for loop in loops),
-             credentials.host)
+             credentials.server)
     try:
         await kopf.operator(registry=build_registry(credentials, settings, reporter), standalone=True,
                             clusterwide=True)

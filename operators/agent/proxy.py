@@ -24,17 +24,20 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-from operators.agent import conntrack, dataplane, schedule
-from operators.agent.events import EventRecorder, post_new, to_report
-from operators.agent.loop import SyncLoop
+from operators.agent import conntrack, dataplane
+from operators.agent.health_check_ports import HealthCheckPorts
 from operators.agent.metrics import OBJECT_KINDS, Metrics
-from operators.agent.schedule import Kind, Periods
-from operators.agent.servers import HealthCheckPorts, Status
 from operators.agent.store import Entry, Snapshot, new_trigger
 from operators.kube.services import Problem
 from operators.proxy.model import ModelCache, ProxyConfig, ProxyModel, build_model
+from operators.runtime import schedule
+from operators.runtime.events import EventRecorder, post_new, to_report
+from operators.runtime.loop import SyncLoop
+from operators.runtime.schedule import Kind, Periods
+from operators.runtime.servers import Status
 
 log = logging.getLogger(__name__)
+REASON = "ProxyProblem"
 
 Index = Iterable[Entry[Any]]  # a live collection the watches keep current (`operators.kube.informer.Index`)
 
@@ -44,7 +47,7 @@ class ProxyAgent(SyncLoop):
 
     def __init__(self, node: str, config: ProxyConfig, periods: Periods, metrics: Metrics,
                  events: EventRecorder | None, config_problems: Iterable[Problem] = ()) -> None:
-        super().__init__(periods, metrics.errors)
+        super().__init__(periods, metrics.errors.labels("sync").inc)
         self.node = node
         self.config = config
         self.metrics = metrics
@@ -172,7 +175,7 @@ class ProxyAgent(SyncLoop):
             objects = {(p.namespace, p.name) for p in problems if p.kind == kind}
             self.metrics.objects_with_problems.labels(kind).set(len(objects))
         unposted = await post_new(new, lambda p: snap.refs.get((p.kind, p.namespace, p.name)),
-                                  self.events.post if self.events else None, self.metrics.errors.labels("event").inc)
+                                  self.events, REASON, self.metrics.errors.labels("event").inc)
         for problem in set(new) - set(unposted):  # an unposted one is retried at the next sync, counted once posted
             if problem.kind in OBJECT_KINDS:
                 self.metrics.problems.labels(problem.kind).inc()

@@ -26,11 +26,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import aiohttp
 import kopf
-import kubernetes
 
 from operators.agent import announce, config, store
 from operators.agent.proxy import ProxyAgent
+from operators.kube.client import MERGE_PATCH, ApiError, Client, api_path
 from operators.kube.conditions import stamp, with_transitions
 from operators.kube.services import Problem
 from operators.proxy.model import ProxyModel
@@ -133,29 +134,30 @@ def _without_times(body: Mapping[str, Any]) -> dict[str, Any]:
 class StatusWriter:
     """Creates the node's NodeNetworkStatus (owned by the Node) and patches its status."""
 
-    def __init__(self, configuration: kubernetes.client.Configuration, node: str) -> None:
-        self.api = kubernetes.client.CustomObjectsApi(kubernetes.client.ApiClient(configuration))
+    def __init__(self, client: Client, node: str) -> None:
+        self.client = client
         self.node = node
         self.written: dict[str, Any] | None = None
         self.written_at = 0.0
         self.failed_at: float | None = None
         self.created = False
 
-    def _write(self, body: dict[str, Any], node_uid: str) -> None:
+    async def _write(self, body: dict[str, Any], node_uid: str) -> None:
+        api = f"{GROUP}/{VERSION}"
         if not self.created:
             obj = {"apiVersion": f"{GROUP}/{VERSION}", "kind": KIND, "spec": {},
                    "metadata": {"name": self.node, "ownerReferences": [
                        {"apiVersion": "v1", "kind": "Node", "name": self.node, "uid": node_uid}] if node_uid else []}}
             try:
-                self.api.create_cluster_custom_object(GROUP, VERSION, PLURAL, obj, _request_timeout=10)
-            except kubernetes.client.ApiException as e:
+                await self.client.request("POST", api_path(api, PLURAL), obj)
+            except ApiError as e:
                 if e.status != 409:
                     raise
             self.created = True
         try:
-            self.api.patch_cluster_custom_object_status(GROUP, VERSION, PLURAL, self.node, {"status": body},
-                                                        _request_timeout=10)
-        except kubernetes.client.ApiException as e:
+            await self.client.request("PATCH", api_path(api, PLURAL, name=self.node, subresource="status"),
+                                      {"status": body}, MERGE_PATCH)
+        except ApiError as e:
             if e.status == 404:
                 self.created = False  # deleted by someone: created again next time
             raise
@@ -170,9 +172,9 @@ class StatusWriter:
                 _without_times(body) == _without_times(self.written)):
             return
         try:
-            await asyncio.to_thread(self._write, body, node_uid)
-        except Exception as e:  # noqa: BLE001 - tried again after RETRY
-            why = f"({e.status}) {e.reason}" if isinstance(e, kubernetes.client.ApiException) else str(e)
+            await self._write(body, node_uid)
+        except (ApiError, aiohttp.ClientError, TimeoutError, OSError, ValueError) as e:  # tried again after RETRY
+            why = str(e) or type(e).__name__
             log.warning("could not write NodeNetworkStatus %s (trying again in %.0f s): %s", self.node, RETRY, why)
             self.failed_at = now
             return

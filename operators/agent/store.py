@@ -9,61 +9,28 @@ from __future__ import annotations
 
 import datetime
 import functools
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, TypeVar
 
 from operators.kube import services as api
 from operators.kube.services import EndpointSlice, Node, Problem, Service
+from operators.runtime.store import Entry, ObjectRef, entry, views
 
 V = TypeVar("V")
 TRIGGER_TIME = "endpoints.kubernetes.io/last-change-trigger-time"
 
 
-@dataclass(frozen=True)
-class ObjectRef:
-    """Enough of an object to post an Event about it (`involvedObject`)."""
-
-    api_version: str
-    kind: str
-    namespace: str
-    name: str
-    uid: str
-
-    def involved_object(self) -> dict[str, str]:
-        ref = {"apiVersion": self.api_version, "kind": self.kind, "name": self.name, "uid": self.uid}
-        return {**ref, "namespace": self.namespace} if self.namespace else ref
-
-
-@dataclass(frozen=True)
-class Entry(Generic[V]):
-    view: V | None  # None: the object is unusable as a whole (its problems say why)
-    problems: tuple[Problem, ...]
-    ref: ObjectRef
-
-
-def _ref(body: Mapping[str, Any], api_version: str, kind: str) -> ObjectRef:
-    md = body.get("metadata") or {}
-    return ObjectRef(str(body.get("apiVersion") or api_version), str(body.get("kind") or kind),
-                     str(md.get("namespace") or ""), str(md.get("name") or ""), str(md.get("uid") or ""))
-
-
-def _entry(body: Mapping[str, Any], parse: Callable[[object], tuple[Any, list[Problem]]], api_version: str,
-           kind: str) -> Entry[Any]:
-    view, problems = parse(body)
-    return Entry(view, tuple(problems), _ref(body, api_version, kind))
-
-
 def service_entry(body: Mapping[str, Any]) -> Entry[Service]:
-    return _entry(body, api.parse_service, "v1", "Service")
+    return entry(body, api.parse_service, "v1", "Service")
 
 
 def slice_entry(body: Mapping[str, Any]) -> Entry[EndpointSlice]:
-    return _entry(body, api.parse_endpoint_slice, "discovery.k8s.io/v1", "EndpointSlice")
+    return entry(body, api.parse_endpoint_slice, "discovery.k8s.io/v1", "EndpointSlice")
 
 
 def node_entry(body: Mapping[str, Any]) -> Entry[Node]:
-    return _entry(body, api.parse_node, "v1", "Node")
+    return entry(body, api.parse_node, "v1", "Node")
 
 
 def trigger_time(body: Mapping[str, Any]) -> float | None:
@@ -82,11 +49,6 @@ def new_trigger(seen: Mapping[str, float], uid: str, trigger: float | None, sinc
     not one from before the agent started (the initial listing), not one already seen (a slice sent
     again with the same trigger time), as kube-proxy counts them."""
     return trigger is not None and trigger >= since and seen.get(uid) != trigger
-
-
-def views(entries: Iterable[Entry[V]]) -> Iterator[V]:
-    """The usable views among `entries` (an unusable object's view is None)."""
-    return (e.view for e in entries if e.view is not None)
 
 
 @dataclass(frozen=True)

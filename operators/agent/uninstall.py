@@ -26,10 +26,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import kubernetes
-import urllib3
+import aiohttp
 
 from operators.agent import dataplane
+from operators.kube.client import ApiError, Client, Connection, api_path
 from operators.kube.informer import Resource
 from operators.netpol.nftables import TABLE as NETPOL_TABLE
 
@@ -65,17 +65,19 @@ def decide(status: int | None, deleting: bool, seen: str) -> str:
     return ""
 
 
-def read_daemonset(config: kubernetes.client.Configuration, daemonset: str) -> tuple[int | None, bool]:
+async def read_daemonset(connection: Connection, daemonset: str) -> tuple[int | None, bool]:
     """(HTTP status, whether it is being deleted) of one read of the agent's DaemonSet; None: no answer."""
     namespace, _, name = daemonset.partition("/")
-    api = kubernetes.client.AppsV1Api(kubernetes.client.ApiClient(config))
+    client = Client(connection)
     try:
-        ds = api.read_namespaced_daemon_set(name, namespace, _request_timeout=5)
-    except kubernetes.client.ApiException as e:
+        ds = await client.request("GET", api_path("apps/v1", "daemonsets", namespace, name), timeout=5)
+    except ApiError as e:
         return e.status, False
-    except (urllib3.exceptions.HTTPError, OSError):
+    except (aiohttp.ClientError, TimeoutError, OSError, ValueError):
         return None, False
-    return 200, bool(ds.metadata.deletion_timestamp)
+    finally:
+        await client.close()
+    return 200, bool(((ds or {}).get("metadata") or {}).get("deletionTimestamp"))
 
 
 async def remove_rules(cni_conflist: str | None = None) -> list[str]:
@@ -104,11 +106,10 @@ def cleanup(cni_conflist: str | None = None) -> int:
     return 1 if problems else 0
 
 
-def after_stop(config: kubernetes.client.Configuration, daemonset: str, seen: str = UNKNOWN,
-               cni_conflist: str | None = None) -> None:
+def after_stop(connection: Connection, daemonset: str, seen: str = UNKNOWN, cni_conflist: str | None = None) -> None:
     """Called once the agent stopped: remove the rules (and CNI mode's, with `cni_conflist`) if knet is being
     uninstalled, else keep them. `seen`: what the agent's watch of its DaemonSet last saw."""
-    why = decide(*read_daemonset(config, daemonset), seen)
+    why = decide(*asyncio.run(read_daemonset(connection, daemonset)), seen)
     if not why:
         log.info("stopped; the rules stay in place (DaemonSet %s is there, or nothing says it is not)", daemonset)
         return

@@ -8,7 +8,7 @@ import random
 import socket
 
 from operators.controller.controller import Peering
-from operators.kube.component import Periods, add_common_options, fail, run_operator, setup_logging
+from operators.runtime.cli import add_common_options, fail, periods, run_component, setup_logging
 
 
 def coredns_ref(value: str) -> tuple[str, str] | None:
@@ -22,8 +22,8 @@ def coredns_ref(value: str) -> tuple[str, str] | None:
 
 
 def cmd_controller(args: argparse.Namespace) -> int:
-    from operators.agent.servers import parse_addr
     from operators.controller import operator
+    from operators.runtime.servers import parse_addr
 
     try:
         parse_addr(args.metrics_addr)
@@ -38,8 +38,8 @@ def cmd_controller(args: argparse.Namespace) -> int:
     options = operator.Options(
         api_server=args.api_server, kubeconfig=args.kubeconfig, metrics_addr=args.metrics_addr,
         health_addr=args.health_addr, peering=Peering(args.peering or "", host, priority), coredns=coredns,
-        host=host, periods=Periods(args.min_sync_period, args.max_sync_period))
-    return run_operator(operator.run(options))
+        host=host, periods=periods(args))
+    return run_component(operator.run(options))
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

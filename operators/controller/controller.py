@@ -21,11 +21,12 @@ from typing import Any
 import kubernetes
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from operators.agent.store import ObjectRef
 from operators.controller import dnsconfig, leader, pools, status
 from operators.dns.corefile import ClusterSettings
-from operators.ingress.events import EventRecorder
-from operators.kube.component import Periods, sync_loop
+from operators.runtime.events import EventRecorder
+from operators.runtime.loop import StepLoop
+from operators.runtime.schedule import Periods
+from operators.runtime.store import ObjectRef
 
 log = logging.getLogger(__name__)
 GROUP, VERSION = "knet.io", "v1alpha1"
@@ -71,10 +72,9 @@ class Controller:
         self.metrics = metrics
         self.peering = peering
         self.coredns = coredns
-        self.periods = periods
         self.now = now
         self.indexes: dict[str, Any] = {}
-        self.dirty = asyncio.Event()
+        self.loop = StepLoop("controller", periods, metrics.errors.inc, self.step)
         self.reported: frozenset[tuple[str, str, str]] = frozenset()
         self.synced = False
         self.active = not peering.name
@@ -84,10 +84,10 @@ class Controller:
         self.indexes = indexes
 
     def changed(self) -> None:
-        self.dirty.set()
+        self.loop.changed()
 
     async def run(self) -> None:
-        await sync_loop(self.dirty, self.periods, self.step, "controller", self.metrics.errors.inc)
+        await self.loop.run()
 
     async def step(self) -> None:
         """Sync if this replica is the active one."""

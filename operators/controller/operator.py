@@ -17,16 +17,16 @@ from dataclasses import dataclass
 from typing import Any
 
 import kopf
-import kubernetes
 
-from operators.agent import login
-from operators.agent.servers import Status, StatusServers
-from operators.agent.store import ObjectRef
 from operators.controller.controller import GROUP, VERSION, Controller, Metrics, Peering
 from operators.controller.pools import parse_lb_service
-from operators.ingress.events import EventRecorder
-from operators.kube.component import Periods, waker
-from operators.kube.watching import observe_only
+from operators.kube.client import Client
+from operators.kube.watching import observe_only, waker
+from operators.runtime import login
+from operators.runtime.events import EventRecorder
+from operators.runtime.schedule import Periods
+from operators.runtime.servers import Status, StatusServers
+from operators.runtime.store import ObjectRef
 
 log = logging.getLogger(__name__)
 COMPONENT = "knet-controller"
@@ -51,7 +51,7 @@ def _compact(body: kopf.Body) -> dict[str, Any]:
                           "spec": dict(body.get("spec") or {}), "status": dict(body.get("status") or {})})
 
 
-def build_registry(controller: Controller, credentials: kubernetes.client.Configuration) -> kopf.OperatorRegistry:
+def build_registry(controller: Controller, credentials: login.Credentials) -> kopf.OperatorRegistry:
     registry = kopf.OperatorRegistry()
 
     @kopf.on.startup(registry=registry)
@@ -62,7 +62,7 @@ def build_registry(controller: Controller, credentials: kubernetes.client.Config
 
     @kopf.on.login(registry=registry)
     def authenticate(**_: Any) -> kopf.ConnectionInfo:
-        return login.connection_info(credentials)
+        return credentials.connection_info()
 
     @kopf.index("v1", "services", id="services", registry=registry)
     async def services(body: kopf.Body, namespace: str, name: str, uid: str, **_: Any) -> dict[tuple[str, str], Any]:
@@ -89,9 +89,11 @@ def build_registry(controller: Controller, credentials: kubernetes.client.Config
 
 async def run(options: Options) -> None:
     """Serve metrics and health, run the sync loop and the watches until a signal stops Kopf."""
-    credentials = login.configuration(options.api_server, options.kubeconfig)
+    credentials = login.credentials(options.api_server, options.kubeconfig)
+    client = Client(credentials)
     metrics = Metrics()
-    controller = Controller(credentials, EventRecorder(credentials, options.host, COMPONENT), metrics,
+    controller = Controller(login.kubernetes_configuration(credentials), EventRecorder(client, COMPONENT, options.host),
+                            metrics,
                             options.peering, options.coredns, options.periods)
 
     def health() -> Status:
@@ -105,7 +107,7 @@ async def run(options: Options) -> None:
     task = asyncio.create_task(controller.run(), name="controller sync loop")
     peering = options.peering
     log.info("knet controller %s (peering %s, priority %d), API server %s", peering.identity,
-             peering.name or "none: standalone", peering.priority, credentials.host)
+             peering.name or "none: standalone", peering.priority, credentials.server)
     try:
         await kopf.operator(registry=build_registry(controller, credentials), clusterwide=True,
                             standalone=not peering.name, peering_name=peering.name or None,
@@ -115,3 +117,4 @@ async def run(options: Options) -> None:
         with contextlib.suppress(asyncio.CancelledError):
             await task
         await servers.stop()
+        await client.close()

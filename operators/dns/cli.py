@@ -5,11 +5,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import logging
 import os
-import sys
 
 from operators.dns.config import DEFAULT_DOMAIN
+from operators.runtime.cli import add_api_options, fail, run_component, setup_logging
 
 OFFLINE_LISTEN = "127.0.0.1:53"  # a debugging tool: loopback unless told otherwise
 CLUSTER_HTTP = "0.0.0.0:8080"
@@ -40,19 +39,15 @@ def nameservers(given: list[str], listen: str) -> tuple[str, ...]:
 
 
 def cmd_dns(args: argparse.Namespace) -> int:
-    from operators.agent.login import LoginError
     from operators.dns.server import parse_listen
 
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("kopf").setLevel(logging.DEBUG if args.verbose else logging.WARNING)
+    setup_logging(args.verbose)
     try:
         for addr in [args.listen, *args.http]:
             if addr:
                 parse_listen(addr)
     except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        return fail(str(e))
     if args.objects:
         from operators.dns import offline
         from operators.kube.objects import load_objects
@@ -60,8 +55,7 @@ def cmd_dns(args: argparse.Namespace) -> int:
         try:
             objects = load_objects(args.objects)
         except (ValueError, OSError) as e:
-            print(f"error: {e}", file=sys.stderr)
-            return 2
+            return fail(str(e))
         with contextlib.suppress(KeyboardInterrupt):
             asyncio.run(offline.serve(objects, args.listen or OFFLINE_LISTEN, http=args.http))
         return 0
@@ -71,8 +65,7 @@ def cmd_dns(args: argparse.Namespace) -> int:
 
     forward_to = [parse_server(text) for text in args.forward_to]
     if None in forward_to or bool(args.node_local) != bool(forward_to):
-        print("error: --node-local ADDR needs --forward-to IP[:PORT] (and only it)", file=sys.stderr)
-        return 2
+        return fail("--node-local ADDR needs --forward-to IP[:PORT] (and only it)")
     if args.node_local:
         from operators.dns import nodelocal
 
@@ -83,12 +76,7 @@ def cmd_dns(args: argparse.Namespace) -> int:
                             cluster_domain=args.cluster_domain, nameservers=nameservers(args.nameserver, listen),
                             forward_to=tuple(Server(*found) for found in forward_to if found),
                             rate_limit=args.rate_limit)
-    try:
-        asyncio.run(watch.run(options))
-    except LoginError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    return 0
+    return run_component(watch.run(options))
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -104,9 +92,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                    help="ADDR:PORT for /health, /ready and /metrics, repeatable (default 0.0.0.0 on each of "
                         f"$KNET_HEALTH_PORT, $KNET_READY_PORT, $KNET_METRICS_PORT, else {CLUSTER_HTTP}; "
                         "none with --objects)")
-    p.add_argument("--api-server", default=os.environ.get("KNET_API_SERVER"),
-                   help="the control-plane endpoint, https://HOST:PORT (default: $KNET_API_SERVER)")
-    p.add_argument("--kubeconfig", help="server and credentials from a kubeconfig instead of the service account")
+    add_api_options(p)
     p.add_argument("--cluster-domain", default=DEFAULT_DOMAIN,
                    help="the cluster zone when no DNSConfig says otherwise (default %(default)s)")
     p.add_argument("--nameserver", action="append", default=[], metavar="IP",
@@ -120,5 +106,4 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                    metavar="N", help="at most N UDP responses per second to one source address, the rest dropped "
                    "(forged sources cannot aim our answers at a victim); 0, the default: no limit "
                    "(env KNET_DNS_RATE_LIMIT)")
-    p.add_argument("-v", "--verbose", action="store_true", help="debug logging (Kopf's too)")
     p.set_defaults(func=cmd_dns)

@@ -21,17 +21,17 @@ from dataclasses import dataclass
 from typing import Any
 
 import kopf
-import kubernetes
 
-from operators.agent import login
 from operators.dns import nodelocal
 from operators.dns.config import DEFAULT_DOMAIN, GROUP, DNSConfig, Server, parse_dns_config
 from operators.dns.records import RecordStore
 from operators.dns.server import DNSServer
 from operators.kube import informer
+from operators.kube.client import Client
 from operators.kube.informer import Resource
 from operators.kube.services import SERVICE_NAME_LABEL
 from operators.kube.watching import observe_only
+from operators.runtime import login
 
 log = logging.getLogger("knet.dns")
 
@@ -71,7 +71,7 @@ class Feed:
         """An informer's change (ADDED, MODIFIED, DELETED)."""
         self.apply(body, deleted=kind == "DELETED")
 
-    async def watch(self, client: informer.Client) -> None:
+    async def watch(self, client: Client) -> None:
         """Every watched kind into the store, synced once all were listed; until cancelled."""
         self.dnsconfig(await client.read(DNSCONFIG_PATH, "DNSConfig"))  # ready with it, not with the defaults
         informers = [informer.Informer(client, resource, self.handle) for resource in WATCHED]
@@ -102,7 +102,7 @@ class Feed:
             log.info("initial listings done: %s", self.store.stats())
 
 
-def build_registry(feed: Feed, credentials: kubernetes.client.Configuration) -> kopf.OperatorRegistry:
+def build_registry(feed: Feed, credentials: login.Credentials) -> kopf.OperatorRegistry:
     """Kopf's part: login, and the DNSConfig (the record store's kinds come through `Feed.watch`)."""
     registry = kopf.OperatorRegistry()
 
@@ -112,7 +112,7 @@ def build_registry(feed: Feed, credentials: kubernetes.client.Configuration) -> 
 
     @kopf.on.login(registry=registry)
     def authenticate(**_: Any) -> kopf.ConnectionInfo:
-        return login.connection_info(credentials)
+        return credentials.connection_info()
 
     @kopf.index(GROUP, "v1alpha1", "dnsconfigs", id="dnsconfig", registry=registry, field="metadata.name",
                 value="default")
@@ -130,16 +130,16 @@ def build_registry(feed: Feed, credentials: kubernetes.client.Configuration) -> 
 
 async def run(options: Options) -> None:
     """Serve DNS and health from the start (not ready until synced), watch the API until a signal stops Kopf."""
-    credentials = login.configuration(options.api_server, options.kubeconfig)
+    credentials = login.credentials(options.api_server, options.kubeconfig)
     config, _ = parse_dns_config(None, options.cluster_domain)
     server = DNSServer(RecordStore(config, nameservers=options.nameservers), config, rate_limit=options.rate_limit)
     feed = Feed(server, options.cluster_domain, options.forward_to)
     server.configure(feed.adapt(config))
     host, port = await server.start(options.listen)
-    log.info("serving %s on %s:%d (udp, tcp), API server %s", ", ".join(config.zones), host, port, credentials.host)
+    log.info("serving %s on %s:%d (udp, tcp), API server %s", ", ".join(config.zones), host, port, credentials.server)
     for addr in options.http:
         log.info("health, readiness and metrics on %s:%d", *await server.start_http(addr))
-    client = informer.Client(credentials)
+    client = Client(credentials)
     watching = asyncio.create_task(feed.watch(client), name="dns informers")
     try:
         await kopf.operator(registry=build_registry(feed, credentials), standalone=True, clusterwide=True)

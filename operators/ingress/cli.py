@@ -12,7 +12,7 @@ from pathlib import Path
 import yaml
 
 from operators.ingress.render import Runtime
-from operators.kube.component import add_common_options, fail, run_operator, setup_logging
+from operators.runtime.cli import add_common_options, fail, periods, run_component, setup_logging
 
 LUA_MODULE = "ngx_http_lua_module.so"
 
@@ -39,10 +39,9 @@ def runtime_for(args: argparse.Namespace) -> Runtime:
 
 
 def cmd_ingress(args: argparse.Namespace) -> int:
-    from operators.agent.servers import parse_addr
     from operators.ingress import operator
-    from operators.ingress.controller import Periods
     from operators.ingress.model import IngressConfig
+    from operators.runtime.servers import parse_addr
 
     try:
         data = yaml.safe_load(Path(args.config).read_text()) if args.config else {}
@@ -65,9 +64,9 @@ def cmd_ingress(args: argparse.Namespace) -> int:
         api_server=args.api_server, kubeconfig=args.kubeconfig, metrics_addr=args.metrics_addr,
         health_addr=args.health_addr, runtime=runtime, config=config,
         publish=tuple(a for a in (args.publish_address or "").split(",") if a), service=args.service or "",
-        host=args.pod_name or socket.gethostname(), periods=Periods(args.min_sync_period, args.max_sync_period),
+        host=args.pod_name or socket.gethostname(), periods=periods(args),
         nginx=nginx)
-    return run_operator(operator.run(options))
+    return run_component(operator.run(options))
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

@@ -33,22 +33,24 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from operators.agent.store import Entry, ObjectRef
 from operators.gateway.model import GatewayObjects, Status
 from operators.gateway.model import build_model as build_gateway_model
 from operators.gateway.status import Seen, status_patches
 from operators.ingress import files
 from operators.ingress.culprits import isolate, redact
-from operators.ingress.events import EventRecorder, ref_of
 from operators.ingress.gateway_status import GatewayStatusWriter
 from operators.ingress.metrics import Metrics
 from operators.ingress.model import IngressConfig, IngressModel
 from operators.ingress.nginx import Nginx, NginxError
 from operators.ingress.render import Runtime, render_config, render_endpoints
 from operators.ingress.status import StatusWriter
-from operators.kube.component import Periods, sync_loop
 from operators.kube.ingresses import Ingress, TLSSecret
 from operators.kube.parse import Problem
+from operators.runtime.cli import COMPONENT_PERIODS
+from operators.runtime.events import EventRecorder, problem_ref
+from operators.runtime.loop import StepLoop
+from operators.runtime.schedule import Periods
+from operators.runtime.store import Entry, ObjectRef
 
 log = logging.getLogger(__name__)
 KINDS = ("classes", "ingresses", "services", "slices", "secrets", "gatewayclasses", "gateways", "httproutes",
@@ -121,9 +123,8 @@ class IngressController:
         self.events = events
         self.status = status
         self.gateway_status = gateway_status or GatewayStatusWriter(None, metrics)
-        self.periods = periods or Periods()
         self.indexes: dict[str, Any] = {}
-        self.dirty = asyncio.Event()
+        self.loop = StepLoop("ingress", periods or COMPONENT_PERIODS, metrics.errors.labels("sync").inc, self.sync)
         self.applied = Applied()
         self.synced = False
         self.last_sync: float | None = None
@@ -133,13 +134,13 @@ class IngressController:
         self.indexes = indexes
 
     def changed(self) -> None:
-        self.dirty.set()
+        self.loop.changed()
 
     async def ready(self) -> bool:
         return self.synced and await self.nginx.healthy()
 
     async def run(self) -> None:
-        await sync_loop(self.dirty, self.periods, self.sync, "ingress", self.metrics.errors.labels("sync").inc)
+        await self.loop.run()
 
     def snapshot(self) -> tuple[dict[str, list[Any]], list[Problem], dict[tuple[str, str, str], ObjectRef]]:
         """The watched views by kind, their parse problems and their Event references."""
@@ -312,7 +313,7 @@ class IngressController:
                 continue
             self.metrics.problems.inc()
             log.warning("%s", problem)
-            if await self.events.post(ref_of(problem, dict(refs)), "IngressProblem", problem.message):
+            if await self.events.post(problem_ref(problem, refs), "IngressProblem", problem.message):
                 posted.add(problem)
             else:
                 self.metrics.errors.labels("event").inc()

@@ -20,15 +20,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import kopf
-import kubernetes
 
-from operators.agent import login
-from operators.agent.servers import Status, StatusServers
-from operators.agent.store import Entry, ObjectRef
 from operators.gateway import views as gateway_views
 from operators.gateway.status import seen_of
-from operators.ingress.controller import IngressController, Periods, prepare_prefix
-from operators.ingress.events import EventRecorder
+from operators.ingress.controller import IngressController, prepare_prefix
 from operators.ingress.gateway_status import GatewayStatusWriter
 from operators.ingress.metrics import Metrics
 from operators.ingress.model import IngressConfig
@@ -37,11 +32,17 @@ from operators.ingress.render import Runtime
 from operators.ingress.status import StatusWriter, lb_addresses
 from operators.kube import ingresses as views
 from operators.kube import services as api
-from operators.kube.component import waker
+from operators.kube.client import Client
 from operators.kube.services import SERVICE_NAME_LABEL
-from operators.kube.watching import observe_only
+from operators.kube.watching import observe_only, waker
+from operators.runtime import login
+from operators.runtime.events import EventRecorder
+from operators.runtime.schedule import Periods
+from operators.runtime.servers import Status, StatusServers
+from operators.runtime.store import Entry, ObjectRef
 
 log = logging.getLogger(__name__)
+COMPONENT = "knet-ingress"  # in the Events it posts
 TLS = {"field": "type", "value": "kubernetes.io/tls"}
 GATEWAY_API = "gateway.networking.k8s.io"
 # Gateway API kinds: (version, plural, kind, parse); ReferenceGrant is served as v1beta1 in the standard channel.
@@ -75,7 +76,7 @@ def entry(body: Mapping[str, Any], parse: Callable[[object], tuple[Any, list[Any
     return {(ns, name): Entry(view, tuple(problems), ObjectRef(api_version, kind, ns, name, str(md.get("uid") or "")))}
 
 
-def build_registry(controller: IngressController, credentials: kubernetes.client.Configuration
+def build_registry(controller: IngressController, credentials: login.Credentials
                    ) -> kopf.OperatorRegistry:
     registry = kopf.OperatorRegistry()
     net, disc = "networking.k8s.io", "discovery.k8s.io"
@@ -91,7 +92,7 @@ def build_registry(controller: IngressController, credentials: kubernetes.client
 
     @kopf.on.login(registry=registry)
     def authenticate(**_: Any) -> kopf.ConnectionInfo:
-        return login.connection_info(credentials)
+        return credentials.connection_info()
 
     @kopf.index(net, "v1", "ingressclasses", id="classes", registry=registry)
     async def classes(body: kopf.Body, **_: Any) -> dict[tuple[str, str], Entry[Any]]:
@@ -155,14 +156,15 @@ def build_registry(controller: IngressController, credentials: kubernetes.client
 
 async def run(options: Options) -> None:
     """Serve metrics and health, supervise nginx, run the sync loop and the watches until a signal stops Kopf."""
-    credentials = login.configuration(options.api_server, options.kubeconfig)
+    credentials = login.credentials(options.api_server, options.kubeconfig)
+    client, configuration = Client(credentials), login.kubernetes_configuration(credentials)
     metrics = Metrics()
     prepare_prefix(options.runtime)
     nginx = Nginx(options.runtime, options.nginx)
     controller = IngressController(options.config, options.runtime, nginx, metrics,
-                                   EventRecorder(credentials, options.host),
-                                   StatusWriter(credentials, metrics, options.publish, options.service),
-                                   options.periods, GatewayStatusWriter(credentials, metrics))
+                                   EventRecorder(client, COMPONENT, options.host),
+                                   StatusWriter(configuration, metrics, options.publish, options.service),
+                                   options.periods, GatewayStatusWriter(configuration, metrics))
     health = {"ok": False}
 
     def status() -> Status:
@@ -182,7 +184,7 @@ async def run(options: Options) -> None:
     tasks = [asyncio.create_task(controller.run(), name="ingress sync loop"),
              asyncio.create_task(nginx.supervise(controller.restarted), name="nginx supervisor"),
              asyncio.create_task(probe(), name="nginx probe")]
-    log.info("knet ingress (controller %s), API server %s", options.config.controller, credentials.host)
+    log.info("knet ingress (controller %s), API server %s", options.config.controller, credentials.server)
     try:
         await kopf.operator(registry=build_registry(controller, credentials), standalone=True, clusterwide=True)
     finally:
@@ -192,3 +194,4 @@ async def run(options: Options) -> None:
                 await task
         await nginx.stop()
         await servers.stop()
+        await client.close()

@@ -18,28 +18,22 @@ What it guarantees:
 from __future__ import annotations
 
 import asyncio
-import itertools
 import json
 import logging
-import ssl
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
-import kubernetes
+
+from operators.kube import client as api
+from operators.kube.client import WATCH_TIMEOUT, Client, Gone
 
 log = logging.getLogger(__name__)
 
 PAGE = 500  # objects per list request, as client-go's pager
-WATCH_TIMEOUT = 300  # seconds the API server keeps one watch open; the client gives it 30 more
-BACKOFFS = (1.0, 2.0, 5.0)  # then 10 s forever
 
 Handler = Callable[[str, Mapping[str, Any]], None]  # (ADDED | MODIFIED | DELETED, object)
-
-
-class Gone(Exception):
-    """The resourceVersion is too old (410): only a new listing can continue."""
 
 
 @dataclass(frozen=True)
@@ -58,83 +52,6 @@ class Resource:
     def query(self, **extra: str) -> dict[str, str]:
         selectors = {"labelSelector": self.label_selector, "fieldSelector": self.field_selector}
         return {k: v for k, v in {**selectors, **extra}.items() if v}
-
-
-class Client:
-    """aiohttp requests with the credentials of a `kubernetes.client.Configuration` (the same the
-    operators give Kopf); the token is read again before each request, as the kubelet rotates it."""
-
-    def __init__(self, config: kubernetes.client.Configuration) -> None:
-        self.config = config
-        self.session: aiohttp.ClientSession | None = None
-
-    def _ssl(self) -> ssl.SSLContext:
-        ctx = ssl.create_default_context(cafile=self.config.ssl_ca_cert)
-        if self.config.cert_file:
-            ctx.load_cert_chain(self.config.cert_file, self.config.key_file)
-        if not self.config.verify_ssl:
-            ctx.check_hostname = False
-            ctx.verify_mode = ssl.CERT_NONE
-        return ctx
-
-    def _headers(self) -> dict[str, str]:
-        if self.config.refresh_api_key_hook is not None:
-            self.config.refresh_api_key_hook(self.config)
-        auth = self.config.get_api_key_with_prefix("BearerToken") or self.config.get_api_key_with_prefix(
-            "authorization")
-        return {"Accept": "application/json", **({"Authorization": auth} if auth else {})}
-
-    async def get(self, path: str, params: Mapping[str, str], timeout: float) -> aiohttp.ClientResponse:
-        if self.session is None:
-            self.session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=self._ssl()))
-        response = await self.session.get(self.config.host + path, params=params, headers=self._headers(),
-                                          timeout=aiohttp.ClientTimeout(total=None, sock_connect=10,
-                                                                        sock_read=timeout))
-        if response.status == 410:
-            response.release()
-            raise Gone(path)
-        if response.status >= 400:
-            text = await response.text()
-            response.release()
-            raise aiohttp.ClientResponseError(response.request_info, (), status=response.status,
-                                              message=status_message(text))
-        return response
-
-    async def read(self, path: str, what: str) -> dict[str, Any] | None:
-        """One object, None if there is none (404, also when its CRD is missing); retried until the API
-        server answers either way."""
-        delays = _delays()
-        while True:
-            try:
-                response = await self.get(path, {}, WATCH_TIMEOUT)
-                async with response:
-                    return dict(await response.json(loads=json.loads))
-            except aiohttp.ClientResponseError as e:
-                if e.status == 404:
-                    return None
-                log.warning("reading %s: %s; retrying", what, e)
-            except (aiohttp.ClientError, TimeoutError, OSError, ValueError) as e:
-                log.warning("reading %s: %s; retrying", what, e or type(e).__name__)
-            await asyncio.sleep(next(delays))
-
-    async def close(self) -> None:
-        if self.session is not None:
-            await self.session.close()
-            self.session = None
-
-
-def status_message(text: str) -> str:
-    """The message of the API server's Status body (as kubectl prints it), else the start of the text."""
-    try:
-        body = json.loads(text)
-    except ValueError:
-        return text[:300]
-    message = body.get("message") if isinstance(body, dict) else None
-    return str(message)[:1000] if message else text[:300]
-
-
-def _delays() -> Iterator[float]:
-    return itertools.chain(BACKOFFS, itertools.repeat(10.0))
 
 
 def _meta(obj: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -172,13 +89,13 @@ class Informer:
         self.listed = asyncio.Event()
 
     async def run(self) -> None:
-        delays = _delays()
+        delays = api.delays()
         while True:
             try:
                 if not self.version:
                     await self.list()
                 await self.watch()
-                delays = _delays()
+                delays = api.delays()
             except Gone:
                 log.info("%s: watch too old, listing again", self.name)
                 self.version = ""

@@ -4,7 +4,8 @@ they do not own, so they scan nothing, post no Events from log lines, and never 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any
 
 import kopf
 
@@ -25,3 +26,10 @@ def observe_only(settings: kopf.OperatorSettings) -> None:
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
     settings.watching.connect_timeout = 10
+
+
+def waker(changed: Callable[[], None]) -> Callable[..., Awaitable[None]]:
+    """A Kopf event handler that only wakes the sync loop (the indices hold what changed)."""
+    async def wake(**_: Any) -> None:
+        changed()
+    return wake

@@ -6,6 +6,7 @@ from typing import Any
 
 from operators.proxy.model import ProxyModel
 from operators.proxy.offline import model_from_objects
+from operators.runtime.store import ObjectRef
 
 NODE_NAME = "node-a"
 
@@ -35,3 +36,16 @@ def model(*objects: dict[str, Any]) -> ProxyModel:
     """The node's model, externalIPs allowed in 172.30.0.0/16."""
     built, _ = model_from_objects([*objects, NODE], NODE_NAME, {"externalIPRanges": ["172.30.0.0/16"]})
     return built
+
+
+class Recorder:
+    """The Events a side posted, as (ref, reason, message); with `fail` set, every post fails."""
+
+    def __init__(self) -> None:
+        self.posted: list[tuple[ObjectRef, str, str]] = []
+        self.fail = False
+
+    async def post(self, ref: ObjectRef, reason: str, message: str) -> bool:
+        if not self.fail:
+            self.posted.append((ref, reason, message))
+        return not self.fail

@@ -13,8 +13,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-import kubernetes
 import pytest
+from agent_builders import Recorder
 from prometheus_client import CollectorRegistry
 
 from operators.agent import cni as cni_mode
@@ -25,14 +25,14 @@ from operators.agent.metrics import Metrics
 from operators.agent.operator import Feeds
 from operators.agent.proxy import ProxyAgent
 from operators.agent.routes import Outcome
-from operators.agent.schedule import Periods
-from operators.agent.store import ObjectRef, node_entry
+from operators.agent.store import node_entry
 from operators.cni.conflist import render_conflist
 from operators.cni.masquerade import TABLE
 from operators.cni.routes import Route
-from operators.kube import informer
-from operators.kube.services import Problem
+from operators.kube.client import Client
 from operators.proxy.model import ProxyConfig
+from operators.runtime.login import Credentials
+from operators.runtime.schedule import Periods
 
 
 def node(name: str, ip: str, *cidrs: str) -> dict[str, Any]:
@@ -106,15 +106,6 @@ class Kernel:
         return True, ""
 
 
-class Recorder:
-    def __init__(self) -> None:
-        self.posted: list[tuple[Problem, ObjectRef]] = []
-
-    async def post(self, problem: Problem, ref: ObjectRef) -> bool:
-        self.posted.append((problem, ref))
-        return True
-
-
 @pytest.fixture
 def kernel(monkeypatch: pytest.MonkeyPatch) -> Kernel:
     k = Kernel()
@@ -171,14 +162,14 @@ def test_a_peer_without_podcidrs_gets_one_event_on_its_node(kernel: Kernel, tmp_
     agent = cni_agent(tmp_path, A, node("c", "172.18.0.4"), recorder=recorder)
     sync(agent)
     sync(agent)
-    [(problem, ref)] = recorder.posted
-    assert (ref.kind, ref.name, ref.uid) == ("Node", "c", "uid-c") and "no podCIDRs" in problem.message
+    [(ref, reason, message)] = recorder.posted
+    assert (ref.kind, ref.name, ref.uid, reason) == ("Node", "c", "uid-c", "CNIProblem") and "no podCIDRs" in message
 
 
 def test_the_cni_side_starts_with_the_node_listing_alone() -> None:
     proxy = ProxyAgent("a", ProxyConfig(), Periods(), Metrics(), None)
     cni = CniAgent("a", Path("/nonexistent"), None, Periods(), CniMetrics(CollectorRegistry()), None)
-    feeds = Feeds(informer.Client(kubernetes.client.Configuration()), "a", proxy, None, cni)
+    feeds = Feeds(Client(Credentials("https://192.0.2.1:6443")), "a", proxy, None, cni)
     assert feeds.all_nodes is not None and feeds.all_nodes.resource.field_selector == ""
     feeds.all_nodes.handle("ADDED", B)
     assert not cni.listed.is_set(), "told of a Node before the listing ended"
@@ -189,7 +180,7 @@ def test_the_cni_side_starts_with_the_node_listing_alone() -> None:
 
 def test_without_the_proxy_no_service_or_slice_is_watched() -> None:
     cni = CniAgent("a", Path("/nonexistent"), None, Periods(), CniMetrics(CollectorRegistry()), None)
-    feeds = Feeds(informer.Client(kubernetes.client.Configuration()), "a", None, None, cni)
+    feeds = Feeds(Client(Credentials("https://192.0.2.1:6443")), "a", None, None, cni)
     assert [i.resource.plural for i in feeds.informers] == ["nodes"]
 
 

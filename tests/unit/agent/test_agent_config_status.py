@@ -6,18 +6,19 @@ import asyncio
 import datetime
 from collections.abc import Iterator
 
-import kubernetes
 import pytest
 from agent_builders import NODE, NODE_NAME, endpoint_slice, model, service
 
 from operators.agent import announce, config, status
 from operators.agent.metrics import Metrics
 from operators.agent.proxy import ProxyAgent
-from operators.agent.schedule import Periods
 from operators.agent.store import node_entry, service_entry, slice_entry
+from operators.kube.client import ApiError, Client
 from operators.kube.informer import Index
 from operators.kube.services import EndpointSlice, parse_endpoint_slice
 from operators.proxy.model import ProxyConfig
+from operators.runtime.login import Credentials
+from operators.runtime.schedule import Periods
 
 
 def test_config_fields_override_the_file_and_bad_values_keep_the_base() -> None:
@@ -128,12 +129,12 @@ def test_the_reporter_writes_the_status_owned_by_the_node_from_the_informer_inde
 
 def test_a_failed_status_write_waits_before_it_is_tried_again(monkeypatch: pytest.MonkeyPatch) -> None:
     """Without the CRD every write fails: one attempt per RETRY, not one per report step."""
-    writer = status.StatusWriter(kubernetes.client.Configuration(), NODE_NAME)
+    writer = status.StatusWriter(Client(Credentials("https://192.0.2.1:6443")), NODE_NAME)
     attempts: list[dict] = []
 
-    def fail(body: dict, _uid: str) -> None:
+    async def fail(body: dict, _uid: str) -> None:
         attempts.append(body)
-        raise kubernetes.client.ApiException(status=404, reason="Not Found")
+        raise ApiError(404, "Not Found")
 
     monkeypatch.setattr(writer, "_write", fail)
     report = status.report_of(ProxyAgent(NODE_NAME, ProxyConfig(), Periods(), Metrics(), None), 1)

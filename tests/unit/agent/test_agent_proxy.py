@@ -7,16 +7,15 @@ import time
 from typing import Any
 
 import pytest
-from agent_builders import NODE, NODE_NAME, endpoint_slice, service
+from agent_builders import NODE, NODE_NAME, Recorder, endpoint_slice, service
 
 from operators.agent import dataplane
 from operators.agent.metrics import Metrics
 from operators.agent.proxy import ProxyAgent
-from operators.agent.schedule import Periods
-from operators.agent.store import ObjectRef, node_entry, service_entry, slice_entry
-from operators.kube.services import Problem
+from operators.agent.store import node_entry, service_entry, slice_entry
 from operators.proxy.model import ProxyConfig
 from operators.proxy.nftables import SHARDS, TABLE, shard_name
+from operators.runtime.schedule import Periods
 
 
 class Kernel:
@@ -66,17 +65,6 @@ class Stream:
 
     async def finish(self) -> tuple[bool, str]:
         return await self.kernel.nft_apply("".join(self.pieces))
-
-
-class Recorder:
-    def __init__(self) -> None:
-        self.posted: list[tuple[Problem, ObjectRef]] = []
-        self.fail = False
-
-    async def post(self, problem: Problem, ref: ObjectRef) -> bool:
-        if not self.fail:
-            self.posted.append((problem, ref))
-        return not self.fail
 
 
 @pytest.fixture
@@ -206,7 +194,7 @@ def test_problems_get_one_event_each_and_failed_posts_are_retried(kernel: Kernel
         await agent.sync(102)
 
     asyncio.run(scenario())
-    assert [(p.name, ref.uid) for p, ref in recorder.posted] == [("bad", "uid-bad")]
+    assert [(ref.name, ref.uid, reason) for ref, reason, _ in recorder.posted] == [("bad", "uid-bad", "ProxyProblem")]
     assert kernel.transactions  # the good Service was programmed regardless
     assert metric(agent, "knet_proxy_object_problems_total", kind="Service") == 1
     assert metric(agent, "knet_proxy_objects_with_problems", kind="Service") == 1

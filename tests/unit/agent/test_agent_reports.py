@@ -8,10 +8,9 @@ import kopf
 import pytest
 from agent_builders import NODE, endpoint_slice, service
 
-from operators.agent.events import event_body, event_name, to_report
-from operators.agent.servers import Status, healthz, parse_addr, service_health
+from operators.agent.health_check_ports import service_health
+from operators.agent.proxy import REASON
 from operators.agent.store import (
-    ObjectRef,
     Snapshot,
     new_trigger,
     node_entry,
@@ -21,6 +20,9 @@ from operators.agent.store import (
 )
 from operators.kube.services import Problem
 from operators.proxy.model import HealthCheck
+from operators.runtime.events import event_body, event_name, to_report
+from operators.runtime.servers import Status, healthz, parse_addr
+from operators.runtime.store import ObjectRef
 
 NOW = datetime.datetime(2026, 1, 2, 3, 4, 5, tzinfo=datetime.UTC)
 
@@ -67,16 +69,17 @@ def test_problems_are_reported_once_and_again_after_they_went_away() -> None:
 def test_event_body_names_the_object_and_is_shared_by_all_nodes() -> None:
     ref = ObjectRef("v1", "Service", "ns", "web", "uid-1")
     problem = Problem("Service", "ns", "web", "port x: protocol 'ICMP' is not one of TCP, UDP, SCTP")
-    body = event_body(problem, ref, "node-a", NOW)
+    body = event_body(ref, REASON, problem.message, "knet-agent", "node-a", NOW)
     assert body["metadata"]["namespace"] == "ns" and body["metadata"]["name"].startswith("web.")
     assert body["involvedObject"] == {"apiVersion": "v1", "kind": "Service", "name": "web", "namespace": "ns",
                                       "uid": "uid-1"}
     assert (body["type"], body["reason"], body["message"]) == ("Warning", "ProxyProblem", problem.message)
     assert body["firstTimestamp"] == "2026-01-02T03:04:05Z" and body["source"]["host"] == "node-a"
-    assert event_body(problem, ref, "node-b", NOW)["metadata"]["name"] == body["metadata"]["name"]
+    assert event_body(ref, REASON, problem.message, "knet-agent", "node-b", NOW)["metadata"]["name"] == \
+        body["metadata"]["name"]
     assert event_name(ref, "another message") != body["metadata"]["name"]
     node = ObjectRef("v1", "Node", "", "node-a", "uid-n")
-    assert event_body(Problem("Node", "", "node-a", "m"), node, "node-a", NOW)["metadata"]["namespace"] == "default"
+    assert event_body(node, REASON, "m", "knet-agent", "node-a", NOW)["metadata"]["namespace"] == "default"
 
 
 def test_health_check_node_port_answers_like_kube_proxy() -> None:

@@ -3,44 +3,48 @@ stop or seen by the agent's watch before; never on a refused read alone (operato
 
 from __future__ import annotations
 
-from types import SimpleNamespace
+import asyncio
 from typing import Any
 
-import kubernetes
+import aiohttp
 import pytest
-import urllib3
 
 from operators.agent import uninstall
+from operators.kube.client import ApiError, Client
+from operators.runtime.login import Credentials
+
+API = Credentials(server="https://192.0.2.1:6443")
 
 
 def answer(monkeypatch: pytest.MonkeyPatch, result: Any) -> list[tuple[str, str]]:
     asked: list[tuple[str, str]] = []
 
-    def read(self: Any, name: str, namespace: str, **_: Any) -> Any:
-        asked.append((namespace, name))
+    async def request(self: Client, method: str, path: str, *_: Any, **__: Any) -> Any:
+        asked.append((method, path))
         if isinstance(result, Exception):
             raise result
         return result
 
-    monkeypatch.setattr(kubernetes.client.AppsV1Api, "read_namespaced_daemon_set", read)
+    monkeypatch.setattr(Client, "request", request)
     return asked
 
 
-BEING_DELETED = SimpleNamespace(metadata=SimpleNamespace(deletion_timestamp="2026-01-01T00:00:00Z"))
-THERE = SimpleNamespace(metadata=SimpleNamespace(deletion_timestamp=None))
+BEING_DELETED = {"metadata": {"name": "knet-agent", "deletionTimestamp": "2026-01-01T00:00:00Z"}}
+THERE = {"metadata": {"name": "knet-agent"}}
 
 
 @pytest.mark.parametrize(("result", "read"), [
     (THERE, (200, False)), (BEING_DELETED, (200, True)),
-    (kubernetes.client.ApiException(status=404), (404, False)),
-    (kubernetes.client.ApiException(status=403), (403, False)),
-    (urllib3.exceptions.MaxRetryError(None, "/"), (None, False)),  # the API server cannot be reached
+    (ApiError(404, "not found"), (404, False)),
+    (ApiError(403, "forbidden"), (403, False)),
+    (aiohttp.ClientConnectionError(), (None, False)),  # the API server cannot be reached
     (ConnectionRefusedError(), (None, False)),
+    (TimeoutError(), (None, False)),
 ])
 def test_read_daemonset(monkeypatch: pytest.MonkeyPatch, result: Any, read: tuple[int | None, bool]) -> None:
     asked = answer(monkeypatch, result)
-    assert uninstall.read_daemonset(kubernetes.client.Configuration(), "knet-system/knet-agent") == read
-    assert asked == [("knet-system", "knet-agent")]
+    assert asyncio.run(uninstall.read_daemonset(API, "knet-system/knet-agent")) == read
+    assert asked == [("GET", "/apis/apps/v1/namespaces/knet-system/daemonsets/knet-agent")]
 
 
 @pytest.mark.parametrize("status", [401, 403, 500, None])
@@ -79,11 +83,11 @@ async def never(*_: Any) -> list[str]:
 def test_kept_rules_when_daemonset_is_there(monkeypatch: pytest.MonkeyPatch) -> None:
     answer(monkeypatch, THERE)
     monkeypatch.setattr(uninstall, "remove_rules", never)
-    uninstall.after_stop(kubernetes.client.Configuration(), "knet-system/knet-agent")
+    uninstall.after_stop(API, "knet-system/knet-agent")
 
 
 @pytest.mark.parametrize("status", [401, 403])
 def test_an_auth_hiccup_at_stop_keeps_the_rules(monkeypatch: pytest.MonkeyPatch, status: int) -> None:
-    answer(monkeypatch, kubernetes.client.ApiException(status=status))
+    answer(monkeypatch, ApiError(status, "refused"))
     monkeypatch.setattr(uninstall, "remove_rules", never)
-    uninstall.after_stop(kubernetes.client.Configuration(), "knet-system/knet-agent", uninstall.PRESENT)
+    uninstall.after_stop(API, "knet-system/knet-agent", uninstall.PRESENT)

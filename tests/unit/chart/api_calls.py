@@ -6,7 +6,8 @@ those modules a resource counts as used when
   `get_cluster_custom_object(GROUP, VERSION, "clusterkopfpeerings", ...)`); docstrings do not count;
 - a kubernetes client method names it (`read_namespaced_config_map`: configmaps,
   `patch_namespaced_service_status`: services/status);
-- a custom-object `..._status` method is called with its plural (`dnsconfigs/status`).
+- a custom-object `..._status` method is called with its plural (`dnsconfigs/status`);
+- knet's client is given a path `api_path(api, plural, ..., subresource="status")` (`plural/status`).
 This over-counts (a string may name a resource for another reason), never under-counts a call spelled in
 one of these ways, so a grant that none of them explains is one the component cannot be using.
 """
@@ -98,4 +99,9 @@ def used_resources(entry: str) -> set[str]:
                         used.update(f"{s}{suffix}" for s in _strings(node, constants) if _PLURAL.fullmatch(s))
                     elif match := _CLIENT_CALL.match(method):
                         used.add(_plural(match[1]) + ("/status" if match[2] else ""))
+                if isinstance(node.func, ast.Name) and node.func.id == "api_path":
+                    plural = _strings(ast.Call(node.func, node.args[1:2], []), constants)
+                    sub = next((k.value.value for k in node.keywords if k.arg == "subresource"
+                                and isinstance(k.value, ast.Constant)), "")
+                    used.update(f"{p}/{sub}" for p in plural if sub)
     return used

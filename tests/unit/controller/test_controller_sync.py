@@ -8,10 +8,10 @@ from typing import Any
 
 import kubernetes
 
-from operators.agent.store import ObjectRef
 from operators.controller.controller import Controller, Metrics, Peering
 from operators.controller.pools import parse_lb_service
-from operators.kube.component import Periods
+from operators.runtime.schedule import Periods
+from operators.runtime.store import ObjectRef
 
 NOW = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
 

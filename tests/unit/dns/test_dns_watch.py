@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import kopf
-import kubernetes
 import pytest
 from dns_builders import ask, service
 
@@ -11,6 +10,7 @@ from operators.dns import cli, watch
 from operators.dns.config import DNSConfig, Server
 from operators.dns.records import RecordStore
 from operators.dns.server import DNSServer
+from operators.runtime.login import Credentials
 
 
 def feed() -> watch.Feed:
@@ -45,7 +45,7 @@ def test_dnsconfig_reconfigures_and_its_deletion_restores_defaults() -> None:
 
 def test_kopf_watches_only_the_dnsconfig_without_writing_to_it() -> None:
     """The record store's four kinds come through informers (`watch.WATCHED`); Kopf keeps the DNSConfig."""
-    registry = watch.build_registry(feed(), kubernetes.client.Configuration())
+    registry = watch.build_registry(feed(), Credentials("https://192.0.2.1:6443"))
     assert {h.selector.any_name for h in registry._indexing.get_all_handlers()} == {"dnsconfigs"}
     assert {h.selector.any_name for h in registry._watching.get_all_handlers()} == {"dnsconfigs"}
     assert not registry._changing.get_all_handlers()  # no on.create/update: Kopf adds no finalizers

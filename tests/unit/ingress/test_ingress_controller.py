@@ -15,13 +15,12 @@ import kubernetes
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from operators.agent.store import ObjectRef
 from operators.gateway import views as gw_views
 from operators.gateway.status import StatusPatch, seen_of
 from operators.ingress import controller as ctl
 from operators.ingress import model as model_module
 from operators.ingress.certs import self_signed
-from operators.ingress.controller import IngressController, Periods
+from operators.ingress.controller import IngressController
 from operators.ingress.gateway_status import GatewayStatusWriter
 from operators.ingress.metrics import Metrics
 from operators.ingress.model import IngressConfig
@@ -31,6 +30,8 @@ from operators.ingress.render import Runtime
 from operators.ingress.status import StatusWriter, lb_addresses, status_body
 from operators.kube import ingresses as views
 from operators.kube import services as api
+from operators.runtime.schedule import Periods
+from operators.runtime.store import ObjectRef
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 LUA = Path("/usr/lib/nginx/modules/ngx_http_lua_module.so")

@@ -8,12 +8,14 @@ import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import kubernetes
 import pytest
 from aiohttp import web
 
+from operators.kube import client as client_module
 from operators.kube import informer
-from operators.kube.informer import Client, Index, Informer, Resource
+from operators.kube.client import Client
+from operators.kube.informer import Index, Informer, Resource
+from operators.runtime.login import Credentials
 
 
 class FakeAPI:
@@ -90,7 +92,7 @@ Run = Callable[[FakeAPI, Callable[[Informer, list[tuple[str, str]]], Awaitable[N
 def run(monkeypatch: pytest.MonkeyPatch) -> Run:
     """Start the fake API and an informer on it, run the scenario, stop both."""
     monkeypatch.setattr(informer, "PAGE", 2)
-    monkeypatch.setattr(informer, "BACKOFFS", (0.01, 0.01, 0.01))
+    monkeypatch.setattr(client_module, "BACKOFFS", (0.01, 0.01, 0.01))
 
     def go(api: FakeAPI, scenario: Callable[[Informer, list[tuple[str, str]]], Awaitable[None]]) -> None:
         async def main() -> None:
@@ -101,10 +103,8 @@ def run(monkeypatch: pytest.MonkeyPatch) -> Run:
             site = web.TCPSite(runner, "127.0.0.1", 0)
             await site.start()
             port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-            config = kubernetes.client.Configuration()
-            config.host = f"http://127.0.0.1:{port}"
             seen: list[tuple[str, str]] = []
-            client = Client(config)
+            client = Client(Credentials(server=f"http://127.0.0.1:{port}"))
             inf = Informer(client, Resource("v1", "services"), lambda k, o: seen.append((k, o["metadata"]["name"])))
             task = asyncio.create_task(inf.run())
             try:
@@ -225,6 +225,6 @@ def test_api_errors_carry_the_status_message_as_kubectl_prints_it() -> None:
     forbidden = {"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "Forbidden", "code": 403,
                  "message": 'endpointslices.discovery.k8s.io is forbidden: User "u" cannot list resource '
                             '"endpointslices" in API group "discovery.k8s.io" at the cluster scope'}
-    assert informer.status_message(json.dumps(forbidden)) == forbidden["message"]
-    assert informer.status_message("etcd is sad") == "etcd is sad"
-    assert informer.status_message("[1, 2]") == "[1, 2]"
+    assert client_module.status_message(json.dumps(forbidden)) == forbidden["message"]
+    assert client_module.status_message("etcd is sad") == "etcd is sad"
+    assert client_module.status_message("[1, 2]") == "[1, 2]"

@@ -16,9 +16,8 @@ from operators.agent import netpol as agent_netpol
 from operators.agent.config import PolicyOptions
 from operators.agent.netpol import NetpolAgent, namespace_entry, pod_entry, policy_entry
 from operators.agent.netpol_metrics import NetpolMetrics
-from operators.agent.schedule import Periods
-from operators.kube.parse import Problem
 from operators.netpol.nftables import counter_names
+from operators.runtime.schedule import Periods
 
 PERIODS = Periods(min=0.0, max=0.0, full=3600.0)
 
@@ -26,7 +25,7 @@ PERIODS = Periods(min=0.0, max=0.0, full=3600.0)
 class FailingEvents:
     """Every post fails, as for a namespace that is being deleted."""
 
-    async def post(self, problem: Problem, ref: object) -> bool:
+    async def post(self, ref: object, reason: str, message: str) -> bool:
         return False
 
 

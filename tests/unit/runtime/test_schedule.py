@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from operators.agent.schedule import (
+from operators.runtime.schedule import (
     Kind,
     Periods,
     SyncState,
