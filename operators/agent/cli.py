@@ -10,7 +10,7 @@ import yaml
 
 from operators.agent.conntrack_timeouts import CLOSE_WAIT, ESTABLISHED
 from operators.cni import conflist
-from operators.runtime.cli import add_api_options, fail, run_component, setup_logging
+from operators.runtime.cli import add_api_options, fail, run_component, setup_logging, without_kubernetes_client
 from operators.runtime.schedule import Periods
 
 
@@ -19,6 +19,7 @@ def _env_flag(name: str) -> bool:
 
 
 def cmd_agent(args: argparse.Namespace) -> int:
+    without_kubernetes_client()
     from operators.agent import operator
     from operators.agent.uninstall import DaemonSetWatch
     from operators.proxy.model import ProxyConfig

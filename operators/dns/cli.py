@@ -8,7 +8,7 @@ import contextlib
 import os
 
 from operators.dns.config import DEFAULT_DOMAIN
-from operators.runtime.cli import add_api_options, fail, run_component, setup_logging
+from operators.runtime.cli import add_api_options, fail, run_component, setup_logging, without_kubernetes_client
 
 OFFLINE_LISTEN = "127.0.0.1:53"  # a debugging tool: loopback unless told otherwise
 CLUSTER_HTTP = "0.0.0.0:8080"
@@ -59,6 +59,7 @@ def cmd_dns(args: argparse.Namespace) -> int:
         with contextlib.suppress(KeyboardInterrupt):
             asyncio.run(offline.serve(objects, args.listen or OFFLINE_LISTEN, http=args.http))
         return 0
+    without_kubernetes_client()
     from operators.dns import watch
     from operators.dns.config import Server
     from operators.dns.names import parse_server

@@ -46,6 +46,14 @@ def periods(args: argparse.Namespace) -> Periods:
     return Periods(args.min_sync_period, args.max_sync_period, args.max_sync_period)
 
 
+def without_kubernetes_client() -> None:
+    """Kopf imports the kubernetes client whenever it is installed, only to recognise the client's model
+    classes, which knet never hands to Kopf. A component that makes no use of the client (the agent, DNS)
+    calls this before importing Kopf, and is spared the client and its models (about 18 MiB)."""
+    if "kubernetes" not in sys.modules:
+        sys.modules["kubernetes"] = None  # type: ignore[assignment]  # `import kubernetes` raises ImportError
+
+
 def setup_logging(verbose: bool) -> None:
     """Our INFO (DEBUG with -v); Kopf only from WARNING unless verbose (it logs every event at INFO)."""
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
