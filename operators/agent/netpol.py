@@ -1,11 +1,11 @@
-"""NetworkPolicy enforcement in the agent: views -> `compile_node` -> `render_nftables` -> one `nft -f`.
+"""NetworkPolicy enforcement in the agent: views -> `compile_node` -> `build_table` -> one `nft -f`.
 
 The same shape as the proxy's sync, each with its own loop (`operators.runtime.loop`), schedule and table
-(`inet knet-netpol`), so a failure on one side never holds up the other. The whole table is rendered
-on every change (the text is compared first: no change, no transaction); a full sync replaces the
-table in one transaction, an incremental one applies only the sets, maps and chains that changed
-(`operators.netpol.update`). Established flows pass the first rule of every base chain, so neither
-cuts them.
+(`inet knet-netpol`), so a failure on one side never holds up the other. The whole table is built on
+every change (as objects, compared first: no change, no transaction); a full sync replaces the table
+in one transaction, an incremental one applies only the elements, sets, chains and counters that
+changed (`operators.nft.table.diff_table`, as the proxy does). Established flows pass the first rule
+of every base chain, so neither cuts them.
 
 The window between a pod starting and its isolation: the ruleset drops traffic of local pod-CIDR
 addresses that are not in its `local-pods` set (`isolate_unprogrammed`), so a pod the agent has not
@@ -34,9 +34,9 @@ from operators.kube.pods import Namespace, Pod, parse_namespace, parse_pod
 from operators.kube.services import Node
 from operators.netpol.compiler import Compiler, compile_node
 from operators.netpol.model import NodeModel
-from operators.netpol.nftables import TABLE, RenderOptions, counter_names, render_nftables
+from operators.netpol.nftables import TABLE, RenderOptions, build_table, counter_names, ruleset_text
 from operators.netpol.policy import Policy, PolicyRef, parse_policy
-from operators.netpol.update import update
+from operators.nft.table import Table, diff_table
 from operators.runtime import schedule
 from operators.runtime.events import EventRecorder, post_new, to_report
 from operators.runtime.loop import SyncLoop
@@ -96,7 +96,7 @@ class NetpolAgent(SyncLoop):
         self.metrics = metrics
         self.events = events
         self.options = PolicyOptions()
-        self.applied_text: str | None = None
+        self.applied_table: Table | None = None
         self.applied: NodeModel | None = None
         self.compiler = Compiler()  # keeps the peers' addresses between syncs
         self.counted: dict[str, PolicyRef] = {}  # counter name -> policy, of the applied ruleset
@@ -147,7 +147,7 @@ class NetpolAgent(SyncLoop):
         changed = dirty_since is not None or self.retry_reports
         self.state = schedule.started(self.state, now)
         present = await dataplane.table_present(TABLE)
-        if not present and self.applied_text is not None:
+        if not present and self.applied_table is not None:
             log.warning("table inet %s was removed by someone else; restoring it", TABLE)
             self.metrics.errors.labels("table-missing").inc()
         if schedule.kind_of_sync(self.state, now, self.periods, present, changed) is Kind.NONE:
@@ -157,11 +157,11 @@ class NetpolAgent(SyncLoop):
         v = self.views()
         cidrs = [ipaddress.ip_network(c) for c in (v.node.pod_cidrs if v.node else ())]
         model = compile_node(v.policies, v.pods, v.namespaces, self.node, compiler=self.compiler)
-        text = render_nftables(model, cidrs, self.render_options(bool(v.policies)))
-        kind = schedule.kind_of_sync(self.state, now, self.periods, present, text != self.applied_text)
+        table = build_table(model, cidrs, self.render_options(bool(v.policies)))
+        kind = schedule.kind_of_sync(self.state, now, self.periods, present, table != self.applied_table)
         await self.read_counters()  # every sync (before a transaction restarts some of the counters)
         if kind is not Kind.NONE:
-            ok, err, kept = await self.apply(kind, text)
+            ok, err, kept = await self.apply(kind, table)
             if not ok:
                 log.error("nft netpol transaction failed, the previous rules stay: %s", err)
                 self.metrics.errors.labels("nft").inc()
@@ -170,8 +170,8 @@ class NetpolAgent(SyncLoop):
             self.metrics.sync_duration.labels(kind.value).observe(time.monotonic() - now)
             if dirty_since is not None:
                 self.metrics.programming_latency.observe(time.monotonic() - dirty_since)
-            self.applied_text = text
-            self.counts = {name: n for name, n in self.counts.items() if ("counter", name) in kept}
+            self.applied_table = table
+            self.counts = {name: n for name, n in self.counts.items() if name in kept}
             counting = self.render_options().counters  # else every sync would list counters that are not there
             self.counted = {name: ref for ref in model.policies for name in counter_names(ref.id)} if counting else {}
             log.info("%s netpol sync: %d local pods, %d isolating policies", kind.value, len(model.pods),
@@ -184,17 +184,18 @@ class NetpolAgent(SyncLoop):
         problems = [*v.problems, *model.problems]
         await self.report(v, problems)
 
-    async def apply(self, kind: Kind, text: str) -> tuple[bool, str, frozenset[tuple[str, str]]]:
-        """Only what changed (`operators.netpol.update`) in an incremental sync, else the whole table;
-        (ok, error, blocks left untouched). A failed update falls back to replacing the table."""
-        step = update(self.applied_text, text) if kind is Kind.INCREMENTAL and self.applied_text else None
-        if step is not None:
-            ok, err = await dataplane.nft_apply(step.text) if step.text else (True, "")
+    async def apply(self, kind: Kind, table: Table) -> tuple[bool, str, frozenset[str]]:
+        """Only what changed (`diff_table`) in an incremental sync, else the whole table; (ok, error,
+        counters left untouched, which keep counting). A failed diff falls back to replacing the table."""
+        old = self.applied_table
+        step = diff_table(old, table) if kind is Kind.INCREMENTAL and old is not None else None
+        if old is not None and step is not None:
+            ok, err = await dataplane.nft_apply(step) if step else (True, "")
             if ok:
-                return True, "", step.kept
+                return True, "", frozenset(k.name for k in old.counters) & {k.name for k in table.counters}
             log.warning("incremental netpol transaction failed, replacing the table: %s", err)
             self.metrics.errors.labels("nft").inc()
-        ok, err = await dataplane.nft_apply(text)
+        ok, err = await dataplane.nft_apply(ruleset_text(table, self.node))
         return ok, err, frozenset()
 
     def record(self, model: NodeModel) -> None:
