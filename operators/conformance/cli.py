@@ -88,8 +88,9 @@ def cmd_gateway(args: argparse.Namespace) -> int:
     kubeconfig = Path(args.kubeconfig) if args.kubeconfig else cluster.up(args.name, install_knet=True).kubeconfig
     try:
         gateway.prepare(kubeconfig, archive, args.name)
+        features = (*gateway.SUPPORTED_FEATURES, *(args.feature or ()))
         argv = gateway.command(bin_dir / "gateway-conformance.test", skips, out / "report.yaml", _version(),
-                               run_test=args.run_test or "")
+                               features=features, run_test=args.run_test or "")
         output = gateway.execute(argv, kubeconfig, out, echo=not args.quiet)
     finally:
         if made and not args.keep:
@@ -157,6 +158,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                     help="tests knet skips, each with its reason (default: conformance/gateway/skips.yaml)")
     gw.add_argument("--out", help="where suite.log, report.yaml and summary.txt go "
                     "(default: build/conformance/gateway-TIME)")
+    gw.add_argument("--feature", action="append", help="an extended feature to test beside the ones knet claims "
+                    "(repeatable; e.g. HTTPRouteMethodMatching)")
     gw.add_argument("--run-test", help="one test of the suite only (e.g. HTTPRouteSimpleSameNamespace)")
     gw.add_argument("--keep", action="store_true", help="leave the cluster it made up")
     gw.add_argument("--quiet", action="store_true", help="keep the suite's output in suite.log only")

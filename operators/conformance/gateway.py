@@ -25,9 +25,17 @@ GATEWAY_API_VERSION = "v1.6.3"
 CONTROLLER = "knet.io/gateway-nginx"
 GATEWAY_CLASS = "knet"
 PROFILE = "GATEWAY-HTTP"
-# What knet claims: the profile's core features. The extended features are listed in
-# conformance/gateway/README.md; a feature is claimed here only once its tests pass.
-SUPPORTED_FEATURES = ("Gateway", "HTTPRoute", "ReferenceGrant")
+# What knet claims: the profile's core features and the extended ones whose tests pass on kind
+# (conformance/gateway/README.md); `--feature` tries another without claiming it.
+CORE_FEATURES = ("Gateway", "HTTPRoute", "ReferenceGrant")
+EXTENDED_FEATURES = (
+    "GatewayHTTPListenerIsolation", "HTTPRoute303RedirectStatusCode", "HTTPRoute307RedirectStatusCode",
+    "HTTPRoute308RedirectStatusCode", "HTTPRouteBackendProtocolWebSocket", "HTTPRouteBackendTimeout",
+    "HTTPRouteHostRewrite", "HTTPRouteMethodMatching", "HTTPRouteNamedRouteRule", "HTTPRoutePathRedirect",
+    "HTTPRoutePathRewrite", "HTTPRoutePortRedirect", "HTTPRouteQueryParamMatching", "HTTPRouteRequestMirror",
+    "HTTPRouteRequestMultipleMirrors", "HTTPRouteRequestTimeout", "HTTPRouteResponseHeaderModification",
+    "HTTPRouteSchemeRedirect")
+SUPPORTED_FEATURES = CORE_FEATURES + EXTENDED_FEATURES
 NETNS = "knet-kind"
 
 

@@ -42,10 +42,12 @@ def test_command_names_class_profile_features_skips_and_report() -> None:
     argv = gateway.command(Path("/b/suite.test"), [SuiteSkip("A", "x"), SuiteSkip("B", "y")], Path("/o/r.yaml"),
                            "0.1.0")
     assert argv[0] == "/b/suite.test"
-    for flag in ("-gateway-class=knet", "-conformance-profiles=GATEWAY-HTTP",
-                 "-supported-features=Gateway,HTTPRoute,ReferenceGrant", "-skip-tests=A,B",
+    for flag in ("-gateway-class=knet", "-conformance-profiles=GATEWAY-HTTP", "-skip-tests=A,B",
                  "-report-output=/o/r.yaml", "-version=0.1.0"):
         assert flag in argv
+    features = next(a for a in argv if a.startswith("-supported-features=")).split("=", 1)[1].split(",")
+    assert features[:3] == ["Gateway", "HTTPRoute", "ReferenceGrant"] and "HTTPRouteMethodMatching" in features
+    assert "-supported-features=Gateway,X" in gateway.command(Path("t"), [], Path("r"), "v", features=("Gateway", "X"))
     assert not any(a.startswith("-run-test") for a in argv)
     assert "-run-test=X" in gateway.command(Path("t"), [], Path("r"), "v", run_test="X")
     assert not any(a.startswith("-skip-tests") for a in gateway.command(Path("t"), [], Path("r"), "v"))
