@@ -1,34 +1,44 @@
-"""`knet`: the command line. Each capability registers its own sub-commands."""
+"""`knet`: the command line. Each capability registers its own sub-commands.
+
+Only the module of the sub-command being run is imported (all of them for `knet --help`): a component
+started as `knet agent` must not carry the ingress's template engine, the devcluster's kubernetes client
+or the conformance runner in its memory.
+"""
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 
 from . import __version__
 
+COMMANDS = {  # sub-command -> the module whose register() adds it
+    "agent": "operators.agent.cli",
+    "controller": "operators.controller.cli",
+    "dns": "operators.dns.cli",
+    "ingress": "operators.ingress.cli",
+    "devcluster": "operators.devcluster.cli",
+    "kind": "operators.kind.cli",
+    "conformance": "operators.conformance.cli",
+    "render": "operators.offline_cli",
+    "explain": "operators.offline_cli",
+}
+
+
+def modules_for(argv: list[str]) -> list[str]:
+    """The modules to register: the named sub-command's alone, else every one (help, a typo)."""
+    first = next((a for a in argv if not a.startswith("-")), None)
+    return [COMMANDS[first]] if first in COMMANDS else list(dict.fromkeys(COMMANDS.values()))
+
 
 def main(argv: list[str] | None = None) -> None:
-    from . import offline_cli
-    from .agent import cli as agent_cli
-    from .conformance import cli as conformance_cli
-    from .controller import cli as controller_cli
-    from .devcluster import cli as devcluster_cli
-    from .dns import cli as dns_cli
-    from .ingress import cli as ingress_cli
-    from .kind import cli as kind_cli
-
+    argv = sys.argv[1:] if argv is None else argv
     parser = argparse.ArgumentParser(prog="knet", description="Kubernetes networking as Kopf operators")
     parser.add_argument("--version", action="version", version=f"knet {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
-    devcluster_cli.register(sub)
-    offline_cli.register(sub)
-    agent_cli.register(sub)
-    controller_cli.register(sub)
-    dns_cli.register(sub)
-    ingress_cli.register(sub)
-    kind_cli.register(sub)
-    conformance_cli.register(sub)
+    for name in modules_for(argv):
+        importlib.import_module(name).register(sub)
     args = parser.parse_args(argv)
     sys.exit(args.func(args) or 0)
 

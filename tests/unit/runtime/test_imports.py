@@ -18,3 +18,22 @@ print(sorted(m for m in sys.modules if m.split(".")[0] in ("kubernetes", "pydant
 def test_the_agent_and_dns_import_no_kubernetes_client() -> None:
     out = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+CLI = """
+import contextlib, sys
+from operators import cli
+with contextlib.suppress(SystemExit):
+    cli.main(["agent", "--help"])
+print(sorted({m.split(".")[0] for m in sys.modules} & {"kubernetes", "jinja2", "dnslib", "cryptography", "kopf"}))
+"""
+
+
+def test_knet_agent_loads_no_other_components_libraries() -> None:
+    out = subprocess.run([sys.executable, "-c", CLI], capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_every_sub_command_is_offered_when_none_is_named() -> None:
+    out = subprocess.run([sys.executable, "-m", "operators.cli", "--help"], capture_output=True, text=True, check=True)
+    assert all(name in out.stdout for name in ("agent", "controller", "dns", "ingress", "kind", "render", "explain"))
