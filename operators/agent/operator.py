@@ -22,13 +22,12 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import kopf
 
 from operators.agent import config, conntrack_timeouts, status, store
 from operators.agent.announce import Announcer
-from operators.agent.cni import CniAgent
 from operators.agent.cni_metrics import CniMetrics
 from operators.agent.metrics import Metrics
 from operators.agent.netpol import NetpolAgent, namespace_entry, pod_entry, policy_entry
@@ -47,6 +46,9 @@ from operators.runtime.events import EventRecorder
 from operators.runtime.loop import SyncLoop
 from operators.runtime.schedule import Periods
 from operators.runtime.servers import StatusServers
+
+if TYPE_CHECKING:
+    from operators.agent.cni import CniAgent
 
 log = logging.getLogger(__name__)
 COMPONENT = "knet-agent"  # in the Events the agent posts
@@ -200,6 +202,8 @@ async def run(options: Options) -> None:
         settings.listen(lambda cfg: netpol.configure(cfg.policy, cfg.periods))
     cni = None
     if options.cni:
+        from operators.agent.cni import CniAgent  # with pyroute2, for the routes: in CNI mode alone
+
         cni = CniAgent(options.node, Path(options.cni_conflist), options.cni_mtu, options.periods,
                        CniMetrics(metrics.registry), events)
         settings.listen(lambda cfg: cni.configure(cfg.proxy.cluster_cidrs, cfg.periods))

@@ -29,6 +29,12 @@ print(sorted({m.split(".")[0] for m in sys.modules} & {"kubernetes", "jinja2", "
 """
 
 
+def test_the_agent_loads_pyroute2_in_cni_mode_alone() -> None:
+    probe = "import sys, operators.agent.operator; print('pyroute2' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
 def test_knet_agent_loads_no_other_components_libraries() -> None:
     out = subprocess.run([sys.executable, "-c", CLI], capture_output=True, text=True, check=True)
     assert out.stdout.strip().splitlines()[-1] == "[]"
