@@ -1,12 +1,10 @@
 """`knet agent`: informers feeding the proxy's, the NetworkPolicy and the CNI loops, inside a standalone
 Kopf operator run on every node.
 
-The objects whose number grows with the cluster (Services, EndpointSlices, Pods, and with them
-Namespaces, NetworkPolicies and our Node; in CNI mode every Node) come through
-`operators.kube.informer` (one list, then a watch), parsed at once into compact views; Kopf's
+The watched objects (Services, EndpointSlices, Pods, Namespaces, NetworkPolicies and the Nodes) come
+through `operators.kube.informer` (one list, then a watch), parsed at once into compact views; Kopf's
 per-object workers made its initial listing quadratic. Kopf keeps the lifecycle (login, signals) and
-the small watches: ClusterNetworkConfig and the peers' Nodes for the node report. Nothing here writes
-to the watched objects.
+one small watch, the ClusterNetworkConfig. Nothing here writes to the watched objects.
 
 Kopf is set up for a node agent: standalone (no peering), no resource scanning (which would need
 RBAC on CRDs and namespaces), no Kubernetes Events from log lines (ours are explicit), API requests
@@ -26,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import kopf
 
-from operators.agent import config, conntrack_timeouts, status, store
+from operators.agent import announce, config, conntrack_timeouts, status, store
 from operators.agent.announce import Announcer
 from operators.agent.cni_metrics import CniMetrics
 from operators.agent.metrics import Metrics
@@ -82,18 +80,23 @@ class Feeds:
     policies were not seen yet. The first notice after that starts both loops (`changed` sets their
     `listed`).
 
-    The proxy watches every Node: no Service's externalIP may take any Node's address. A peer's change starts
-    a sync only when its view changed (addresses, podCIDRs), not at each heartbeat. Without the proxy, the
-    NetworkPolicy side watches this node only. CNI mode adds a watch of every Node of its own; the CNI side
-    waits for that listing alone: until it writes the conflist, the node is NotReady."""
+    One informer watches the Nodes for all three sides: every Node when the proxy (no Service's
+    externalIP may take any Node's address) or CNI mode (routes to every peer) runs, else this node alone.
+    A Node's change starts a sync only when its view changed (addresses, podCIDRs), not at each
+    heartbeat, and the NetworkPolicy side hears of this node alone. The CNI side waits for the Nodes'
+    listing alone: until it writes the conflist, the node is NotReady."""
 
     def __init__(self, client: Client, node: str, agent: ProxyAgent | None, netpol: NetpolAgent | None,
-                 cni: CniAgent | None = None) -> None:
-        self.agent, self.netpol, self.cni, self.listed = agent, netpol, cni, False
-        self.node = Index(store.node_entry, self.when_listed(self.node_changed))
-        # The proxy needs every Node's addresses (no Service's externalIP may take one); the rest only this one.
+                 cni: CniAgent | None = None, reporter: status.NodeReporter | None = None) -> None:
+        self.agent, self.netpol, self.cni, self.listed, self.name = agent, netpol, cni, False, node
+        self.node = Index(store.node_entry, self.node_changed)
+        self.peers = Index(announce.peer_of, lambda *_: reporter.wake.set()) if reporter is not None else None
+        if reporter is not None and self.peers is not None:
+            reporter.attach(self.peers)
         own = Resource("v1", "nodes", field_selector=f"metadata.name={node}")
-        sources: list[tuple[Resource, Index]] = [(own if agent is None else Resource("v1", "nodes"), self.node)]
+        nodes = Resource("v1", "nodes") if agent is not None or cni is not None else own
+        self.nodes = informer.Informer(client, nodes, self.node_seen)
+        sources: list[tuple[Resource, Index]] = []
         if agent is not None:
             self.services = Index(store.service_entry, self.when_listed(lambda *_: agent.changed()))
             self.slices = Index(store.slice_entry, self.when_listed(self.slice_changed))
@@ -108,12 +111,14 @@ class Feeds:
             sources += [(Resource("networking.k8s.io/v1", "networkpolicies"), policies),
                         (Resource("v1", "pods"), pods), (Resource("v1", "namespaces"), namespaces)]
             netpol.attach(policies, pods, namespaces, self.node)
-        self.informers = [informer.Informer(client, resource, index.handle) for resource, index in sources]
-        self.all_nodes: informer.Informer | None = None
+        self.informers = [self.nodes, *(informer.Informer(client, r, index.handle) for r, index in sources)]
         if cni is not None:
-            nodes = Index(store.node_entry, self.when_all_nodes_listed(lambda *_: cni.changed()))
-            cni.attach(nodes)
-            self.all_nodes = informer.Informer(client, Resource("v1", "nodes"), nodes.handle, name="nodes (cni)")
+            cni.attach(self.node)
+
+    def node_seen(self, kind: str, body: Mapping[str, Any]) -> None:
+        self.node.handle(kind, body)
+        if self.peers is not None:
+            self.peers.handle(kind, body)
 
     def when_listed(self, notify: Callable[..., None]) -> Callable[..., None]:
         def tell(*args: Any) -> None:
@@ -121,15 +126,9 @@ class Feeds:
                 notify(*args)
         return tell
 
-    def when_all_nodes_listed(self, notify: Callable[..., None]) -> Callable[..., None]:
-        def tell(*args: Any) -> None:
-            if self.all_nodes is not None and self.all_nodes.listed.is_set():
-                notify(*args)
-        return tell
-
-    async def cni_start(self, cni: CniAgent, nodes: informer.Informer) -> None:
-        await nodes.listed.wait()
-        log.info("listed %d nodes for the CNI side", len(nodes.known))
+    async def cni_start(self, cni: CniAgent) -> None:
+        await self.nodes.listed.wait()
+        log.info("listed %d nodes for the CNI side", len(self.nodes.known))
         cni.changed()
 
     def slice_changed(self, kind: str, body: Mapping[str, Any]) -> None:
@@ -137,17 +136,21 @@ class Feeds:
         assert self.agent is not None  # slices are watched for the proxy alone
         self.agent.slice_changed(uid, store.trigger_time(body), deleted=kind == "DELETED")
 
-    def node_changed(self, *_: Any) -> None:
+    def node_changed(self, kind: str = "", body: Mapping[str, Any] | None = None) -> None:
+        """A Node's view changed (no `body`: every side's first notice, once everything is listed)."""
+        if self.cni is not None and self.nodes.listed.is_set():
+            self.cni.changed()
+        if not self.listed:
+            return
         if self.agent is not None:
             self.agent.changed()
-        if self.netpol is not None:
+        if self.netpol is not None and (body is None or (body.get("metadata") or {}).get("name") == self.name):
             self.netpol.changed()
 
     async def run(self) -> None:
         tasks = [asyncio.create_task(i.run(), name=f"informer {i.name}") for i in self.informers]
-        if self.cni is not None and self.all_nodes is not None:
-            tasks += [asyncio.create_task(self.all_nodes.run(), name="informer nodes (cni)"),
-                      asyncio.create_task(self.cni_start(self.cni, self.all_nodes), name="cni start")]
+        if self.cni is not None:
+            tasks.append(asyncio.create_task(self.cni_start(self.cni), name="cni start"))
         try:
             await asyncio.gather(*(i.listed.wait() for i in self.informers))
             self.listed = True
@@ -161,16 +164,14 @@ class Feeds:
                 task.cancel()
 
 
-def build_registry(credentials: login.Credentials, network_config: config.Settings | None = None,
-                   reporter: status.NodeReporter | None = None) -> kopf.OperatorRegistry:
-    """Kopf keeps the agent's lifecycle and its small watches (ClusterNetworkConfig, the peers' Nodes)."""
+def build_registry(credentials: login.Credentials, network_config: config.Settings | None = None
+                   ) -> kopf.OperatorRegistry:
+    """Kopf keeps the agent's lifecycle and its one small watch (the ClusterNetworkConfig)."""
     registry = kopf.OperatorRegistry()
 
     @kopf.on.startup(registry=registry)
-    async def startup(settings: kopf.OperatorSettings, **kwargs: Any) -> None:
+    async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
         observe_only(settings)
-        if reporter is not None:
-            reporter.attach(kwargs["peers"])
 
     @kopf.on.login(registry=registry)
     def authenticate(**_: Any) -> kopf.ConnectionInfo:
@@ -178,8 +179,6 @@ def build_registry(credentials: login.Credentials, network_config: config.Settin
 
     if network_config is not None:
         config.add_watch(registry, network_config)
-    if reporter is not None:
-        status.add_watches(registry, reporter)
     return registry
 
 
@@ -218,7 +217,7 @@ async def run(options: Options) -> None:
     servers = StatusServers(metrics.registry, loops[0].status)  # the first side: the CLI asks for one
     await servers.start(options.metrics_addr, options.health_addr)
     tasks = [asyncio.create_task(loop.run(), name=f"{loop.side} sync loop") for loop in loops]
-    tasks.append(asyncio.create_task(Feeds(client, options.node, agent, netpol, cni).run(), name="informers"))
+    tasks.append(asyncio.create_task(Feeds(client, options.node, agent, netpol, cni, reporter).run(), name="informers"))
     if reporter is not None:
         tasks.append(asyncio.create_task(reporter.run(), name="node reports"))
     if options.daemonset is not None:
@@ -227,7 +226,7 @@ async def run(options: Options) -> None:
     log.info("knet agent on node %s (%s), API server %s", options.node, ", ".join(loop.side for loop in loops),
              credentials.server)
     try:
-        await kopf.operator(registry=build_registry(credentials, settings, reporter), standalone=True,
+        await kopf.operator(registry=build_registry(credentials, settings), standalone=True,
                             clusterwide=True)
     finally:
         for task in tasks:

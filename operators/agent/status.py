@@ -27,7 +27,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
-import kopf
 
 from operators.agent import announce, config, store
 from operators.agent.proxy import ProxyAgent
@@ -190,17 +189,17 @@ class NodeReporter:
         self.settings = settings
         self.writer = writer
         self.announcer = announcer
-        self.peers: Mapping[Any, Iterable[announce.Peer]] = {}
+        self.peers: Iterable[announce.Peer] = ()  # every Node's readiness and labels (the agent's Node informer)
         self.wake = asyncio.Event()
         self.announced_for: tuple[ProxyModel | None, tuple[announce.Peer, ...]] = (None, ())
 
-    def attach(self, peers: Mapping[Any, Iterable[announce.Peer]]) -> None:
+    def attach(self, peers: Iterable[announce.Peer]) -> None:
         self.peers = peers
 
     async def step(self) -> None:
         agent, model = self.agent, self.agent.applied
         if model is not None and self.announcer is not None:
-            peers = tuple(sorted((p for store_ in self.peers.values() for p in store_), key=lambda p: p.name))
+            peers = tuple(sorted(self.peers, key=lambda p: p.name))
             if self.announced_for[0] is not model or self.announced_for[1] != peers:
                 slices = store.views(agent.indices[1]) if agent.indices else ()
                 errors = await self.announcer.update(model.node_ips, announce.announced(model, peers, slices))
@@ -224,15 +223,3 @@ class NodeReporter:
             self.wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.wake.wait(), 1.0)
-
-
-def add_watches(registry: kopf.OperatorRegistry, reporter: NodeReporter) -> None:
-    """Every Node's readiness and labels, for the LoadBalancer election."""
-
-    @kopf.index("v1", "nodes", id="peers", registry=registry)
-    async def peers(body: kopf.Body, **_: Any) -> announce.Peer:
-        return announce.peer_of(body)
-
-    @kopf.on.event("v1", "nodes", id="peer-changed", registry=registry)
-    async def peer_changed(**_: Any) -> None:
-        reporter.wake.set()

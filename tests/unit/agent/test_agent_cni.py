@@ -170,11 +170,12 @@ def test_the_cni_side_starts_with_the_node_listing_alone() -> None:
     proxy = ProxyAgent("a", ProxyConfig(), Periods(), Metrics(), None)
     cni = CniAgent("a", Path("/nonexistent"), None, Periods(), CniMetrics(CollectorRegistry()), None)
     feeds = Feeds(Client(Credentials("https://192.0.2.1:6443")), "a", proxy, None, cni)
-    assert feeds.all_nodes is not None and feeds.all_nodes.resource.field_selector == ""
-    feeds.all_nodes.handle("ADDED", B)
+    assert [i.resource.plural for i in feeds.informers].count("nodes") == 1, "one Node watch for every side"
+    assert feeds.nodes.resource.field_selector == ""
+    feeds.nodes.handle("ADDED", B)
     assert not cni.listed.is_set(), "told of a Node before the listing ended"
-    feeds.all_nodes.listed.set()
-    feeds.all_nodes.handle("MODIFIED", node("b", "172.18.0.9", "10.244.1.0/24"))
+    feeds.nodes.listed.set()
+    feeds.nodes.handle("MODIFIED", node("b", "172.18.0.9", "10.244.1.0/24"))
     assert cni.listed.is_set() and not proxy.listed.is_set()
 
 
