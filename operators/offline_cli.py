@@ -60,9 +60,12 @@ def cmd_render_ingress(args: argparse.Namespace) -> int:
 
 def cmd_render_gateway(args: argparse.Namespace) -> int:
     from .gateway import offline
+    from .ingress.render import Runtime
 
     ports = (args.http_port or 80, args.https_port or 443)
-    model, problems, status = offline.model_from_objects(load_objects(args.filename), ingress_ports=ports)
+    taken = (args.status_port or Runtime().status_port,)  # nginx's own loopback status server
+    model, problems, status = offline.model_from_objects(load_objects(args.filename), ingress_ports=ports,
+                                                         taken_ports=taken)
     return _nginx_out(model, [str(p) for p in problems], args, offline.status_text(status))
 
 

@@ -110,7 +110,7 @@ def _certificate(gw: Gateway, listener: Listener, secrets: dict[str, TLSSecret],
 
 
 def _check(gw: Gateway, listener: Listener, secrets: dict[str, TLSSecret], grants: list[ReferenceGrant],
-           conflict: str) -> ListenerState:
+           conflict: str, taken: frozenset[int]) -> ListenerState:
     kinds, all_kinds = _kinds(listener)
     refused = ""
     if listener.protocol not in PROTOCOLS:  # no route kind fits a protocol knet does not speak
@@ -120,6 +120,8 @@ def _check(gw: Gateway, listener: Listener, secrets: dict[str, TLSSecret], grant
         reason, refused = "UnsupportedValue", f"hostname {listener.hostname!r} is not a valid hostname"
     elif listener.protocol == "HTTPS" and listener.tls_mode != "Terminate":
         reason, refused = "UnsupportedValue", f"TLS mode {listener.tls_mode} is not supported on HTTPS"
+    elif listener.port in taken:  # nginx could not bind it, and would then keep its old config for everyone
+        reason, refused = "PortUnavailable", f"port {listener.port} is taken by another server of knet's ingress pod"
     elif conflict:
         reason, refused = conflict, f"another listener on port {listener.port} conflicts ({conflict})"
     conds = [condition("Conflicted", bool(conflict), conflict or "NoConflicts")]
@@ -163,16 +165,19 @@ def _conflicts(gateways: list[Gateway], ingress_ports: dict[int, str]) -> dict[t
 
 
 def gateway_states(gateways: Iterable[Gateway], our_classes: set[str], secrets: Iterable[TLSSecret],
-                   grants: Iterable[ReferenceGrant], ingress_ports: dict[int, str]) -> list[GatewayState]:
+                   grants: Iterable[ReferenceGrant], ingress_ports: dict[int, str],
+                   taken_ports: Iterable[int] = ()) -> list[GatewayState]:
     """The states of the Gateways of our classes, oldest first. `ingress_ports`: port -> the protocol the
-    Ingress controller serves there (HTTP, HTTPS)."""
+    Ingress controller serves there (HTTP, HTTPS); `taken_ports`: the ingress pod's other servers' ports
+    (health, metrics, nginx's status), which no listener may have."""
+    taken = frozenset(taken_ports)
     mine = sorted((g for g in gateways if g.class_name in our_classes), key=lambda g: g.meta.age_key)
     by_key = {s.key: s for s in secrets}
     grant_list = list(grants)
     conflicts = _conflicts(mine, ingress_ports)
     states = []
     for gw in mine:
-        listeners = tuple(_check(gw, lst, by_key, grant_list, conflicts.get((gw.meta.key, lst.name), ""))
+        listeners = tuple(_check(gw, lst, by_key, grant_list, conflicts.get((gw.meta.key, lst.name), ""), taken)
                           for lst in gw.listeners)
         served = sum(ls.served for ls in listeners)
         valid = all(ls.conditions[1].status for ls in listeners)

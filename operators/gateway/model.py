@@ -68,14 +68,16 @@ class Status:
 def build_model(objects: GatewayObjects, ingress_classes: Iterable[IngressClass], ingresses: Iterable[Ingress],
                 services: Iterable[Service], slices: Iterable[EndpointSlice], secrets: Iterable[TLSSecret],
                 config: IngressConfig | None = None, ingress_ports: tuple[int, int] = (80, 443),
+                taken_ports: Iterable[int] = (),
                 ) -> tuple[IngressModel, list[Problem], Status]:
-    """The model nginx serves (Ingresses and Gateways), the problems, and the status to write."""
+    """The model nginx serves (Ingresses and Gateways), the problems, and the status to write. `taken_ports`:
+    the ingress pod's ports that are not nginx's to serve (its health and metrics servers, nginx's status)."""
     cfg = config or IngressConfig()
     services, secrets, ingress_classes = list(services), list(secrets), list(ingress_classes)
     mine = [i for i in ingresses if ingress_is_ours(i, ingress_classes, cfg)]
     classes = [c for c in objects.classes if c.controller == CONTROLLER]
     states = gateway_states(objects.gateways, ours(classes), secrets, objects.grants,
-                            {ingress_ports[0]: "HTTP", ingress_ports[1]: "HTTPS"})
+                            {ingress_ports[0]: "HTTP", ingress_ports[1]: "HTTPS"}, taken_ports)
     attachments, parents = attach(objects.routes, states, services, objects.grants, objects.namespaces)
     attached: dict[tuple[str, str], set[str]] = {}
     for a in attachments:

@@ -28,11 +28,11 @@ def gateway_objects(objects: list[Obj], problems: list[Problem]) -> GatewayObjec
 
 
 def model_from_objects(objects: list[Obj], config: Mapping[str, Any] | None = None,
-                       ingress_ports: tuple[int, int] = (80, 443),
+                       ingress_ports: tuple[int, int] = (80, 443), taken_ports: tuple[int, ...] = (),
                        ) -> tuple[IngressModel, list[Problem], Status]:
     cfg, problems = IngressConfig.from_dict(config)
     gw = gateway_objects(objects, problems)
-    model, found, status = build_model(gw, *ingress_objects(objects, problems), cfg, ingress_ports)
+    model, found, status = build_model(gw, *ingress_objects(objects, problems), cfg, ingress_ports, taken_ports)
     return model, problems + found, status
 
 

@@ -7,6 +7,7 @@ import logging
 import os
 import shutil
 import socket
+from dataclasses import replace
 from pathlib import Path
 
 import yaml
@@ -45,9 +46,8 @@ def cmd_ingress(args: argparse.Namespace) -> int:
 
     try:
         data = yaml.safe_load(Path(args.config).read_text()) if args.config else {}
-        parse_addr(args.metrics_addr)
-        parse_addr(args.health_addr)
-        runtime = runtime_for(args)
+        others = (parse_addr(args.metrics_addr)[1], parse_addr(args.health_addr)[1])
+        runtime = replace(runtime_for(args), other_ports=others)
     except (OSError, yaml.YAMLError, ValueError) as e:
         return fail(str(e))
     nginx = shutil.which(args.nginx) or args.nginx

@@ -160,7 +160,7 @@ class IngressController:
         ingresses = [i for i in views["ingresses"] if only is None or i.key in only]
         return build_gateway_model(gateway_objects(views), views["classes"], ingresses, views["services"],
                                    views["slices"], views["secrets"], self.config,
-                                   (self.rt.http_port, self.rt.https_port))
+                                   (self.rt.http_port, self.rt.https_port), self.rt.taken_ports())
 
     def held(self, views: Mapping[str, list[Any]]) -> frozenset[str]:
         """The quarantined Ingresses that have not changed since nginx refused them (the rest are forgotten)."""

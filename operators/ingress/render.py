@@ -55,6 +55,7 @@ class Runtime:
     http_port: int = 80
     https_port: int = 443
     status_port: int = 10254  # 127.0.0.1 only: /healthz and /nginx_status
+    other_ports: tuple[int, ...] = ()  # the pod's servers beside nginx (health, metrics): no Gateway listener's
     ipv6: bool = True
     worker_processes: int = 0  # 0: one per CPU
     dynamic_endpoints: bool = False
@@ -76,6 +77,10 @@ class Runtime:
         ports = [self.http_port, self.https_port, self.status_port]
         if bad or not all(isinstance(p, int) and 1 <= p <= 65535 for p in ports) or len(set(ports)) < 3:
             raise ValueError(f"unsafe runtime paths {bad} or ports {ports}")
+
+    def taken_ports(self) -> tuple[int, ...]:
+        """The ports a Gateway listener may not have: nginx's status server's and the pod's other servers'."""
+        return (self.status_port, *self.other_ports)
 
 
 def _camel(name: str) -> str:

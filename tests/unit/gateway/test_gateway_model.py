@@ -158,6 +158,15 @@ def test_an_unsupported_protocol_is_not_accepted() -> None:
     assert "Accepted=False(UnsupportedProtocol)" in next(x for x in status if "listener tcp" in x)
 
 
+def test_a_port_another_server_of_the_pod_has_is_unavailable_and_never_rendered() -> None:
+    objects = [CLASS, gateway(http(port=8080), http("web", port=8000)), route(), service()]
+    model, _, status = model_from_objects(objects, taken_ports=(8080, 9090))
+    lines = status_text(status)
+    assert "Accepted=False(PortUnavailable)" in next(x for x in lines if "listener http " in x)
+    assert "Programmed=True" in next(x for x in lines if "listener web " in x)
+    assert sorted({ls.port for s in model.servers if s.gateway for ls in s.listens}) == [8000]
+
+
 def test_a_gateway_of_another_class_gets_no_status() -> None:
     other = gateway(name="theirs")
     other["spec"]["gatewayClassName"] = "someone-else"
