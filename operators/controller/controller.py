@@ -1,28 +1,28 @@
-"""The controller's sync loop: Kopf's indices in, status patches, Events and the CoreDNS ConfigMap out.
+"""The controller's sync loop: the informers' views in, status patches, Events and the CoreDNS ConfigMap out.
 
 Every sync recomputes everything from the indices (pools.allocate, dnsconfig.plan) and writes only
 what differs from what the API shows, so a resync is cheap and a restarted or newly active replica
 converges to the same result. Syncs are debounced (`min` seconds collect a burst of changes) and run
 at least every `max` seconds, which also puts back a Corefile someone edited by hand. Only the active
 replica writes (leader.is_active, asked of the ClusterKopfPeering object before each sync), and only
-after Kopf delivered a first event, which it does once every index has its initial listing.
+once every informer has its initial listing (a half-listed cluster would hand a Service's address to
+another).
 """
 
 from __future__ import annotations
 
-import asyncio
 import datetime
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import kubernetes
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from operators.controller import dnsconfig, leader, pools, status
 from operators.dns.corefile import ClusterSettings
+from operators.kube.client import MERGE_PATCH, ApiError, Client, api_path
 from operators.runtime.events import EventRecorder
 from operators.runtime.loop import StepLoop
 from operators.runtime.schedule import Periods
@@ -30,6 +30,17 @@ from operators.runtime.store import ObjectRef
 
 log = logging.getLogger(__name__)
 GROUP, VERSION = "knet.io", "v1alpha1"
+
+
+@dataclass
+class Views:
+    """What the controller watches, as its informers keep it (operator.py): Services with their Event
+    references, Namespaces' labels, and the pools and DNSConfigs in compact form."""
+
+    services: Iterable[tuple[pools.LBService, ObjectRef]] = ()
+    namespaces: Iterable[tuple[str, dict[str, str]]] = ()
+    pools: Iterable[dict[str, Any]] = ()
+    dnsconfigs: Iterable[dict[str, Any]] = ()
 
 
 @dataclass(frozen=True)
@@ -56,32 +67,25 @@ class Metrics:
                                        "Corefiles written to CoreDNS's ConfigMap", registry=r)
 
 
-def values(index: Any) -> list[Any]:
-    """Every value a Kopf index holds (one per object: the keys are unique)."""
-    return [v for key in list(index or {}) for v in index.get(key, ())] if index is not None else []
-
-
 class Controller:
-    def __init__(self, configuration: kubernetes.client.Configuration, events: EventRecorder, metrics: Metrics,
+    def __init__(self, client: Client, events: EventRecorder, metrics: Metrics,
                  peering: Peering, coredns: tuple[str, str] | None, periods: Periods,
                  now: Callable[[], datetime.datetime] = lambda: datetime.datetime.now(datetime.UTC)) -> None:
-        client = kubernetes.client.ApiClient(configuration)
-        self.core = kubernetes.client.CoreV1Api(client)
-        self.custom = kubernetes.client.CustomObjectsApi(client)
+        self.client = client
         self.events = events
         self.metrics = metrics
         self.peering = peering
         self.coredns = coredns
         self.now = now
-        self.indexes: dict[str, Any] = {}
+        self.views = Views()
         self.loop = StepLoop("controller", periods, metrics.errors.inc, self.step)
         self.reported: frozenset[tuple[str, str, str]] = frozenset()
         self.synced = False
         self.active = not peering.name
         self.last_sync: float | None = None
 
-    def attach(self, **indexes: Any) -> None:
-        self.indexes = indexes
+    def attach(self, views: Views) -> None:
+        self.views = views
 
     def changed(self) -> None:
         self.loop.changed()
@@ -102,8 +106,7 @@ class Controller:
     async def is_active(self) -> bool:
         if not self.peering.name:
             return True
-        obj = await asyncio.to_thread(self.custom.get_cluster_custom_object, "kopf.dev", "v1",
-                                      "clusterkopfpeerings", self.peering.name, _request_timeout=10)
+        obj = await self.client.request("GET", api_path("kopf.dev/v1", "clusterkopfpeerings", name=self.peering.name))
         return leader.is_active(obj.get("status"), self.peering.identity, self.peering.priority, self.now())
 
     async def sync(self) -> None:
@@ -113,25 +116,27 @@ class Controller:
     # --- LoadBalancer addresses
 
     async def sync_pools(self) -> None:
-        pool_objs = {o["metadata"]["name"]: o for o in values(self.indexes.get("pools"))}
+        pool_objs = {o["metadata"]["name"]: o for o in self.views.pools}
         valid, problems = pools.valid_pools(pool_objs.values())
-        services = {svc.key: (svc, ref) for svc, ref in values(self.indexes.get("services"))}
-        namespaces = dict(values(self.indexes.get("namespaces")))
+        services = {svc.key: (svc, ref) for svc, ref in self.views.services}
+        namespaces = dict(self.views.namespaces)
         result = pools.allocate(valid, problems, [s for s, _ in services.values()], namespaces)
         for key, addresses in result.addresses.items():
             svc = services[key][0]
             if patch := status.service_status(svc.current, addresses):
                 log.info("Service %s: load-balancer addresses %s", key, ", ".join(addresses) or "released")
-                await self.write(f"Service {key}", self.core.patch_namespaced_service_status, svc.name,
-                                 svc.namespace, patch)
+                await self.write(f"Service {key}", api_path("v1", "services", svc.namespace, svc.name,
+                                                                       subresource="status"),
+                                 patch)
         for name, obj in pool_objs.items():
             usage = result.usage.get(name)
             for state, count in (("allocated", usage.allocated if usage else 0),
                                  ("available", usage.available if usage else 0)):
                 self.metrics.addresses.labels(name, state).set(count)
             if patch := status.pool_status(obj, usage, problems.get(name), self.now()):
-                await self.write(f"LoadBalancerIPPool {name}", self.custom.patch_cluster_custom_object_status,
-                                 GROUP, VERSION, "loadbalancerippools", name, patch)
+                await self.write(f"LoadBalancerIPPool {name}",
+                                 api_path(f"{GROUP}/{VERSION}", "loadbalancerippools", name=name, subresource="status"),
+                                 patch)
         for gone in set(self._labelled_pools()) - set(pool_objs):
             for state in ("allocated", "available"):
                 self.metrics.addresses.remove(gone, state)
@@ -140,13 +145,13 @@ class Controller:
         found += [(_pool_ref(pool_objs[name]), problem.reason, problem.message) for name, problem in problems.items()]
         await self.report(found)
 
-    async def write(self, what: str, patch: Callable[..., Any], *args: Any) -> None:
-        """One status patch; a refusal (the object is gone, a conflict, no permission) is logged and
+    async def write(self, what: str, path: str, patch: Mapping[str, Any]) -> None:
+        """One status merge patch; a refusal (the object is gone, a conflict, no permission) is logged and
         counted, and the other objects are still written (the next sync tries again)."""
         try:
-            await asyncio.to_thread(patch, *args, _request_timeout=10)
-        except kubernetes.client.ApiException as e:
-            log.warning("could not write the status of %s: %s %s", what, e.status, e.reason)
+            await self.client.request("PATCH", path, patch, MERGE_PATCH)
+        except ApiError as e:
+            log.warning("could not write the status of %s: %s", what, e)
             self.metrics.errors.inc()
 
     def _labelled_pools(self) -> set[str]:
@@ -165,7 +170,7 @@ class Controller:
     # --- CoreDNS's Corefile
 
     async def sync_dns(self) -> None:
-        configs = {o["metadata"]["name"]: o for o in values(self.indexes.get("dnsconfigs"))}
+        configs = {o["metadata"]["name"]: o for o in self.views.dnsconfigs}
         result = dnsconfig.plan(configs, ClusterSettings())
         verdicts = dict(result.verdicts)
         if dnsconfig.USED in verdicts and verdicts[dnsconfig.USED].ok:
@@ -174,24 +179,24 @@ class Controller:
             patch = status.dnsconfig_status(configs[name], verdict.ok, verdict.reason, verdict.message,
                                             verdict.problems, self.now())
             if patch:
-                await self.write(f"DNSConfig {name}", self.custom.patch_cluster_custom_object_status,
-                                 GROUP, VERSION, "dnsconfigs", name, patch)
+                await self.write(f"DNSConfig {name}",
+                                 api_path(f"{GROUP}/{VERSION}", "dnsconfigs", name=name, subresource="status"), patch)
 
     async def write_corefile(self, corefile: str | None) -> dnsconfig.Verdict:
         if self.coredns is None or corefile is None:
             return dnsconfig.Verdict(True, "Valid", "valid; CoreDNS's ConfigMap is not managed")
         ns, name = self.coredns
         where = f"ConfigMap {ns}/{name}"
+        path = api_path("v1", "configmaps", ns, name)
         try:
-            cm = await asyncio.to_thread(self.core.read_namespaced_config_map, name, ns, _request_timeout=10)
-        except kubernetes.client.ApiException as e:
+            cm = await self.client.request("GET", path)
+        except ApiError as e:
             if e.status != 404:
                 raise
             return dnsconfig.Verdict(False, "ConfigMapMissing", f"{where} does not exist (CoreDNS is not installed?)")
-        if (cm.data or {}).get("Corefile") != corefile:
+        if (cm.get("data") or {}).get("Corefile") != corefile:
             log.info("writing the Corefile to %s", where)
-            await asyncio.to_thread(self.core.patch_namespaced_config_map, name, ns, {"data": {"Corefile": corefile}},
-                                    _request_timeout=10)
+            await self.client.request("PATCH", path, {"data": {"Corefile": corefile}}, MERGE_PATCH)
             self.metrics.corefile_writes.inc()
         return dnsconfig.Verdict(True, "Applied", f"the Corefile is in {where}")
 

@@ -1,9 +1,10 @@
-"""`knet controller` as a Kopf operator: indices feeding the controller's sync loop, Kopf peering.
+"""`knet controller`: informers feeding the controller's sync loop, inside a Kopf operator that keeps the
+lifecycle, the login and the peering.
 
-Only `@kopf.index` and `@kopf.on.event` handlers, so Kopf never patches the watched objects; the
-controller writes their status itself. With a peering name every replica joins that
-ClusterKopfPeering with its own random priority: Kopf pauses the watches of all but the highest, and
-the sync loop asks the same of the peering object before writing (controller.py).
+The controller writes the status of what it watches itself; nothing else writes to a watched object.
+With a peering name every replica joins that ClusterKopfPeering with its own random priority; every
+replica watches, and the sync loop asks the peering object before writing whether this replica is the
+one to act (controller.py, leader.py).
 """
 
 from __future__ import annotations
@@ -13,20 +14,23 @@ import contextlib
 import copy
 import datetime
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import kopf
 
-from operators.controller.controller import GROUP, VERSION, Controller, Metrics, Peering
-from operators.controller.pools import parse_lb_service
+from operators.controller.controller import GROUP, VERSION, Controller, Metrics, Peering, Views
+from operators.controller.pools import LBService, parse_lb_service
 from operators.kube.client import Client
-from operators.kube.watching import observe_only, waker
+from operators.kube.informer import Resource
+from operators.kube.watching import observe_only
 from operators.runtime import login
 from operators.runtime.events import EventRecorder
 from operators.runtime.schedule import Periods
 from operators.runtime.servers import Status, StatusServers
-from operators.runtime.store import ObjectRef
+from operators.runtime.store import ObjectRef, ref_of
+from operators.runtime.watches import Watches
 
 log = logging.getLogger(__name__)
 COMPONENT = "knet-controller"
@@ -44,46 +48,45 @@ class Options:
     periods: Periods
 
 
-def _compact(body: kopf.Body) -> dict[str, Any]:
+def _compact(body: Mapping[str, Any]) -> dict[str, Any]:
     """What pools and DNSConfigs need of their object (the status, to write only what changed)."""
     md = body.get("metadata") or {}
     return copy.deepcopy({"metadata": {k: md.get(k) for k in ("name", "uid", "generation", "creationTimestamp")},
                           "spec": dict(body.get("spec") or {}), "status": dict(body.get("status") or {})})
 
 
-def build_registry(controller: Controller, credentials: login.Credentials) -> kopf.OperatorRegistry:
+def _service(body: Mapping[str, Any]) -> tuple[LBService, ObjectRef]:
+    return parse_lb_service(body), ref_of(body, "v1", "Service")
+
+
+def _namespace(body: Mapping[str, Any]) -> tuple[str, dict[str, str]]:
+    md = body.get("metadata") or {}
+    return str(md.get("name") or ""), dict(md.get("labels") or {})
+
+
+def watches(client: Client, controller: Controller) -> Watches:
+    """The four kinds the controller reads, each through an informer."""
+    w = Watches(client, controller.changed)
+    api = f"{GROUP}/{VERSION}"
+    controller.attach(Views(services=w.index(Resource("v1", "services"), _service),
+                            namespaces=w.index(Resource("v1", "namespaces"), _namespace),
+                            pools=w.index(Resource(api, "loadbalancerippools"), _compact),
+                            dnsconfigs=w.index(Resource(api, "dnsconfigs"), _compact)))
+    return w
+
+
+def build_registry(credentials: login.Credentials) -> kopf.OperatorRegistry:
+    """Kopf keeps the lifecycle, the login and the peering."""
     registry = kopf.OperatorRegistry()
 
     @kopf.on.startup(registry=registry)
-    async def startup(settings: kopf.OperatorSettings, **kwargs: Any) -> None:
+    async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
         observe_only(settings)
-        settings.scanning.disabled = False  # notice knet's CRDs installed after the controller started
-        controller.attach(**{k: kwargs[k] for k in ("services", "pools", "namespaces", "dnsconfigs")})
 
     @kopf.on.login(registry=registry)
     def authenticate(**_: Any) -> kopf.ConnectionInfo:
         return credentials.connection_info()
 
-    @kopf.index("v1", "services", id="services", registry=registry)
-    async def services(body: kopf.Body, namespace: str, name: str, uid: str, **_: Any) -> dict[tuple[str, str], Any]:
-        return {(namespace, name): (parse_lb_service(body), ObjectRef("v1", "Service", namespace, name, uid))}
-
-    @kopf.index("v1", "namespaces", id="namespaces", registry=registry)
-    async def namespaces(name: str, labels: kopf.Labels, **_: Any) -> dict[str, Any]:
-        return {name: (name, dict(labels))}
-
-    @kopf.index(GROUP, VERSION, "loadbalancerippools", id="pools", registry=registry)
-    async def pools(body: kopf.Body, name: str, **_: Any) -> dict[str, Any]:
-        return {name: _compact(body)}
-
-    @kopf.index(GROUP, VERSION, "dnsconfigs", id="dnsconfigs", registry=registry)
-    async def dnsconfigs(body: kopf.Body, name: str, **_: Any) -> dict[str, Any]:
-        return {name: _compact(body)}
-
-    for group, version, plural in (("", "v1", "services"), ("", "v1", "namespaces"),
-                                   (GROUP, VERSION, "loadbalancerippools"), (GROUP, VERSION, "dnsconfigs")):
-        kopf.on.event(*([group] if group else []), version, plural, registry=registry, id=f"{plural}_changed")(
-            waker(controller.changed))
     return registry
 
 
@@ -92,9 +95,8 @@ async def run(options: Options) -> None:
     credentials = login.credentials(options.api_server, options.kubeconfig)
     client = Client(credentials)
     metrics = Metrics()
-    controller = Controller(login.kubernetes_configuration(credentials), EventRecorder(client, COMPONENT, options.host),
-                            metrics,
-                            options.peering, options.coredns, options.periods)
+    controller = Controller(client, EventRecorder(client, COMPONENT, options.host), metrics, options.peering,
+                            options.coredns, options.periods)
 
     def health() -> Status:
         last = datetime.datetime.fromtimestamp(controller.last_sync, datetime.UTC) if controller.last_sync else None
@@ -104,17 +106,19 @@ async def run(options: Options) -> None:
 
     servers = StatusServers(metrics.registry, health)
     await servers.start(options.metrics_addr, options.health_addr)
-    task = asyncio.create_task(controller.run(), name="controller sync loop")
+    tasks = [asyncio.create_task(controller.run(), name="controller sync loop"),
+             asyncio.create_task(watches(client, controller).run(), name="informers")]
     peering = options.peering
     log.info("knet controller %s (peering %s, priority %d), API server %s", peering.identity,
              peering.name or "none: standalone", peering.priority, credentials.server)
     try:
-        await kopf.operator(registry=build_registry(controller, credentials), clusterwide=True,
+        await kopf.operator(registry=build_registry(credentials), clusterwide=True,
                             standalone=not peering.name, peering_name=peering.name or None,
                             priority=peering.priority, identity=peering.identity)  # type: ignore[arg-type]
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        for task in tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         await servers.stop()
         await client.close()
