@@ -8,54 +8,47 @@ grant leaves Gateway status to someone else).
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
-import kubernetes
+import aiohttp
 
 from operators.gateway.status import StatusPatch
 from operators.ingress.metrics import Metrics
+from operators.kube.client import MERGE_PATCH, ApiError, Client, api_path
 
 log = logging.getLogger(__name__)
-GROUP, VERSION = "gateway.networking.k8s.io", "v1"
+API = "gateway.networking.k8s.io/v1"
+# One call per kind, so that the chart's RBAC test sees which status each writes.
+STATUS_PATH: dict[str, Callable[[StatusPatch], str]] = {
+    "GatewayClass": lambda p: api_path(API, "gatewayclasses", name=p.name, subresource="status"),
+    "Gateway": lambda p: api_path(API, "gateways", p.namespace, p.name, subresource="status"),
+    "HTTPRoute": lambda p: api_path(API, "httproutes", p.namespace, p.name, subresource="status"),
+}
 
 
 class GatewayStatusWriter:
-    def __init__(self, configuration: kubernetes.client.Configuration | None, metrics: Metrics) -> None:
-        self.api = kubernetes.client.CustomObjectsApi(kubernetes.client.ApiClient(configuration)) \
-            if configuration else None
+    def __init__(self, client: Client | None, metrics: Metrics) -> None:
+        self.api = client  # None: status is not written
         self.metrics = metrics
-
-    def _send(self, p: StatusPatch) -> None:
-        assert self.api is not None
-        body = dict(p.body)
-        if p.kind == "GatewayClass":
-            self.api.patch_cluster_custom_object_status(GROUP, VERSION, "gatewayclasses", p.name, body,
-                                                        _request_timeout=10)
-        elif p.kind == "Gateway":
-            self.api.patch_namespaced_custom_object_status(GROUP, VERSION, p.namespace, "gateways", p.name, body,
-                                                           _request_timeout=10)
-        else:
-            self.api.patch_namespaced_custom_object_status(GROUP, VERSION, p.namespace, "httproutes", p.name, body,
-                                                           _request_timeout=10)
 
     async def write(self, patches: Iterable[StatusPatch]) -> None:
         for p in patches:
             if self.api is None:
                 return
             what = f"{p.kind} {p.namespace + '/' if p.namespace else ''}{p.name}"
+            path = STATUS_PATH[p.kind](p)
             try:
-                await asyncio.to_thread(self._send, p)
+                await self.api.request("PATCH", path, dict(p.body), MERGE_PATCH)
                 log.info("%s: status written", what)
-            except kubernetes.client.ApiException as e:
+            except ApiError as e:
                 if e.status == 403:
                     log.warning("no permission to write %s status (%s): leaving Gateway status to others", what,
-                                e.reason)
+                                e.message)
                     self.api = None
                 elif e.status not in (404, 409):
-                    log.warning("could not write the status of %s: %s", what, e.reason)
+                    log.warning("could not write the status of %s: %s", what, e.message)
                     self.metrics.errors.labels("status").inc()
-            except Exception as e:  # noqa: BLE001 - retried at the next sync
+            except (aiohttp.ClientError, TimeoutError, OSError, ValueError) as e:  # retried at the next sync
                 log.warning("could not write the status of %s: %s", what, e)
                 self.metrics.errors.labels("status").inc()

@@ -157,14 +157,14 @@ def build_registry(controller: IngressController, credentials: login.Credentials
 async def run(options: Options) -> None:
     """Serve metrics and health, supervise nginx, run the sync loop and the watches until a signal stops Kopf."""
     credentials = login.credentials(options.api_server, options.kubeconfig)
-    client, configuration = Client(credentials), login.kubernetes_configuration(credentials)
+    client = Client(credentials)
     metrics = Metrics()
     prepare_prefix(options.runtime)
     nginx = Nginx(options.runtime, options.nginx)
     controller = IngressController(options.config, options.runtime, nginx, metrics,
                                    EventRecorder(client, COMPONENT, options.host),
-                                   StatusWriter(configuration, metrics, options.publish, options.service),
-                                   options.periods, GatewayStatusWriter(configuration, metrics))
+                                   StatusWriter(client, metrics, options.publish, options.service),
+                                   options.periods, GatewayStatusWriter(client, metrics))
     health = {"ok": False}
 
     def status() -> Status:

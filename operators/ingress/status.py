@@ -12,15 +12,15 @@ status already says the same is not written. Without that permission (the chart 
 
 from __future__ import annotations
 
-import asyncio
 import ipaddress
 import logging
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-import kubernetes
+import aiohttp
 
 from operators.ingress.metrics import Metrics
+from operators.kube.client import ApiError, Client, api_path
 
 log = logging.getLogger(__name__)
 
@@ -46,10 +46,8 @@ def status_body(seen: Mapping[str, Any], addresses: Iterable[str]) -> dict[str, 
 
 
 class StatusWriter:
-    def __init__(self, configuration: kubernetes.client.Configuration | None, metrics: Metrics,
-                 publish: tuple[str, ...], service: str = "") -> None:
-        self.api = kubernetes.client.NetworkingV1Api(kubernetes.client.ApiClient(configuration)) \
-            if configuration else None
+    def __init__(self, client: Client | None, metrics: Metrics, publish: tuple[str, ...], service: str = "") -> None:
+        self.api = client  # None: status is not written
         self.metrics = metrics
         self.publish = publish
         self.service = service  # namespace/name of the controller's Service, "" for none
@@ -75,16 +73,16 @@ class StatusWriter:
             if seen is None or tuple(have) == want:
                 continue
             try:
-                await asyncio.to_thread(self.api.replace_namespaced_ingress_status, name, ns,
-                                        status_body(seen, want), _request_timeout=10)
+                await self.api.request("PUT", api_path("networking.k8s.io/v1", "ingresses", ns, name,
+                                                       subresource="status"), status_body(seen, want))
                 log.info("Ingress %s: status.loadBalancer = %s", key, ", ".join(want))
-            except kubernetes.client.ApiException as e:
+            except ApiError as e:
                 if e.status == 403:
-                    log.warning("no permission to update Ingress status (%s): leaving status to others", e.reason)
+                    log.warning("no permission to update Ingress status (%s): leaving status to others", e.message)
                     self.api = None
                     return
-                log.warning("could not update the status of Ingress %s: %s", key, e.reason)
+                log.warning("could not update the status of Ingress %s: %s", key, e.message)
                 self.metrics.errors.labels("status").inc()
-            except Exception as e:  # noqa: BLE001 - retried at the next sync
+            except (aiohttp.ClientError, TimeoutError, OSError, ValueError) as e:  # retried at the next sync
                 log.warning("could not update the status of Ingress %s: %s", key, e)
                 self.metrics.errors.labels("status").inc()

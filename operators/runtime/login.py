@@ -76,25 +76,6 @@ class Credentials:
                                    certificate_path=self.cert_file, private_key_path=self.key_file)
 
 
-def kubernetes_configuration(creds: Credentials) -> Any:
-    """The same credentials for the kubernetes client, which the ingress and the controller still use for
-    their writes (the agent and DNS do not import it)."""
-    import kubernetes
-
-    config = kubernetes.client.Configuration()
-    config.host = creds.server
-    config.ssl_ca_cert, config.cert_file, config.key_file = creds.ca_file, creds.cert_file, creds.key_file
-    config.verify_ssl = not creds.insecure
-
-    def refresh(c: Any) -> None:  # before each request: a token file is rotated
-        token = creds.bearer()
-        c.api_key = {"authorization": f"Bearer {token}"} if token else {}
-
-    refresh(config)
-    config.refresh_api_key_hook = refresh
-    return config
-
-
 def credentials(api_server: str | None, kubeconfig: str | None,
                 service_account: Path = SERVICE_ACCOUNT) -> Credentials:
     """Credentials (and server) from a kubeconfig if given, else the service account's for `api_server`."""

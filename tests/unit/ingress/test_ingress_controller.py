@@ -11,7 +11,6 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-import kubernetes
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
@@ -30,6 +29,7 @@ from operators.ingress.render import Runtime
 from operators.ingress.status import StatusWriter, lb_addresses, status_body
 from operators.kube import ingresses as views
 from operators.kube import services as api
+from operators.kube.client import ApiError
 from operators.runtime.schedule import Periods
 from operators.runtime.store import ObjectRef
 
@@ -330,10 +330,11 @@ class _Api:
     def __init__(self, status: int) -> None:
         self.status, self.calls = status, 0
 
-    def replace_namespaced_ingress_status(self, *args: Any, **kwargs: Any) -> None:
+    async def request(self, method: str, path: str, *args: Any, **kwargs: Any) -> None:
+        assert (method, path) == ("PUT", "/apis/networking.k8s.io/v1/namespaces/a/ingresses/one/status")
         self.calls += 1
         if self.status:
-            raise kubernetes.client.ApiException(status=self.status, reason="nope")
+            raise ApiError(self.status, "nope")
 
 
 def test_status_written_when_it_differs_and_given_up_without_permission() -> None:

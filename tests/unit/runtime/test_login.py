@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from operators.runtime.login import LoginError, credentials, kubernetes_configuration
+from operators.runtime.login import LoginError, credentials
 
 SERVER = "https://172.30.0.10:6443"
 
@@ -87,11 +87,3 @@ def _without_context(tmp_path: Path) -> str:
     path = tmp_path / "broken"
     path.write_text(yaml.safe_dump({"current-context": "nope", "contexts": [], "clusters": [], "users": []}))
     return str(path)
-
-
-def test_the_kubernetes_client_gets_the_same_credentials(service_account: Path) -> None:
-    config = kubernetes_configuration(credentials(SERVER, None, service_account))
-    assert config.host == SERVER and config.ssl_ca_cert == str(service_account / "ca.crt")
-    (service_account / "token").write_text("rotated")
-    config.refresh_api_key_hook(config)
-    assert config.get_api_key_with_prefix("authorization") == "Bearer rotated"
