@@ -58,3 +58,61 @@ def test_imports_follow_the_layers(module: str) -> None:
     allowed = ALLOWED.get(mine, {"core", "runtime", mine})
     wrong = sorted(m for m in IMPORTS[module] if layer(m) not in allowed)
     assert not wrong, f"{module} ({mine}) imports {wrong}"
+
+
+def top_level_imports() -> dict[str, set[str]]:
+    """Module -> the `operators` modules it imports when it is imported (not those imported inside a
+    function, nor under `if TYPE_CHECKING`)."""
+    names = set(IMPORTS)
+    graph: dict[str, set[str]] = {}
+    for name in names:
+        path = PACKAGE.parent / Path(*name.split("."))
+        path = path / "__init__.py" if path.is_dir() else path.with_suffix(".py")
+        edges: set[str] = set()
+        todo = list(ast.parse(path.read_text()).body)
+        while todo:
+            node = todo.pop()
+            if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+                continue
+            if isinstance(node, ast.If | ast.Try):
+                todo += [*node.body, *getattr(node, "orelse", []), *getattr(node, "handlers", [])]
+            elif isinstance(node, ast.ExceptHandler):
+                todo += node.body
+            elif isinstance(node, ast.Import):
+                edges |= {a.name for a in node.names if a.name in names}
+            elif isinstance(node, ast.ImportFrom) and node.module in names:
+                edges |= {f"{node.module}.{a.name}" if f"{node.module}.{a.name}" in names else node.module
+                          for a in node.names}
+        graph[name] = edges - {name}
+    return graph
+
+
+def cycle(graph: dict[str, set[str]]) -> list[str]:
+    """One import cycle, as the modules along it ([] when there is none)."""
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    path: list[str] = []
+
+    def visit(node: str) -> list[str]:
+        state[node] = 1
+        path.append(node)
+        for nxt in sorted(graph.get(node, ())):
+            if state.get(nxt) == 1:
+                return [*path[path.index(nxt):], nxt]
+            if nxt not in state and (found := visit(nxt)):
+                return found
+        path.pop()
+        state[node] = 2
+        return []
+
+    for start in sorted(graph):
+        if start not in state and (found := visit(start)):
+            return found
+    return []
+
+
+def test_no_import_cycles() -> None:
+    assert cycle(top_level_imports()) == []
+
+
+def test_the_cycle_check_finds_one() -> None:
+    assert cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": set()}) == ["a", "b", "c", "a"]
