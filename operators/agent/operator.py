@@ -15,7 +15,6 @@ silently dead connection; the informers retry forever too.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -37,9 +36,9 @@ from operators.kube import informer
 from operators.kube.client import Client
 from operators.kube.informer import Index, Resource
 from operators.kube.services import SERVICE_NAME_LABEL, Problem
-from operators.kube.watching import observe_only
 from operators.proxy.model import ProxyConfig
 from operators.runtime import login
+from operators.runtime import operator as runtime_operator
 from operators.runtime.events import EventRecorder
 from operators.runtime.loop import SyncLoop
 from operators.runtime.schedule import Periods
@@ -167,16 +166,7 @@ class Feeds:
 def build_registry(credentials: login.Credentials, network_config: config.Settings | None = None
                    ) -> kopf.OperatorRegistry:
     """Kopf keeps the agent's lifecycle and its one small watch (the ClusterNetworkConfig)."""
-    registry = kopf.OperatorRegistry()
-
-    @kopf.on.startup(registry=registry)
-    async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
-        observe_only(settings)
-
-    @kopf.on.login(registry=registry)
-    def authenticate(**_: Any) -> kopf.ConnectionInfo:
-        return credentials.connection_info()
-
+    registry = runtime_operator.registry(credentials)
     if network_config is not None:
         config.add_watch(registry, network_config)
     return registry
@@ -229,10 +219,7 @@ async def run(options: Options) -> None:
         await kopf.operator(registry=build_registry(credentials, settings), standalone=True,
                             clusterwide=True)
     finally:
-        for task in tasks:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await runtime_operator.cancel(tasks)
         await client.close()
         if agent is not None:
             await agent.stop()

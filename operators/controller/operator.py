@@ -10,7 +10,6 @@ one to act (controller.py, leader.py).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import copy
 import datetime
 import logging
@@ -24,8 +23,8 @@ from operators.controller.controller import GROUP, VERSION, Controller, Metrics,
 from operators.controller.pools import LBService, parse_lb_service
 from operators.kube.client import Client
 from operators.kube.informer import Resource
-from operators.kube.watching import observe_only
 from operators.runtime import login
+from operators.runtime import operator as runtime_operator
 from operators.runtime.events import EventRecorder
 from operators.runtime.schedule import Periods
 from operators.runtime.servers import Status, StatusServers
@@ -77,17 +76,7 @@ def watches(client: Client, controller: Controller) -> Watches:
 
 def build_registry(credentials: login.Credentials) -> kopf.OperatorRegistry:
     """Kopf keeps the lifecycle, the login and the peering."""
-    registry = kopf.OperatorRegistry()
-
-    @kopf.on.startup(registry=registry)
-    async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
-        observe_only(settings)
-
-    @kopf.on.login(registry=registry)
-    def authenticate(**_: Any) -> kopf.ConnectionInfo:
-        return credentials.connection_info()
-
-    return registry
+    return runtime_operator.registry(credentials)
 
 
 async def run(options: Options) -> None:
@@ -116,9 +105,6 @@ async def run(options: Options) -> None:
                             standalone=not peering.name, peering_name=peering.name or None,
                             priority=peering.priority, identity=peering.identity)  # type: ignore[arg-type]
     finally:
-        for task in tasks:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await runtime_operator.cancel(tasks)
         await servers.stop()
         await client.close()

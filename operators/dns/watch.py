@@ -14,7 +14,6 @@ otherwise off, so the server needs no RBAC beyond list/watch of the five resourc
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -30,8 +29,8 @@ from operators.kube import informer
 from operators.kube.client import Client
 from operators.kube.informer import Resource
 from operators.kube.services import SERVICE_NAME_LABEL
-from operators.kube.watching import observe_only
 from operators.runtime import login
+from operators.runtime import operator as runtime_operator
 
 log = logging.getLogger("knet.dns")
 
@@ -104,15 +103,7 @@ class Feed:
 
 def build_registry(feed: Feed, credentials: login.Credentials) -> kopf.OperatorRegistry:
     """Kopf's part: login, and the DNSConfig (the record store's kinds come through `Feed.watch`)."""
-    registry = kopf.OperatorRegistry()
-
-    @kopf.on.startup(registry=registry)
-    async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
-        observe_only(settings)
-
-    @kopf.on.login(registry=registry)
-    def authenticate(**_: Any) -> kopf.ConnectionInfo:
-        return credentials.connection_info()
+    registry = runtime_operator.registry(credentials)
 
     @kopf.index(GROUP, "v1alpha1", "dnsconfigs", id="dnsconfig", registry=registry, field="metadata.name",
                 value="default")
@@ -144,8 +135,6 @@ async def run(options: Options) -> None:
     try:
         await kopf.operator(registry=build_registry(feed, credentials), standalone=True, clusterwide=True)
     finally:
-        watching.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await watching
+        await runtime_operator.cancel([watching])
         await client.close()
         await server.stop()

@@ -11,7 +11,6 @@ Kopf's settings are the agent's: standalone, no scanning, no Events from logs, r
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import copy
 import datetime
 import logging
@@ -34,8 +33,9 @@ from operators.kube import ingresses as views
 from operators.kube import services as api
 from operators.kube.client import Client
 from operators.kube.services import SERVICE_NAME_LABEL
-from operators.kube.watching import observe_only, waker
+from operators.kube.watching import waker
 from operators.runtime import login
+from operators.runtime import operator as runtime_operator
 from operators.runtime.events import EventRecorder
 from operators.runtime.schedule import Periods
 from operators.runtime.servers import Status, StatusServers
@@ -78,21 +78,11 @@ def entry(body: Mapping[str, Any], parse: Callable[[object], tuple[Any, list[Any
 
 def build_registry(controller: IngressController, credentials: login.Credentials
                    ) -> kopf.OperatorRegistry:
-    registry = kopf.OperatorRegistry()
+    registry = runtime_operator.registry(credentials, lambda kwargs: controller.attach(**{k: kwargs[k] for k in (
+        "classes", "ingresses", "ingress_lb", "services", "service_lb", "slices", "secrets", "namespaces",
+        "gatewayclass_seen", "gateway_seen", "httproute_seen", *(plural for _, plural, _, _ in GATEWAY_KINDS))}))
     net, disc = "networking.k8s.io", "discovery.k8s.io"
     with_service = {SERVICE_NAME_LABEL: kopf.PRESENT}
-
-    @kopf.on.startup(registry=registry)
-    async def startup(settings: kopf.OperatorSettings, **kwargs: Any) -> None:
-        observe_only(settings)
-        controller.attach(**{k: kwargs[k] for k in ("classes", "ingresses", "ingress_lb", "services", "service_lb",
-                                                     "slices", "secrets", "namespaces", "gatewayclass_seen",
-                                                     "gateway_seen", "httproute_seen",
-                                                     *(plural for _, plural, _, _ in GATEWAY_KINDS))})
-
-    @kopf.on.login(registry=registry)
-    def authenticate(**_: Any) -> kopf.ConnectionInfo:
-        return credentials.connection_info()
 
     @kopf.index(net, "v1", "ingressclasses", id="classes", registry=registry)
     async def classes(body: kopf.Body, **_: Any) -> dict[tuple[str, str], Entry[Any]]:
@@ -188,10 +178,7 @@ async def run(options: Options) -> None:
     try:
         await kopf.operator(registry=build_registry(controller, credentials), standalone=True, clusterwide=True)
     finally:
-        for task in tasks:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await runtime_operator.cancel(tasks)
         await nginx.stop()
         await servers.stop()
         await client.close()
