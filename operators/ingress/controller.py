@@ -55,12 +55,19 @@ from operators.runtime.store import Entry, ObjectRef
 log = logging.getLogger(__name__)
 KINDS = ("classes", "ingresses", "services", "slices", "secrets", "gatewayclasses", "gateways", "httproutes",
          "referencegrants", "namespaces")
-SEEN = ("gatewayclass_seen", "gateway_seen", "httproute_seen")  # indexes of Gateway API objects' status
 
 
-def entries(index: Any) -> list[Entry[Any]]:
-    """Every Entry held by a Kopf index (keys map to stores of values)."""
-    return [e for key in list(index or {}) for e in index.get(key, ())] if index is not None else []
+@dataclass
+class Watched:
+    """What the controller watches, as its informers keep it (operator.py): the parsed entries of each of
+    `KINDS`; each Ingress's load-balancer addresses with the object as last seen (to write its status),
+    by (namespace, name); each Service's load-balancer addresses, by (namespace, name); each Gateway API
+    object's status as last seen, by (kind, key)."""
+
+    entries: Mapping[str, Iterable[Entry[Any]]] = field(default_factory=dict)
+    ingress_lb: Mapping[tuple[str, str], tuple[tuple[str, ...], dict[str, Any]]] = field(default_factory=dict)
+    service_lb: Mapping[tuple[str, str], tuple[str, ...]] = field(default_factory=dict)
+    seen: Iterable[Mapping[tuple[str, str], Seen]] = ()
 
 
 def split(found: Iterable[Entry[Any]]) -> tuple[list[Any], list[Problem], dict[tuple[str, str, str], ObjectRef]]:
@@ -74,10 +81,9 @@ def split(found: Iterable[Entry[Any]]) -> tuple[list[Any], list[Problem], dict[t
     return views, problems, refs
 
 
-def seen(indexes: Mapping[str, Any]) -> dict[tuple[str, str], Seen]:
-    """(kind, key) -> the Gateway API object as last watched, from the `SEEN` indexes."""
-    return {key: value for name in SEEN for key in list(indexes.get(name) or {})
-            for value in (indexes.get(name) or {}).get(key, ())}
+def seen(watched: Watched) -> dict[tuple[str, str], Seen]:
+    """(kind, key) -> the Gateway API object as last watched."""
+    return {key: value for index in watched.seen for key, value in index.items()}
 
 
 def gateway_objects(views: Mapping[str, list[Any]]) -> GatewayObjects:
@@ -123,15 +129,15 @@ class IngressController:
         self.events = events
         self.status = status
         self.gateway_status = gateway_status or GatewayStatusWriter(None, metrics)
-        self.indexes: dict[str, Any] = {}
+        self.watched = Watched()
         self.loop = StepLoop("ingress", periods or COMPONENT_PERIODS, metrics.errors.labels("sync").inc, self.sync)
         self.applied = Applied()
         self.synced = False
         self.last_sync: float | None = None
         self.lock = asyncio.Lock()
 
-    def attach(self, **indexes: Any) -> None:
-        self.indexes = indexes
+    def attach(self, watched: Watched) -> None:
+        self.watched = watched
 
     def changed(self) -> None:
         self.loop.changed()
@@ -148,7 +154,7 @@ class IngressController:
         problems: list[Problem] = []
         refs: dict[tuple[str, str, str], ObjectRef] = {}
         for kind in KINDS:
-            views[kind], found, more = split(entries(self.indexes.get(kind)))
+            views[kind], found, more = split(self.watched.entries.get(kind, ()))
             problems += found
             refs.update(more)
         return views, problems, refs
@@ -185,10 +191,10 @@ class IngressController:
             self.synced = self.synced or bool(self.applied.text)
             self.last_sync = time.time()
             await self.report(problems + found, refs)
-            await self.status.update(model.ingresses, self.indexes)
+            w = self.watched
+            await self.status.update(model.ingresses, w.ingress_lb, w.service_lb)
             if text == self.applied.text:  # Programmed means nginx runs it: no status for a config it refused
-                await self.gateway_status.write(status_patches(status, seen(self.indexes),
-                                                               self.status.addresses(self.indexes),
+                await self.gateway_status.write(status_patches(status, seen(w), self.status.addresses(w.service_lb),
                                                                datetime.datetime.now(datetime.UTC)))
 
     def check(self, model: IngressModel, text: str | None = None) -> str | None:

@@ -1,11 +1,11 @@
-"""`knet ingress` as a Kopf operator: watches feeding the nginx sync loop.
+"""`knet ingress`: informers feeding the nginx sync loop, inside a standalone Kopf operator that keeps the
+lifecycle and the login.
 
-Only `@kopf.index` and `@kopf.on.event` handlers, so Kopf never patches the watched objects (no
-finalizers, no annotations); the status of our Ingresses is written by `status.py`, not by Kopf.
-The indices hold parsed views (parsing never raises, and happens once per change); the event
-handlers only wake the sync loop. Kopf runs no event handler before every index finished its
-initial listing, which is how the loop knows its first config is built from complete views.
-Kopf's settings are the agent's: standalone, no scanning, no Events from logs, retries forever.
+Every watched kind comes through `operators.kube.informer`; its indices hold parsed views (parsing never
+raises, and happens once per change), and nothing writes to a watched object but the status writers
+(`status.py`, `gateway_status.py`). No sync runs before every informer listed its kind
+(`operators/runtime/watches.py`), so the first config is built from complete views. A Gateway API kind
+whose CRD is not installed counts as listed and empty, and is looked for again every 30 seconds.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import kopf
 
 from operators.gateway import views as gateway_views
 from operators.gateway.status import seen_of
-from operators.ingress.controller import IngressController, prepare_prefix
+from operators.ingress.controller import IngressController, Watched, prepare_prefix
 from operators.ingress.gateway_status import GatewayStatusWriter
 from operators.ingress.metrics import Metrics
 from operators.ingress.model import IngressConfig
@@ -32,18 +32,18 @@ from operators.ingress.status import StatusWriter, lb_addresses
 from operators.kube import ingresses as views
 from operators.kube import services as api
 from operators.kube.client import Client
+from operators.kube.informer import Index, Resource
 from operators.kube.services import SERVICE_NAME_LABEL
-from operators.kube.watching import waker
 from operators.runtime import login
 from operators.runtime import operator as runtime_operator
 from operators.runtime.events import EventRecorder
 from operators.runtime.schedule import Periods
 from operators.runtime.servers import Status, StatusServers
-from operators.runtime.store import Entry, ObjectRef
+from operators.runtime.store import entry
+from operators.runtime.watches import Watches
 
 log = logging.getLogger(__name__)
 COMPONENT = "knet-ingress"  # in the Events it posts
-TLS = {"field": "type", "value": "kubernetes.io/tls"}
 GATEWAY_API = "gateway.networking.k8s.io"
 # Gateway API kinds: (version, plural, kind, parse); ReferenceGrant is served as v1beta1 in the standard channel.
 GATEWAY_KINDS = (("v1", "gatewayclasses", "GatewayClass", gateway_views.parse_gateway_class),
@@ -67,81 +67,57 @@ class Options:
     nginx: str = "nginx"
 
 
-def entry(body: Mapping[str, Any], parse: Callable[[object], tuple[Any, list[Any]]], api_version: str,
-          kind: str) -> dict[tuple[str, str], Entry[Any]]:
-    """An index value: the parsed view keyed by (namespace, name)."""
-    md = body.get("metadata") or {}
-    ns, name = str(md.get("namespace") or ""), str(md.get("name") or "")
-    view, problems = parse(body)
-    return {(ns, name): Entry(view, tuple(problems), ObjectRef(api_version, kind, ns, name, str(md.get("uid") or "")))}
+def _by_name(obj: Mapping[str, Any]) -> tuple[str, str]:
+    md = obj.get("metadata") or {}
+    return str(md.get("namespace") or ""), str(md.get("name") or "")
 
 
-def build_registry(controller: IngressController, credentials: login.Credentials
-                   ) -> kopf.OperatorRegistry:
-    registry = runtime_operator.registry(credentials, lambda kwargs: controller.attach(**{k: kwargs[k] for k in (
-        "classes", "ingresses", "ingress_lb", "services", "service_lb", "slices", "secrets", "namespaces",
-        "gatewayclass_seen", "gateway_seen", "httproute_seen", *(plural for _, plural, _, _ in GATEWAY_KINDS))}))
-    net, disc = "networking.k8s.io", "discovery.k8s.io"
-    with_service = {SERVICE_NAME_LABEL: kopf.PRESENT}
+def _by_kind_and_key(kind: str) -> Callable[[Mapping[str, Any]], tuple[str, str]]:
+    """Gateway API status views are looked up by (kind, "namespace/name" or "name")."""
+    def key(obj: Mapping[str, Any]) -> tuple[str, str]:
+        ns, name = _by_name(obj)
+        return kind, f"{ns}/{name}" if ns else name
+    return key
 
-    @kopf.index(net, "v1", "ingressclasses", id="classes", registry=registry)
-    async def classes(body: kopf.Body, **_: Any) -> dict[tuple[str, str], Entry[Any]]:
-        return entry(body, views.parse_ingress_class, f"{net}/v1", "IngressClass")
 
-    @kopf.index(net, "v1", "ingresses", id="ingresses", registry=registry)
-    async def ingresses(body: kopf.Body, **_: Any) -> dict[tuple[str, str], Entry[Any]]:
-        return entry(body, views.parse_ingress, f"{net}/v1", "Ingress")
+def watches(client: Client, controller: IngressController) -> Watches:
+    """Every kind the controller reads, each through one informer; the Gateway API kinds are optional (a
+    cluster without their CRDs serves Ingresses alone)."""
+    w = Watches(client, controller.changed)
+    net, disc = "networking.k8s.io/v1", "discovery.k8s.io/v1"
 
-    @kopf.index(net, "v1", "ingresses", id="ingress_lb", registry=registry)
-    async def ingress_lb(body: kopf.Body, namespace: str, name: str, **_: Any) -> dict[tuple[str, str], Any]:
-        return {(namespace, name): (lb_addresses(body), copy.deepcopy(dict(body)))}
+    def entries(resource: Resource, parse: Callable[[object], tuple[Any, list[Any]]], kind: str) -> Index:
+        return Index(lambda body: entry(copy.deepcopy(dict(body)), parse, resource.api, kind))
 
-    @kopf.index("v1", "services", id="services", registry=registry)
-    async def services(body: kopf.Body, **_: Any) -> dict[tuple[str, str], Entry[Any]]:
-        return entry(body, api.parse_service, "v1", "Service")
-
-    @kopf.index("v1", "services", id="service_lb", registry=registry)
-    async def service_lb(body: kopf.Body, namespace: str, name: str, **_: Any) -> dict[tuple[str, str], Any]:
-        return {(namespace, name): lb_addresses(body)}
-
-    @kopf.index(disc, "v1", "endpointslices", id="slices", labels=with_service, registry=registry)
-    async def slices(body: kopf.Body, **_: Any) -> dict[tuple[str, str], Entry[Any]]:
-        return entry(body, api.parse_endpoint_slice, f"{disc}/v1", "EndpointSlice")
-
-    @kopf.index("v1", "secrets", id="secrets", registry=registry, **TLS)
-    async def secrets(body: kopf.Body, **_: Any) -> dict[tuple[str, str], Entry[Any]]:
-        return entry(body, views.parse_tls_secret, "v1", "Secret")
-
-    @kopf.index("v1", "namespaces", id="namespaces", registry=registry)
-    async def namespaces(body: kopf.Body, **_: Any) -> dict[tuple[str, str], Entry[Any]]:
-        return entry(body, gateway_views.parse_namespace, "v1", "Namespace")
-
-    def gateway_index(version: str, plural: str, kind: str, parse: Callable[[object], tuple[Any, list[Any]]]
-                      ) -> None:
-        @kopf.index(GATEWAY_API, version, plural, id=plural, registry=registry)
-        async def views_of(body: kopf.Body, **_: Any) -> dict[tuple[str, str], Entry[Any]]:
-            return entry(copy.deepcopy(dict(body)), parse, f"{GATEWAY_API}/{version}", kind)
-
+    found: dict[str, Index] = {}
+    ingresses = Resource(net, "ingresses")
+    found["ingresses"] = entries(ingresses, views.parse_ingress, "Ingress")
+    ingress_lb = Index(lambda body: (lb_addresses(body), copy.deepcopy(dict(body))), key=_by_name)
+    w.watch(ingresses, found["ingresses"], ingress_lb)
+    services = Resource("v1", "services")
+    found["services"] = entries(services, api.parse_service, "Service")
+    service_lb = Index(lb_addresses, key=_by_name)
+    w.watch(services, found["services"], service_lb)
+    for name, resource, parse, kind in (
+            ("classes", Resource(net, "ingressclasses"), views.parse_ingress_class, "IngressClass"),
+            ("slices", Resource(disc, "endpointslices", label_selector=SERVICE_NAME_LABEL), api.parse_endpoint_slice,
+             "EndpointSlice"),
+            ("secrets", Resource("v1", "secrets", field_selector="type=kubernetes.io/tls"), views.parse_tls_secret,
+             "Secret"),
+            ("namespaces", Resource("v1", "namespaces"), gateway_views.parse_namespace, "Namespace")):
+        found[name] = entries(resource, parse, kind)
+        w.watch(resource, found[name])
+    seen: list[Index] = []
     for version, plural, kind, parse in GATEWAY_KINDS:
-        gateway_index(version, plural, kind, parse)
-
-    def seen_index(plural: str, kind: str) -> None:
-        @kopf.index(GATEWAY_API, "v1", plural, id=f"{kind.lower()}_seen", registry=registry)
-        async def seen(body: kopf.Body, **_: Any) -> dict[tuple[str, str], Any]:
-            md = body.get("metadata") or {}
-            key = f"{md.get('namespace')}/{md.get('name')}" if md.get("namespace") else str(md.get("name"))
-            return {(kind, key): seen_of(copy.deepcopy(dict(body)))}
-
-    for _, plural, kind, _ in GATEWAY_KINDS[:3]:
-        seen_index(plural, kind)
-
-    for group, version, plural, extra in (
-            (net, "v1", "ingressclasses", {}), (net, "v1", "ingresses", {}), ("", "v1", "services", {}),
-            (disc, "v1", "endpointslices", {"labels": with_service}), ("", "v1", "secrets", TLS),
-            ("", "v1", "namespaces", {}), *((GATEWAY_API, v, plural, {}) for v, plural, _, _ in GATEWAY_KINDS)):
-        kopf.on.event(*([group] if group else []), version, plural, registry=registry, id=f"{plural}_changed",
-                      **extra)(waker(controller.changed))
-    return registry
+        resource = Resource(f"{GATEWAY_API}/{version}", plural)
+        found[plural] = entries(resource, parse, kind)
+        status = [Index(lambda body: seen_of(copy.deepcopy(dict(body))), key=_by_kind_and_key(kind))] \
+            if kind != "ReferenceGrant" else []
+        seen += status
+        w.watch(resource, found[plural], *status, optional=True)
+    controller.attach(Watched(entries=found, ingress_lb=ingress_lb.entries, service_lb=service_lb.entries,
+                              seen=[index.entries for index in seen]))
+    return w
 
 
 async def run(options: Options) -> None:
@@ -174,9 +150,10 @@ async def run(options: Options) -> None:
     tasks = [asyncio.create_task(controller.run(), name="ingress sync loop"),
              asyncio.create_task(nginx.supervise(controller.restarted), name="nginx supervisor"),
              asyncio.create_task(probe(), name="nginx probe")]
+    tasks.append(asyncio.create_task(watches(client, controller).run(), name="informers"))
     log.info("knet ingress (controller %s), API server %s", options.config.controller, credentials.server)
     try:
-        await kopf.operator(registry=build_registry(controller, credentials), standalone=True, clusterwide=True)
+        await kopf.operator(registry=runtime_operator.registry(credentials), standalone=True, clusterwide=True)
     finally:
         await runtime_operator.cancel(tasks)
         await nginx.stop()

@@ -52,24 +52,25 @@ class StatusWriter:
         self.publish = publish
         self.service = service  # namespace/name of the controller's Service, "" for none
 
-    def addresses(self, indexes: Mapping[str, Any]) -> tuple[str, ...]:
+    def addresses(self, service_lb: Mapping[tuple[str, str], tuple[str, ...]]) -> tuple[str, ...]:
+        """The controller Service's load-balancer addresses when it has some, else the published ones."""
         if self.service:
             ns, _, name = self.service.partition("/")
-            lb = (indexes.get("service_lb") or {}).get((ns, name), ())
-            for found in lb:
-                if found:
-                    return tuple(found)
+            if found := service_lb.get((ns, name)):
+                return tuple(found)
         return self.publish
 
-    async def update(self, ours: Iterable[str], indexes: Mapping[str, Any]) -> None:
-        """Write the addresses into every served Ingress whose status differs."""
-        want = self.addresses(indexes)
+    async def update(self, ours: Iterable[str],
+                     ingress_lb: Mapping[tuple[str, str], tuple[tuple[str, ...], dict[str, Any]]],
+                     service_lb: Mapping[tuple[str, str], tuple[str, ...]]) -> None:
+        """Write the addresses into every served Ingress whose status differs (`ingress_lb`: each Ingress's
+        addresses and the object as last seen)."""
+        want = self.addresses(service_lb)
         if self.api is None or not want:
             return
-        current = indexes.get("ingress_lb") or {}
         for key in ours:
             ns, name = key.split("/", 1)
-            have, seen = next(iter(current.get((ns, name), ())), ((), None))
+            have, seen = ingress_lb.get((ns, name), ((), None))
             if seen is None or tuple(have) == want:
                 continue
             try:

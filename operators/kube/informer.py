@@ -12,7 +12,9 @@ What it guarantees:
 - a watch that ends is resumed from the last resourceVersion seen; one that is too old (410 Gone) is
   replaced by a fresh listing, and objects that vanished meanwhile are handed over as DELETED, so no
   deletion is lost;
-- API errors and a lost API server are retried forever with a backoff; what was handed over stays.
+- API errors and a lost API server are retried forever with a backoff; what was handed over stays;
+- an `optional` kind whose resource the API server does not serve (its CRD is not installed: 404)
+  counts as listed and empty, and is looked for again every ABSENT_RETRY seconds.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Hashable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,6 +34,7 @@ from operators.kube.client import WATCH_TIMEOUT, Client, Gone
 log = logging.getLogger(__name__)
 
 PAGE = 500  # objects per list request, as client-go's pager
+ABSENT_RETRY = 30.0  # seconds between two looks for an optional kind that is not served
 
 Handler = Callable[[str, Mapping[str, Any]], None]  # (ADDED | MODIFIED | DELETED, object)
 
@@ -79,8 +82,10 @@ async def _lines(response: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
 class Informer:
     """Hands every object of one `Resource` to `handle`, then every change, until cancelled."""
 
-    def __init__(self, client: Client, resource: Resource, handle: Handler, name: str = "") -> None:
+    def __init__(self, client: Client, resource: Resource, handle: Handler, name: str = "",
+                 optional: bool = False) -> None:
         self.client = client
+        self.optional = optional
         self.resource = resource
         self.handle = handle
         self.name = name or resource.plural
@@ -99,6 +104,14 @@ class Informer:
             except Gone:
                 log.info("%s: watch too old, listing again", self.name)
                 self.version = ""
+            except aiohttp.ClientResponseError as e:
+                if not (self.optional and e.status == 404):
+                    delay = next(delays)
+                    log.warning("%s: %s; retrying in %.0f s", self.name, e, delay)
+                    await asyncio.sleep(delay)
+                    continue
+                self.absent()
+                await asyncio.sleep(ABSENT_RETRY)
             except (aiohttp.ClientError, TimeoutError, OSError, ValueError) as e:
                 delay = next(delays)
                 log.warning("%s: %s; retrying in %.0f s", self.name, e or type(e).__name__, delay)
@@ -125,6 +138,13 @@ class Informer:
         for uid in [u for u in self.known if u not in seen]:
             self.handle("DELETED", self.known.pop(uid))
         self.version = version
+        self.listed.set()
+
+    def absent(self) -> None:
+        """The kind is not served: whatever was handed over is DELETED, and the (empty) listing is done."""
+        for uid in list(self.known):
+            self.handle("DELETED", self.known.pop(uid))
+        self.version = ""
         self.listed.set()
 
     async def watch(self) -> None:
@@ -162,10 +182,12 @@ class Index:
     """Parsed views of one kind by uid, fed by an `Informer`: iterating gives the current views."""
 
     def __init__(self, parse: Callable[[Mapping[str, Any]], Any],
-                 changed: Callable[[str, Mapping[str, Any]], None] | None = None) -> None:
+                 changed: Callable[[str, Mapping[str, Any]], None] | None = None,
+                 key: Callable[[Mapping[str, Any]], Hashable] | None = None) -> None:
         self.parse = parse
         self.changed = changed
-        self.entries: dict[str, Any] = {}
+        self.key = key or (lambda obj: str(_meta(obj).get("uid") or ""))  # by uid unless told otherwise
+        self.entries: dict[Hashable, Any] = {}
 
     def handle(self, kind: str, obj: Mapping[str, Any]) -> None:
         """Keep the new view; tell `changed` unless the view equals the one kept (a change of nothing
@@ -173,14 +195,14 @@ class Index:
         object (syncs recognise unchanged objects by identity) and no sync runs for it: a sync resets
         the minimum sync period, which would hold back the next real change (as kube-proxy, which syncs
         on a Node update only when its labels changed)."""
-        uid = str(_meta(obj).get("uid") or "")
+        key = self.key(obj)
         if kind == "DELETED":
-            self.entries.pop(uid, None)
+            self.entries.pop(key, None)
         else:
             view = self.parse(obj)
-            if kind == "MODIFIED" and self.entries.get(uid) == view:
+            if kind == "MODIFIED" and self.entries.get(key) == view:
                 return
-            self.entries[uid] = view
+            self.entries[key] = view
         if self.changed is not None:
             self.changed(kind, obj)
 

@@ -4,7 +4,7 @@ its kind in full (a half-listed cluster would look like one where the rest was d
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from typing import Any
 
 from operators.kube import informer
@@ -19,10 +19,23 @@ class Watches:
         self.informers: list[informer.Informer] = []
         self.listed = False
 
-    def index(self, resource: Resource, parse: Callable[[Mapping[str, Any]], Any]) -> Index:
-        """An index of `resource`'s views, fed by an informer of its own."""
-        index = Index(parse, self.tell)
-        self.informers.append(informer.Informer(self.client, resource, index.handle))
+    def watch(self, resource: Resource, *indexes: Index, optional: bool = False) -> None:
+        """One informer of `resource` feeding each of `indexes` (views of the same objects kept apart);
+        `optional`: a kind the API server may not serve (its CRD not installed) counts as listed and empty."""
+        for index in indexes:
+            index.changed = self.tell
+
+        def handle(kind: str, obj: Mapping[str, Any]) -> None:
+            for index in indexes:
+                index.handle(kind, obj)
+
+        self.informers.append(informer.Informer(self.client, resource, handle, optional=optional))
+
+    def index(self, resource: Resource, parse: Callable[[Mapping[str, Any]], Any],
+              key: Callable[[Mapping[str, Any]], Hashable] | None = None, optional: bool = False) -> Index:
+        """An index of `resource`'s views (by uid, or by `key`), fed by an informer of its own."""
+        index = Index(parse, key=key)
+        self.watch(resource, index, optional=optional)
         return index
 
     def tell(self, *_: Any) -> None:

@@ -14,8 +14,7 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from operators.gateway import views as gw_views
-from operators.gateway.status import StatusPatch, seen_of
+from operators.gateway.status import StatusPatch
 from operators.ingress import controller as ctl
 from operators.ingress import model as model_module
 from operators.ingress.certs import self_signed
@@ -24,12 +23,12 @@ from operators.ingress.gateway_status import GatewayStatusWriter
 from operators.ingress.metrics import Metrics
 from operators.ingress.model import IngressConfig
 from operators.ingress.nginx import Nginx
-from operators.ingress.operator import entry
+from operators.ingress.operator import watches
 from operators.ingress.render import Runtime
 from operators.ingress.status import StatusWriter, lb_addresses, status_body
-from operators.kube import ingresses as views
 from operators.kube import services as api
-from operators.kube.client import ApiError
+from operators.kube.client import ApiError, Client
+from operators.runtime.login import Credentials
 from operators.runtime.schedule import Periods
 from operators.runtime.store import ObjectRef
 
@@ -79,7 +78,7 @@ class FakeStatus(StatusWriter):
     def __init__(self, metrics: Metrics) -> None:
         super().__init__(None, metrics, ("172.30.9.11",))
 
-    async def update(self, ours: Any, indexes: Any) -> None:
+    async def update(self, ours: Any, ingress_lb: Any, service_lb: Any) -> None:
         self.last = tuple(ours)
 
 
@@ -90,15 +89,6 @@ class FakeGatewayStatus(GatewayStatusWriter):
 
     async def write(self, patches: Iterable[StatusPatch]) -> None:
         self.world.patches += patches
-
-
-def _index(*pairs: dict) -> dict:
-    """A Kopf index's shape: key -> list of values."""
-    out: dict = {}
-    for pair in pairs:
-        for key, value in pair.items():
-            out[key] = [value]
-    return out
 
 
 def _ingress(name: str, host: str, annotations: dict[str, str] | None = None) -> dict:
@@ -143,31 +133,18 @@ class World:
         self.gateway_api: list[dict] = []  # GatewayClasses, Gateways, HTTPRoutes
         self.patches: list[StatusPatch] = []
 
-    def gateway_indexes(self) -> dict[str, dict]:
-        """The Gateway API views and the `_seen` indexes, as the operator's Kopf indexes hold them."""
-        idx: dict[str, dict] = {}
-        for o in self.gateway_api:
-            kind, md = o["kind"], o["metadata"]
-            plural, parse = {"GatewayClass": ("gatewayclasses", gw_views.parse_gateway_class),
-                             "Gateway": ("gateways", gw_views.parse_gateway),
-                             "HTTPRoute": ("httproutes", gw_views.parse_http_route)}[kind]
-            key = f"{md['namespace']}/{md['name']}" if md.get("namespace") else md["name"]
-            idx.setdefault(plural, {}).update(_index(entry(o, parse, "gateway.networking.k8s.io/v1", kind)))
-            idx.setdefault(f"{kind.lower()}_seen", {})[(kind, key)] = [seen_of(o)]
-        return idx
-
     def sync(self) -> None:
-        idx = {
-            "classes": _index(entry(CLASS, views.parse_ingress_class, "networking.k8s.io/v1", "IngressClass")),
-            "ingresses": _index(*(entry(i, views.parse_ingress, "networking.k8s.io/v1", "Ingress")
-                                  for i in self.ingresses)),
-            "services": _index(entry(SERVICE, api.parse_service, "v1", "Service")),
-            "slices": _index(*(entry(s, api.parse_endpoint_slice, "discovery.k8s.io/v1", "EndpointSlice")
-                               for s in self.slices)),
-            "secrets": _index(*(entry(s, views.parse_tls_secret, "v1", "Secret") for s in self.secrets)),
-            **self.gateway_indexes(),
-        }
-        self.controller.attach(**idx)
+        """The objects handed to the operator's informers (as their listing would), then one sync."""
+        feeds = {i.resource.plural: i for i in watches(Client(Credentials("https://192.0.2.1:6443")),
+                                                        self.controller).informers}
+        plurals = {"GatewayClass": "gatewayclasses", "Gateway": "gateways", "HTTPRoute": "httproutes"}
+        objects = [("ingressclasses", CLASS), *(("ingresses", i) for i in self.ingresses), ("services", SERVICE),
+                   *(("endpointslices", s) for s in self.slices), *(("secrets", s) for s in self.secrets),
+                   *((plurals[o["kind"]], o) for o in self.gateway_api)]
+        for plural, obj in objects:
+            md = obj["metadata"]
+            uid = md.get("uid") or f"{plural}/{md.get('namespace', '')}/{md['name']}"
+            feeds[plural].handle("ADDED", {**obj, "metadata": {**md, "uid": uid}})
         asyncio.run(self.controller.sync())
 
     def reloads(self, result: str = "success") -> float:
@@ -323,7 +300,7 @@ def test_status_body_keeps_the_object() -> None:
 def test_status_prefers_the_service_load_balancer() -> None:
     writer = StatusWriter(None, Metrics(), ("172.30.9.11",), "knet-system/ingress")
     assert writer.addresses({}) == ("172.30.9.11",)
-    assert writer.addresses({"service_lb": {("knet-system", "ingress"): [("172.30.9.130",)]}}) == ("172.30.9.130",)
+    assert writer.addresses({("knet-system", "ingress"): ("172.30.9.130",)}) == ("172.30.9.130",)
 
 
 class _Api:
@@ -339,13 +316,13 @@ class _Api:
 
 def test_status_written_when_it_differs_and_given_up_without_permission() -> None:
     seen = _ingress("one", "one.test")
-    indexes = {"ingress_lb": {("a", "one"): [((), seen)], ("a", "two"): [(("172.30.9.11",), seen)]}}
+    ingress_lb = {("a", "one"): ((), seen), ("a", "two"): (("172.30.9.11",), seen)}
     writer = StatusWriter(None, Metrics(), ("172.30.9.11",))
     writer.api = api_ok = _Api(0)  # type: ignore[assignment]
-    asyncio.run(writer.update(["a/one", "a/two"], indexes))
+    asyncio.run(writer.update(["a/one", "a/two"], ingress_lb, {}))
     assert api_ok.calls == 1  # a/two already says the same
     writer.api = denied = _Api(403)  # type: ignore[assignment]
-    asyncio.run(writer.update(["a/one", "a/two"], indexes))
+    asyncio.run(writer.update(["a/one", "a/two"], ingress_lb, {}))
     assert denied.calls == 1 and writer.api is None
 
 

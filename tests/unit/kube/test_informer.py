@@ -228,3 +228,30 @@ def test_api_errors_carry_the_status_message_as_kubectl_prints_it() -> None:
     assert client_module.status_message(json.dumps(forbidden)) == forbidden["message"]
     assert client_module.status_message("etcd is sad") == "etcd is sad"
     assert client_module.status_message("[1, 2]") == "[1, 2]"
+
+
+def test_an_optional_kind_that_is_not_served_counts_as_listed_and_empty(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A Gateway API kind without its CRD (404): the informer is listed (the component may sync), holds
+    nothing, and looks again later; a kind that is not optional keeps retrying and is never listed."""
+    monkeypatch.setattr(client_module, "BACKOFFS", (0.01, 0.01, 0.01))
+
+    async def main() -> tuple[bool, bool]:
+        runner = web.AppRunner(web.Application(), shutdown_timeout=0.1)  # serves nothing: every path is a 404
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        client = Client(Credentials(server=f"http://127.0.0.1:{port}"))
+        seen: list[str] = []
+        optional = Informer(client, Resource("gateway.networking.k8s.io/v1", "gateways"),
+                            lambda k, o: seen.append(k), optional=True)
+        required = Informer(client, Resource("v1", "services"), lambda k, o: seen.append(k))
+        tasks = [asyncio.create_task(i.run()) for i in (optional, required)]
+        await asyncio.sleep(0.3)
+        for task in tasks:
+            task.cancel()
+        await client.close()
+        await runner.cleanup()
+        return optional.listed.is_set() and not seen, required.listed.is_set()
+
+    assert asyncio.run(main()) == (True, False)
