@@ -4,8 +4,7 @@ they do not own, so they scan nothing, post no Events from log lines, and never 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Awaitable, Callable, Iterator
-from typing import Any
+from collections.abc import Iterator
 
 import kopf
 
@@ -27,9 +26,3 @@ def observe_only(settings: kopf.OperatorSettings) -> None:
     settings.watching.client_timeout = 330
     settings.watching.connect_timeout = 10
 
-
-def waker(changed: Callable[[], None]) -> Callable[..., Awaitable[None]]:
-    """A Kopf event handler that only wakes the sync loop (the indices hold what changed)."""
-    async def wake(**_: Any) -> None:
-        changed()
-    return wake

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
 import kopf
@@ -13,17 +13,14 @@ from operators.kube.watching import observe_only
 from operators.runtime.login import Credentials
 
 
-def registry(credentials: Credentials, started: Callable[[dict[str, Any]], None] | None = None
-             ) -> kopf.OperatorRegistry:
-    """A registry that logs in with `credentials` and sets Kopf up to observe only; `started` gets the
-    startup handler's arguments (Kopf's indices among them). The component adds its own handlers."""
+def registry(credentials: Credentials) -> kopf.OperatorRegistry:
+    """A registry that logs in with `credentials` and sets Kopf up to observe only; the component adds
+    its own handlers."""
     reg = kopf.OperatorRegistry()
 
     @kopf.on.startup(registry=reg)
-    async def startup(settings: kopf.OperatorSettings, **kwargs: Any) -> None:
+    async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
         observe_only(settings)
-        if started is not None:
-            started(kwargs)
 
     @kopf.on.login(registry=reg)
     def authenticate(**_: Any) -> kopf.ConnectionInfo:
