@@ -17,10 +17,11 @@ from prometheus_client import (
     CollectorRegistry,
     Counter,
     Gauge,
-    Histogram,
     ProcessCollector,
     generate_latest,
 )
+
+from operators.dns.tallies import Counts, Spreads
 
 TYPES = frozenset({"A", "AAAA", "SRV", "PTR", "TXT", "CNAME", "NS", "SOA", "MX", "ANY", "HTTPS", "SVCB",
                    "CAA"})
@@ -42,10 +43,12 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
-        self.requests = Counter("knet_dns_requests", "DNS requests answered, by transport, query type and "
-                                "response code", ["proto", "type", "rcode"], registry=r)
-        self.duration = Histogram("knet_dns_request_duration_seconds", "Time to answer a request, by where "
-                                  "the answer came from", ["source"], buckets=LATENCY_BUCKETS, registry=r)
+        self.requests = Counts("knet_dns_requests", "DNS requests answered, by transport, query type and "
+                               "response code", ["proto", "type", "rcode"])
+        self.duration = Spreads("knet_dns_request_duration_seconds", "Time to answer a request, by where "
+                                "the answer came from", ["source"], LATENCY_BUCKETS)
+        r.register(self.requests)  # type: ignore[arg-type]  # collectors by their collect()
+        r.register(self.duration)  # type: ignore[arg-type]
         self.dropped = Counter("knet_dns_dropped", "Packets dropped unanswered (unparsable, responses, "
                                "overload, ratelimit) and TCP connections closed unanswered (tcp-per-source)",
                                ["reason"], registry=r)
