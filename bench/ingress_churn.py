@@ -17,32 +17,19 @@ from pathlib import Path
 from typing import Any
 
 from bench.ingress_nginx import BACKEND_PORTS, HOST, KNET_PORT, bench_objects, knet_runtime
-from operators.agent.store import ObjectRef
-from operators.ingress.controller import IngressController, Periods, prepare_prefix
+from operators.ingress.controller import IngressController, prepare_prefix
 from operators.ingress.metrics import Metrics
 from operators.ingress.model import IngressConfig
 from operators.ingress.nginx import Nginx
-from operators.ingress.operator import entry
+from operators.ingress.operator import hand_over
 from operators.ingress.status import StatusWriter
-from operators.kube import ingresses as views
-from operators.kube import services as api
-
-PARSERS = {"IngressClass": ("classes", views.parse_ingress_class), "Ingress": ("ingresses", views.parse_ingress),
-           "Service": ("services", api.parse_service), "EndpointSlice": ("slices", api.parse_endpoint_slice)}
+from operators.runtime.schedule import Periods
+from operators.runtime.store import ObjectRef
 
 
 class NoEvents:
     async def post(self, ref: ObjectRef, reason: str, message: str) -> bool:
         return True
-
-
-def indexes(objects: list[dict]) -> dict[str, Any]:
-    """The controller's Kopf indexes (key -> [entry]) for these objects."""
-    out: dict[str, Any] = {"classes": {}, "ingresses": {}, "services": {}, "slices": {}, "secrets": {}}
-    for obj in objects:
-        name, parse = PARSERS[obj["kind"]]
-        out[name].update({key: [e] for key, e in entry(obj, parse, obj["apiVersion"], obj["kind"]).items()})
-    return out
 
 
 def answering_port() -> int:
@@ -60,14 +47,14 @@ async def churn(prefix: Path, steps: int, seed: int = 7) -> dict[str, Any]:
     metrics, nginx = Metrics(), Nginx(rt)
     controller = IngressController(IngressConfig(), rt, nginx, metrics, NoEvents(),  # type: ignore[arg-type]
                                    StatusWriter(None, metrics, ()), Periods(0, 1))
-    controller.attach(**indexes(bench_objects(BACKEND_PORTS[:3])))
+    hand_over(controller, bench_objects(BACKEND_PORTS[:3]))
     await controller.sync()
     reloads, pushes = metrics.reloads.labels("success")._value.get(), metrics.endpoint_updates._value.get()
     rng, wrong, syncs = random.Random(seed), 0, []
     try:
         for _ in range(steps):
             ports = tuple(sorted(rng.sample(BACKEND_PORTS, rng.randint(1, len(BACKEND_PORTS)))))
-            controller.attach(**indexes(bench_objects(ports)))
+            hand_over(controller, bench_objects(ports))
             t0 = time.perf_counter()
             await controller.sync()
             syncs.append(time.perf_counter() - t0)

@@ -14,7 +14,7 @@ import asyncio
 import copy
 import datetime
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,6 +37,7 @@ from operators.kube.services import SERVICE_NAME_LABEL
 from operators.runtime import login
 from operators.runtime import operator as runtime_operator
 from operators.runtime.events import EventRecorder
+from operators.runtime.login import Credentials
 from operators.runtime.schedule import Periods
 from operators.runtime.servers import Status, StatusServers
 from operators.runtime.store import entry
@@ -118,6 +119,20 @@ def watches(client: Client, controller: IngressController) -> Watches:
     controller.attach(Watched(entries=found, ingress_lb=ingress_lb.entries, service_lb=service_lb.entries,
                               seen=[index.entries for index in seen]))
     return w
+
+
+def hand_over(controller: IngressController, objects: Iterable[Mapping[str, Any]]) -> None:
+    """Give the controller fresh views of `objects`, as its informers' first listing would (for tests and
+    benches that run the controller without an API server; an object without a uid gets one)."""
+    feeds = {i.resource.plural: i for i in watches(Client(Credentials("https://192.0.2.1:6443")),
+                                                    controller).informers}
+    plurals = {"IngressClass": "ingressclasses", "Ingress": "ingresses", "Service": "services",
+               "EndpointSlice": "endpointslices", "Secret": "secrets", "Namespace": "namespaces",
+               **{kind: plural for _, plural, kind, _ in GATEWAY_KINDS}}
+    for obj in objects:
+        md = obj.get("metadata") or {}
+        uid = md.get("uid") or f"{obj['kind']}/{md.get('namespace', '')}/{md.get('name')}"
+        feeds[plurals[obj["kind"]]].handle("ADDED", {**obj, "metadata": {**md, "uid": uid}})
 
 
 async def run(options: Options) -> None:

@@ -23,12 +23,11 @@ from operators.ingress.gateway_status import GatewayStatusWriter
 from operators.ingress.metrics import Metrics
 from operators.ingress.model import IngressConfig
 from operators.ingress.nginx import Nginx
-from operators.ingress.operator import watches
+from operators.ingress.operator import hand_over
 from operators.ingress.render import Runtime
 from operators.ingress.status import StatusWriter, lb_addresses, status_body
 from operators.kube import services as api
-from operators.kube.client import ApiError, Client
-from operators.runtime.login import Credentials
+from operators.kube.client import ApiError
 from operators.runtime.schedule import Periods
 from operators.runtime.store import ObjectRef
 
@@ -135,16 +134,8 @@ class World:
 
     def sync(self) -> None:
         """The objects handed to the operator's informers (as their listing would), then one sync."""
-        feeds = {i.resource.plural: i for i in watches(Client(Credentials("https://192.0.2.1:6443")),
-                                                        self.controller).informers}
-        plurals = {"GatewayClass": "gatewayclasses", "Gateway": "gateways", "HTTPRoute": "httproutes"}
-        objects = [("ingressclasses", CLASS), *(("ingresses", i) for i in self.ingresses), ("services", SERVICE),
-                   *(("endpointslices", s) for s in self.slices), *(("secrets", s) for s in self.secrets),
-                   *((plurals[o["kind"]], o) for o in self.gateway_api)]
-        for plural, obj in objects:
-            md = obj["metadata"]
-            uid = md.get("uid") or f"{plural}/{md.get('namespace', '')}/{md['name']}"
-            feeds[plural].handle("ADDED", {**obj, "metadata": {**md, "uid": uid}})
+        hand_over(self.controller, [CLASS, *self.ingresses, SERVICE, *self.slices, *self.secrets,
+                                    *self.gateway_api])
         asyncio.run(self.controller.sync())
 
     def reloads(self, result: str = "success") -> float:
