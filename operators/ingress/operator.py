@@ -11,7 +11,6 @@ whose CRD is not installed counts as listed and empty, and is looked for again e
 from __future__ import annotations
 
 import asyncio
-import copy
 import datetime
 import logging
 from collections.abc import Callable, Iterable, Mapping
@@ -83,17 +82,18 @@ def _by_kind_and_key(kind: str) -> Callable[[Mapping[str, Any]], tuple[str, str]
 
 def watches(client: Client, controller: IngressController) -> Watches:
     """Every kind the controller reads, each through one informer; the Gateway API kinds are optional (a
-    cluster without their CRDs serves Ingresses alone)."""
+    cluster without their CRDs serves Ingresses alone). Views may keep parts of the object: an informer
+    hands over a freshly decoded one per event and keeps none of it (Kopf's bodies needed copies)."""
     w = Watches(client, controller.changed)
     net, disc = "networking.k8s.io/v1", "discovery.k8s.io/v1"
 
     def entries(resource: Resource, parse: Callable[[object], tuple[Any, list[Any]]], kind: str) -> Index:
-        return Index(lambda body: entry(copy.deepcopy(dict(body)), parse, resource.api, kind))
+        return Index(lambda body: entry(body, parse, resource.api, kind))
 
     found: dict[str, Index] = {}
     ingresses = Resource(net, "ingresses")
     found["ingresses"] = entries(ingresses, views.parse_ingress, "Ingress")
-    ingress_lb = Index(lambda body: (lb_addresses(body), copy.deepcopy(dict(body))), key=_by_name)
+    ingress_lb = Index(lambda body: (lb_addresses(body), dict(body)), key=_by_name)
     w.watch(ingresses, found["ingresses"], ingress_lb)
     services = Resource("v1", "services")
     found["services"] = entries(services, api.parse_service, "Service")
@@ -112,7 +112,7 @@ def watches(client: Client, controller: IngressController) -> Watches:
     for version, plural, kind, parse in GATEWAY_KINDS:
         resource = Resource(f"{GATEWAY_API}/{version}", plural)
         found[plural] = entries(resource, parse, kind)
-        status = [Index(lambda body: seen_of(copy.deepcopy(dict(body))), key=_by_kind_and_key(kind))] \
+        status = [Index(seen_of, key=_by_kind_and_key(kind))] \
             if kind != "ReferenceGrant" else []
         seen += status
         w.watch(resource, found[plural], *status, optional=True)

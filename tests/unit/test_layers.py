@@ -33,13 +33,21 @@ def layer(module: str) -> str:
     return "core"
 
 
-def modules() -> dict[str, set[str]]:
-    """Every module of the package -> the `operators` modules it imports (anywhere in its code)."""
+def trees() -> dict[str, ast.Module]:
+    """Every module of the package, parsed once."""
     found = {}
     for path in sorted(PACKAGE.rglob("*.py")):
         name = ".".join(("operators", *path.relative_to(PACKAGE).with_suffix("").parts)).removesuffix(".__init__")
+        found[name] = ast.parse(path.read_text())
+    return found
+
+
+def modules() -> dict[str, set[str]]:
+    """Every module of the package -> the `operators` modules it imports (anywhere in its code)."""
+    found = {}
+    for name, tree in TREES.items():
         imported = set()
-        for node in ast.walk(ast.parse(path.read_text())):
+        for node in ast.walk(tree):
             if isinstance(node, ast.Import):
                 imported |= {a.name for a in node.names if a.name.startswith("operators.")}
             elif isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("operators."):
@@ -48,6 +56,7 @@ def modules() -> dict[str, set[str]]:
     return found
 
 
+TREES = trees()
 ALLOWED = {"core": {"core"}, "runtime": {"core", "runtime"}}
 IMPORTS = modules()
 
@@ -63,13 +72,11 @@ def test_imports_follow_the_layers(module: str) -> None:
 def top_level_imports() -> dict[str, set[str]]:
     """Module -> the `operators` modules it imports when it is imported (not those imported inside a
     function, nor under `if TYPE_CHECKING`)."""
-    names = set(IMPORTS)
+    names = set(TREES)
     graph: dict[str, set[str]] = {}
     for name in names:
-        path = PACKAGE.parent / Path(*name.split("."))
-        path = path / "__init__.py" if path.is_dir() else path.with_suffix(".py")
         edges: set[str] = set()
-        todo = list(ast.parse(path.read_text()).body)
+        todo = list(TREES[name].body)
         while todo:
             node = todo.pop()
             if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
