@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: all deps venv tools kind-tools test unit e2e kind-test lint demo demo-down demo-devcluster demo-devcluster-down bench image clean conformance conformance-gateway
+.PHONY: all deps venv tools kind-tools traefik test unit e2e kind-test lint demo demo-down demo-devcluster demo-devcluster-down bench image clean conformance conformance-gateway
 
 all: test
 
@@ -26,6 +26,11 @@ tools:
 # knet's image from them when they are missing.
 kind-tools: deps
 	@hack/build-kind.sh >/dev/null
+
+# Traefik v3, the ingress and gateway benches' anchor (hack/build-traefik.sh): minutes cold, so only `make bench`
+# builds it; the quick benches of `make test` use it when it is built and print why its column is missing if not.
+traefik:
+	@hack/build-traefik.sh >/dev/null
 
 lint: venv
 	$(BIN)/ruff check operators tests bench conftest.py
@@ -55,7 +60,7 @@ demo-devcluster: deps venv tools
 demo-devcluster-down: venv
 	$(BIN)/knet devcluster down --name knet
 
-bench: deps venv tools
+bench: deps venv tools traefik
 	$(BIN)/pytest bench -q --bench-full -s
 
 # knet's image from the Containerfile, without Docker (buildah + mmdebstrap); minutes, so not part of test.

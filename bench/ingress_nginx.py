@@ -8,6 +8,8 @@ runs per request), knet's config with a balancer that only sets the one backend 
 framework's cost per request without knet's Lua), and the minimal config plus exactly the forwarding
 headers knet's config sets.
 
+Traefik (`bench/traefik.py`) serves the same route in the same namespace, the upstream anchor.
+
 Everything listens on the namespace's loopback, so the figures compare the proxy configs on the same
 machine, through the same backend, with the same client (wrk, also run in the namespace)."""
 
@@ -22,6 +24,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from bench import traefik
 from operators.devcluster import netns
 from operators.ingress import files
 from operators.ingress.model import IngressModel
@@ -32,6 +35,7 @@ HOST = "bench.test"
 BACKEND = "10.254.0.1"  # on the namespace's lo, outside 127/8 (knet refuses loopback endpoint addresses)
 BACKEND_PORTS = tuple(range(9001, 9011))
 KNET_PORT, MINIMAL_PORT, KNET_STATIC_PORT, FORWARDING_PORT, KNET_CONSTANT_PORT = 8001, 8002, 8003, 8004, 8005
+TRAEFIK_PORT = 8006
 
 
 def in_ns(*argv: str, cpu: int | None = None) -> list[str]:
@@ -118,17 +122,24 @@ def constant_balancer(conf: str) -> str:
     return text
 
 
-def bench_objects(ports: tuple[int, ...]) -> list[dict]:
-    """One Ingress routing bench.test to a Service whose endpoints are the backend's `ports`."""
+def backend_objects(ports: tuple[int, ...]) -> list[dict]:
+    """The Service `bench/web` whose endpoints are the backend's `ports` (one EndpointSlice each)."""
     return [
-        {"apiVersion": "networking.k8s.io/v1", "kind": "IngressClass", "metadata": {"name": "knet"},
-         "spec": {"controller": "knet.io/ingress-nginx"}},
         {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web", "namespace": "bench"},
          "spec": {"clusterIP": "10.96.0.10", "ports": [{"name": "http", "port": 80, "targetPort": "http"}]}},
         *({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
            "metadata": {"name": f"web-{p}", "namespace": "bench", "labels": {"kubernetes.io/service-name": "web"}},
            "addressType": "IPv4", "ports": [{"name": "http", "port": p}],
            "endpoints": [{"addresses": [BACKEND], "conditions": {"ready": True}}]} for p in ports),
+    ]
+
+
+def bench_objects(ports: tuple[int, ...]) -> list[dict]:
+    """One Ingress routing bench.test to a Service whose endpoints are the backend's `ports`."""
+    return [
+        {"apiVersion": "networking.k8s.io/v1", "kind": "IngressClass", "metadata": {"name": "knet"},
+         "spec": {"controller": "knet.io/ingress-nginx"}},
+        *backend_objects(ports),
         {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
          "metadata": {"name": "web", "namespace": "bench", "creationTimestamp": "2026-01-01T00:00:00Z"},
          "spec": {"ingressClassName": "knet", "rules": [{"host": HOST, "http": {"paths": [
@@ -166,8 +177,10 @@ def cpu_seconds(pid: int) -> float:
 
 
 def preemptions(pid: int) -> int:
-    """How often a process was switched out while it still had work (the backend sharing its CPU woke up)."""
-    return int(re.search(r"^nonvoluntary_ctxt_switches:\s+(\d+)$", Path(f"/proc/{pid}/status").read_text(), re.M)[1])
+    """How often a process's threads were switched out while they still had work (the backend sharing their
+    CPU woke up)."""
+    return sum(int(re.search(r"^nonvoluntary_ctxt_switches:\s+(\d+)$", status.read_text(), re.M)[1])
+               for status in Path(f"/proc/{pid}/task").glob("*/status"))
 
 
 class Namespace:
@@ -180,19 +193,30 @@ class Namespace:
         self.procs: list[subprocess.Popen[bytes]] = []
         self.backend = 0  # the backend's worker pid, once started
 
+    def start(self, argv: list[str], ready: Callable[[], bool], log: Path) -> int:
+        """Start `argv` in the namespace on CPU 0 (beside the backend), wait until `ready`; its pid."""
+        self.procs.append(subprocess.Popen(in_ns(*argv, cpu=0), stderr=subprocess.DEVNULL))
+        deadline = time.monotonic() + 10
+        while not ready():
+            if time.monotonic() > deadline or self.procs[-1].poll() is not None:
+                raise RuntimeError(f"{argv[0]} did not start: {log.read_text() if log.exists() else '(no log)'}")
+            time.sleep(0.1)
+        return self.procs[-1].pid  # taskset and nsenter exec the command: the same process
+
     def nginx(self, prefix: Path, conf: str, check_port: int, check_addr: str = "127.0.0.1") -> int:
         """Start an nginx master on `conf`, wait until `check_port` answers; the pid of its (one) worker."""
         (prefix / "tmp").mkdir(parents=True, exist_ok=True)
         (prefix / "nginx.conf").write_text(conf)
-        self.procs.append(subprocess.Popen(in_ns("nginx", "-c", str(prefix / "nginx.conf"), "-p", f"{prefix}/", cpu=0),
-                                           stderr=subprocess.DEVNULL))
-        deadline = time.monotonic() + 10
-        while get(check_port, "/healthz", check_addr)[0] == 0:
-            if time.monotonic() > deadline or self.procs[-1].poll() is not None:
-                raise RuntimeError(f"nginx on {prefix} did not start: {(prefix / 'error.log').read_text()}")
-            time.sleep(0.1)
-        master = self.procs[-1].pid  # taskset and nsenter exec nginx: the same process
+        master = self.start(["nginx", "-c", str(prefix / "nginx.conf"), "-p", f"{prefix}/"],
+                            lambda: get(check_port, "/healthz", check_addr)[0] != 0, prefix / "error.log")
         return int(Path(f"/proc/{master}/task/{master}/children").read_text().split()[0])
+
+    def traefik(self, prefix: Path, binary: Path, port: int) -> int:
+        """Traefik serving the bench's route on `port` (its file provider), once it answers; its pid (Go: one
+        process whose threads all count)."""
+        conf = traefik.write_config(prefix, port, HOST, [f"http://{BACKEND}:{BACKEND_PORTS[0]}"])
+        return self.start([str(binary), f"--configFile={conf}"], lambda: get(port) == (200, str(BACKEND_PORTS[0])),
+                          prefix / "traefik.log")
 
     def knet(self, prefix: Path, model: IngressModel, dynamic: bool = True, port: int = KNET_PORT,
              edit: Callable[[str], str] | None = None) -> tuple[int, str]:
