@@ -220,8 +220,13 @@ def test_local_policy_health_check_node_port_answers_like_kube_proxy(cluster: Cl
         assert body.startswith('{\n\t"service": {\n\t\t"namespace"')  # kube-proxy's layout, tabs and all
     assert proxy.fetch("external", f"http://{proxy.node_ip(worker)}:{port}/clientip")[0].startswith(
         proxy.external_ip + ":")
-    # the node without a local endpoint drops (no reject: a load balancer must just fail over)
-    assert proxy.fetch("external", f"http://{proxy.node_ip(proxy.nodes[0])}:{port}/hostname") == ["timeout"]
+    # the node without a local endpoint drops (no reject: a load balancer must just fail over); until its
+    # agent has seen the endpoint on the worker, the Service has none at all and is rejected, as kube-proxy does
+    def dropped() -> bool:
+        got = proxy.fetch("external", f"http://{proxy.node_ip(proxy.nodes[0])}:{port}/hostname")
+        assert got == ["timeout"], got
+        return True
+    wait_for(dropped, f"a drop on {proxy.nodes[0]}", 30)
 
 
 def test_udp_client_follows_an_endpoint_change(cluster: Cluster, proxy: Proxy, backends: dict) -> None:

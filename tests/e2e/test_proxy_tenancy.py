@@ -80,7 +80,12 @@ def test_an_external_ip_cannot_take_the_cluster_dns_address_or_a_node(
     assert set(proxy.udp(takeover, DNS_IP, 53, n=10)) == {"dns-victim"}
     assert set(proxy.fetch(takeover, f"http://{DNS_IP}:53/hostname", 5)) == {"dns-victim"}
     assert "thief" not in proxy.fetch(takeover, f"http://{proxy.node_ip(proxy.nodes[0])}:10250/hostname", 5)
-    messages = wait_for(lambda: " ".join(e["message"] for e in cluster.get(
-        "events", "-n", "a", "--field-selector", "involvedObject.name=x")["items"]), "Events on a/x", 30)
-    assert f"{DNS_IP} is a ClusterIP of Service kube-system/kube-dns" in messages
-    assert "is a Node's address" in messages
+    wanted = (f"{DNS_IP} is a ClusterIP of Service kube-system/kube-dns", "is a Node's address")
+
+    def events_saying_why() -> bool:
+        got = " ".join(e["message"] for e in cluster.get(
+            "events", "-n", "a", "--field-selector", "involvedObject.name=x")["items"])
+        assert all(w in got for w in wanted), got
+        return True
+    # a/x was refused first for lying outside the allowed ranges, before `use_mode` allowed them
+    wait_for(events_saying_why, f"Events on a/x saying {wanted}", 30)
