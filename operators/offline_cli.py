@@ -60,12 +60,14 @@ def cmd_render_ingress(args: argparse.Namespace) -> int:
 
 def cmd_render_gateway(args: argparse.Namespace) -> int:
     from .gateway import offline
+    from .gateway.addresses import parse_range
     from .ingress.render import Runtime
 
     ports = (args.http_port or 80, args.https_port or 443)
     taken = (args.status_port or Runtime().status_port,)  # nginx's own loopback status server
+    own = parse_range(args.gateway_ports) if args.gateway_ports else None
     model, problems, status = offline.model_from_objects(load_objects(args.filename), ingress_ports=ports,
-                                                         taken_ports=taken)
+                                                         taken_ports=taken, own_ports=own)
     return _nginx_out(model, [str(p) for p in problems], args, offline.status_text(status))
 
 
@@ -126,6 +128,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = rsub.add_parser("gateway", help="the nginx.conf for the Gateways, HTTPRoutes (and Ingresses) in the files, "
                                         "and the status knet would write (on stderr)")
     _nginx_options(p)
+    p.add_argument("--gateway-ports", metavar="FIRST-LAST",
+                   help="give each Gateway an address of its own, reaching nginx on ports of this range (as the "
+                        "chart's ingress does); default: every Gateway on its listener ports")
     p.set_defaults(func=_clear_errors(cmd_render_gateway))
     p = rsub.add_parser("corefile", help="the CoreDNS Corefile rendered from a DNSConfig")
     p.add_argument("-f", "--filename", action="append", required=True)

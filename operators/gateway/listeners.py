@@ -4,14 +4,16 @@ A listener is served when it is Accepted (a protocol knet speaks, HTTP or HTTPS 
 valid hostname, no conflict) and its references resolve (an HTTPS listener's certificate Secret exists,
 is valid, and is in the Gateway's namespace or granted by a ReferenceGrant). Conflicts, as the spec names
 them: listeners on one port with different protocols (ProtocolConflict), or with one protocol and one
-hostname (HostnameConflict). Within a Gateway every such listener is Conflicted; across Gateways the
-older Gateway keeps the port. On the Ingress controller's own ports the protocol is fixed (plain HTTP on
-its HTTP port, TLS on its HTTPS port): one nginx socket is either TLS or not.
+hostname (HostnameConflict). Within a Gateway every such listener is Conflicted. When Gateways share
+nginx's ports (no address of their own), across Gateways the older Gateway keeps the port, and on the Ingress
+controller's own ports the protocol is fixed (plain HTTP on its HTTP port, TLS on its HTTPS port): one nginx
+socket is either TLS or not. When each Gateway has its own address (`addresses.py`), its listeners reach
+nginx on ports of their own, so only listeners of one Gateway can conflict.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 
 from operators.gateway import hostnames
@@ -110,7 +112,7 @@ def _certificate(gw: Gateway, listener: Listener, secrets: dict[str, TLSSecret],
 
 
 def _check(gw: Gateway, listener: Listener, secrets: dict[str, TLSSecret], grants: list[ReferenceGrant],
-           conflict: str, taken: frozenset[int]) -> ListenerState:
+           conflict: str, unavailable: str) -> ListenerState:
     kinds, all_kinds = _kinds(listener)
     refused = ""
     if listener.protocol not in PROTOCOLS:  # no route kind fits a protocol knet does not speak
@@ -120,8 +122,8 @@ def _check(gw: Gateway, listener: Listener, secrets: dict[str, TLSSecret], grant
         reason, refused = "UnsupportedValue", f"hostname {listener.hostname!r} is not a valid hostname"
     elif listener.protocol == "HTTPS" and listener.tls_mode != "Terminate":
         reason, refused = "UnsupportedValue", f"TLS mode {listener.tls_mode} is not supported on HTTPS"
-    elif listener.port in taken:  # nginx could not bind it, and would then keep its old config for everyone
-        reason, refused = "PortUnavailable", f"port {listener.port} is taken by another server of knet's ingress pod"
+    elif unavailable:  # nginx could not bind it, and would then keep its old config for everyone
+        reason, refused = "PortUnavailable", unavailable
     elif conflict:
         reason, refused = conflict, f"another listener on port {listener.port} conflicts ({conflict})"
     conds = [condition("Conflicted", bool(conflict), conflict or "NoConflicts")]
@@ -164,21 +166,34 @@ def _conflicts(gateways: list[Gateway], ingress_ports: dict[int, str]) -> dict[t
     return out
 
 
+def _unavailable(gw: Gateway, listener: Listener, taken: frozenset[int],
+                 nginx_ports: Mapping[tuple[str, int], int] | None) -> str:
+    """Why nginx cannot listen for the listener ("" when it can)."""
+    if nginx_ports is not None:
+        return "" if (gw.meta.key, listener.port) in nginx_ports else "no nginx port is left in knet's range"
+    return f"port {listener.port} is taken by another server of knet's ingress pod" if listener.port in taken else ""
+
+
 def gateway_states(gateways: Iterable[Gateway], our_classes: set[str], secrets: Iterable[TLSSecret],
                    grants: Iterable[ReferenceGrant], ingress_ports: dict[int, str],
-                   taken_ports: Iterable[int] = ()) -> list[GatewayState]:
+                   taken_ports: Iterable[int] = (),
+                   nginx_ports: Mapping[tuple[str, int], int] | None = None) -> list[GatewayState]:
     """The states of the Gateways of our classes, oldest first. `ingress_ports`: port -> the protocol the
     Ingress controller serves there (HTTP, HTTPS); `taken_ports`: the ingress pod's other servers' ports
-    (health, metrics, nginx's status), which no listener may have."""
+    (health, metrics, nginx's status), which no listener may have. With `nginx_ports` (each Gateway on its
+    own address, `addresses.allocate`), neither applies: a listener needs only its nginx port."""
     taken = frozenset(taken_ports)
     mine = sorted((g for g in gateways if g.class_name in our_classes), key=lambda g: g.meta.age_key)
     by_key = {s.key: s for s in secrets}
     grant_list = list(grants)
-    conflicts = _conflicts(mine, ingress_ports)
+    if nginx_ports is None:
+        conflicts = _conflicts(mine, ingress_ports)
+    else:
+        conflicts = {k: v for gw in mine for k, v in _conflicts([gw], {}).items()}
     states = []
     for gw in mine:
-        listeners = tuple(_check(gw, lst, by_key, grant_list, conflicts.get((gw.meta.key, lst.name), ""), taken)
-                          for lst in gw.listeners)
+        listeners = tuple(_check(gw, lst, by_key, grant_list, conflicts.get((gw.meta.key, lst.name), ""),
+                                 _unavailable(gw, lst, taken, nginx_ports)) for lst in gw.listeners)
         served = sum(ls.served for ls in listeners)
         valid = all(ls.conditions[1].status for ls in listeners)
         if gw.has_addresses:

@@ -9,6 +9,10 @@ upstreams, certificates, renderer and nginx:
   on its port, and only routes attached to that listener (or to a listener with the same hostname on the
   same port in another Gateway of knet's) match it; their rules are tried in the spec's precedence, host
   specificity first (`matches.py`). A host with no match answers 404.
+- Each Gateway on its own address (`own_ports`, see `addresses.py`): its listeners are served on nginx ports
+  of their own, so the servers are made per nginx port, and no two Gateways, nor a Gateway and an Ingress,
+  share one. Without it, every Gateway's listener is served on its own port number, shared with the other
+  Gateways and with the Ingresses:
 - Ingress and Gateway on one host and port (the Ingress controller's HTTP and HTTPS ports): the oldest
   claim wins that host on that port, a claim being an Ingress rule for the host (the oldest Ingress with
   one) or an HTTPRoute attached there naming that host (the oldest such route; a route without hostnames
@@ -19,12 +23,13 @@ upstreams, certificates, renderer and nginx:
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 
 from operators.gateway import filters, hostnames, matches
+from operators.gateway.addresses import allocate
 from operators.gateway.conditions import Condition
-from operators.gateway.listeners import GatewayState, class_conditions, gateway_states, ours
+from operators.gateway.listeners import GatewayState, ListenerState, class_conditions, gateway_states, ours
 from operators.gateway.routes import Attachment, CompiledMatch, CompiledRule, ParentStatus, attach
 from operators.gateway.views import CONTROLLER, Gateway, GatewayClass, HTTPRoute, Namespace, ReferenceGrant
 from operators.ingress.annotations import Annotations
@@ -63,33 +68,43 @@ class Status:
     gateways: tuple[GatewayState, ...]
     attached: tuple[tuple[tuple[str, str], int], ...]  # (gateway key, listener name) -> routes
     routes: tuple[tuple[str, tuple[ParentStatus, ...]], ...]
+    ports: tuple[tuple[tuple[str, int], int], ...] | None = None  # own addresses: (gateway key, port) -> nginx port
 
 
 def build_model(objects: GatewayObjects, ingress_classes: Iterable[IngressClass], ingresses: Iterable[Ingress],
                 services: Iterable[Service], slices: Iterable[EndpointSlice], secrets: Iterable[TLSSecret],
                 config: IngressConfig | None = None, ingress_ports: tuple[int, int] = (80, 443),
-                taken_ports: Iterable[int] = (),
+                taken_ports: Iterable[int] = (), own_ports: tuple[int, int] | None = None,
                 ) -> tuple[IngressModel, list[Problem], Status]:
     """The model nginx serves (Ingresses and Gateways), the problems, and the status to write. `taken_ports`:
-    the ingress pod's ports that are not nginx's to serve (its health and metrics servers, nginx's status)."""
+    the ingress pod's ports that are not nginx's to serve (its health and metrics servers, nginx's status).
+    `own_ports`: the range of nginx ports for Gateways on addresses of their own; None: the shared address."""
     cfg = config or IngressConfig()
     services, secrets, ingress_classes = list(services), list(secrets), list(ingress_classes)
     mine = [i for i in ingresses if ingress_is_ours(i, ingress_classes, cfg)]
     classes = [c for c in objects.classes if c.controller == CONTROLLER]
+    plan = None
+    if own_ports is not None:
+        served_classes = ours(classes)
+        plan = allocate((g for g in objects.gateways if g.class_name in served_classes), *own_ports,
+                        (*ingress_ports, *taken_ports))
     states = gateway_states(objects.gateways, ours(classes), secrets, objects.grants,
-                            {ingress_ports[0]: "HTTP", ingress_ports[1]: "HTTPS"}, taken_ports)
+                            {ingress_ports[0]: "HTTP", ingress_ports[1]: "HTTPS"}, taken_ports, plan)
     attachments, parents = attach(objects.routes, states, services, objects.grants, objects.namespaces)
     attached: dict[tuple[str, str], set[str]] = {}
     for a in attachments:
         attached.setdefault(a.listener.key, set()).add(a.route.meta.key)
 
+    def nginx_port(ls: ListenerState) -> int:
+        return ls.listener.port if plan is None else plan[(ls.gateway.meta.key, ls.listener.port)]
+
     def hook(b: Builder, servers: list[Server]) -> list[Server]:
-        return _servers(b, servers, states, attachments, mine, ingress_ports)
+        return _servers(b, servers, states, attachments, mine, ingress_ports, nginx_port)
 
     model, problems = build_ingress_model(ingress_classes, mine, services, slices, secrets, cfg, more=hook)
     status = Status(tuple((c.meta.name, class_conditions(c)) for c in sorted(classes, key=lambda c: c.meta.name)),
                     tuple(states), tuple(sorted((k, len(v)) for k, v in attached.items())),
-                    tuple(sorted(parents.items())))
+                    tuple(sorted(parents.items())), None if plan is None else tuple(sorted(plan.items())))
     return model, problems, status
 
 
@@ -103,16 +118,19 @@ def _owner_hostname(host: str, candidates: Iterable[str]) -> str | None:
 
 
 def _servers(b: Builder, ingress_servers: list[Server], states: list[GatewayState], attachments: list[Attachment],
-             ingresses: list[Ingress], ingress_ports: tuple[int, int]) -> list[Server]:
+             ingresses: list[Ingress], ingress_ports: tuple[int, int],
+             nginx_port: Callable[[ListenerState], int]) -> list[Server]:
+    """One server per hostname and nginx port: a listener's routes are matched only on its own nginx port."""
     served = [ls for s in states for ls in s.listeners if ls.served]
-    ports = sorted({ls.listener.port for ls in served})
+    ports = sorted({nginx_port(ls) for ls in served})
     out: list[Server] = []
     claims: dict[tuple[str, int], HTTPRoute] = {}  # (host, port) -> the oldest route with a rule there
     counter = [0]
     for port in ports:
-        on_port = [ls for ls in served if ls.listener.port == port]
+        on_port = [ls for ls in served if nginx_port(ls) == port]
+        listener_port = on_port[0].listener.port
         listener_hosts = {ls.listener.hostname for ls in on_port}
-        here = [a for a in attachments if a.listener.served and a.listener.listener.port == port]
+        here = [a for a in attachments if a.listener.served and nginx_port(a.listener) == port]
         hosts = sorted(listener_hosts | {h for a in here for h in a.hostnames})
         for host in hosts:
             owner = _owner_hostname(host, listener_hosts)
@@ -130,11 +148,11 @@ def _servers(b: Builder, ingress_servers: list[Server], states: list[GatewayStat
             cert_owner = next((ls for ls in on_port if ls.listener.hostname == owner and ls.certificate), None)
             certificate = b.certificate_file(cert_owner.certificate) if tls and cert_owner and cert_owner.certificate \
                 else ""
-            out.append(_server(b, host, Listen(port, tls), certificate, entries, counter))
+            out.append(_server(b, host, Listen(port, tls), listener_port, certificate, entries, counter))
     return _settle(b, ingress_servers, out, claims, ingresses, ingress_ports)
 
 
-def _server(b: Builder, host: str, listen: Listen, certificate: str,
+def _server(b: Builder, host: str, listen: Listen, listener_port: int, certificate: str,
             entries: list[tuple[tuple[int, int], Attachment, CompiledRule]], counter: list[int]) -> Server:
     ordered = []
     for spec, a, rule in entries:
@@ -148,7 +166,7 @@ def _server(b: Builder, host: str, listen: Listen, certificate: str,
     for *_, a, rule, cm in ordered:
         counter[0] += 1
         name = f"knet_r{counter[0]}"
-        action = _action(b, a, rule, cm, listen.port)
+        action = _action(b, a, rule, cm, listener_port)
         locations.append(Location("@", name, cm.match.path, cm.match.path_type, a.route.meta.key,
                                   action.splits[0].upstream if len(action.splits) == 1 else "", defaults,
                                   ssl_redirect=False, action=action))

@@ -29,10 +29,11 @@ def gateway_objects(objects: list[Obj], problems: list[Problem]) -> GatewayObjec
 
 def model_from_objects(objects: list[Obj], config: Mapping[str, Any] | None = None,
                        ingress_ports: tuple[int, int] = (80, 443), taken_ports: tuple[int, ...] = (),
-                       ) -> tuple[IngressModel, list[Problem], Status]:
+                       own_ports: tuple[int, int] | None = None) -> tuple[IngressModel, list[Problem], Status]:
     cfg, problems = IngressConfig.from_dict(config)
     gw = gateway_objects(objects, problems)
-    model, found, status = build_model(gw, *ingress_objects(objects, problems), cfg, ingress_ports, taken_ports)
+    model, found, status = build_model(gw, *ingress_objects(objects, problems), cfg, ingress_ports, taken_ports,
+                                       own_ports)
     return model, problems + found, status
 
 
@@ -48,6 +49,7 @@ def status_text(status: Status) -> list[str]:
         lines.append(_line(f"Gateway {g.gateway.meta.key}", g.conditions))
         lines += [_line(f"Gateway {g.gateway.meta.key} listener {ls.listener.name} "
                         f"(attachedRoutes {attached.get(ls.key, 0)})", ls.conditions) for ls in g.listeners]
+    lines += [f"Gateway {key} port {port}: nginx port {nginx_port}" for (key, port), nginx_port in status.ports or ()]
     for key, parents in status.routes:
         lines += [_line(f"HTTPRoute {key} parent {p.parent.namespace}/{p.parent.name}"
                         + (f" section {p.parent.section}" if p.parent.section else ""), p.conditions)

@@ -8,8 +8,9 @@ tries again at its next sync. lastTransitionTime moves only when a condition's s
 
 What each kind gets:
 - GatewayClass (only ours): `conditions`.
-- Gateway: `conditions`, `listeners` (name, supportedKinds, attachedRoutes, conditions) and `addresses`
-  (the ingress's LoadBalancer Service addresses, as for an Ingress's `status.loadBalancer`).
+- Gateway: `conditions`, `listeners` (name, supportedKinds, attachedRoutes, conditions) and `addresses`: its
+  own LoadBalancer Service's (`services.py`), or where Gateways share the ingress's address, that Service's
+  addresses, as for an Ingress's `status.loadBalancer`.
 - HTTPRoute: one `parents` entry per parentRef to a Gateway of ours, with knet's controllerName and the
   parentRef as the route spells it; other controllers' entries are kept as they are, and knet's entries
   for parents the route no longer names are dropped.
@@ -20,10 +21,10 @@ from __future__ import annotations
 import datetime
 import ipaddress
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from operators.gateway.conditions import Condition, to_status
+from operators.gateway.conditions import Condition, condition, to_status
 from operators.gateway.listeners import GatewayState
 from operators.gateway.model import Status
 from operators.gateway.routes import ParentStatus
@@ -76,7 +77,15 @@ def address(value: str) -> dict[str, str]:
 
 
 def gateway_status(state: GatewayState, attached: Mapping[tuple[str, str], int], addresses: Iterable[str],
-                   old: Mapping[str, Any], generation: int, now: datetime.datetime) -> dict[str, Any]:
+                   old: Mapping[str, Any], generation: int, now: datetime.datetime,
+                   own_address: bool = False) -> dict[str, Any]:
+    """The Gateway's status; with `own_address` (a Service of its own), not Programmed until it has an address
+    (the spec's AddressNotAssigned)."""
+    addresses = list(addresses)
+    if own_address and not addresses and state.accepted:
+        state = replace(state, conditions=tuple(
+            condition("Programmed", False, "AddressNotAssigned", "its LoadBalancer Service has no address yet")
+            if c.type == "Programmed" else c for c in state.conditions))
     old_listeners = _by_name(old.get("listeners"), "name")
     listeners = [{"name": ls.listener.name,
                   "supportedKinds": [{"group": g, "kind": k} for g, k in ls.kinds],
@@ -129,9 +138,10 @@ def _patch(kind: str, key: str, seen: Seen, want: dict[str, Any]) -> StatusPatch
 
 
 def status_patches(status: Status, seen: Mapping[tuple[str, str], Seen], addresses: tuple[str, ...],
-                   now: datetime.datetime) -> list[StatusPatch]:
+                   now: datetime.datetime, own: Mapping[str, tuple[str, ...]] | None = None) -> list[StatusPatch]:
     """The status patches that would change something. `seen`: (kind, key) -> the object as last watched;
-    an object the watch has not seen yet is left for the next sync."""
+    an object the watch has not seen yet is left for the next sync. `addresses`: every Gateway's, or with
+    `own` (Gateway key -> the addresses of its own Service), each Gateway's own."""
     out: list[StatusPatch | None] = []
     for name, conds in status.classes:
         if (s := seen.get(("GatewayClass", name))) is not None:
@@ -141,8 +151,9 @@ def status_patches(status: Status, seen: Mapping[tuple[str, str], Seen], address
     for state in status.gateways:
         key = state.gateway.meta.key
         if (s := seen.get(("Gateway", key))) is not None:
-            out.append(_patch("Gateway", key, s, gateway_status(state, attached, addresses, s.status, s.generation,
-                                                                 now)))
+            mine = addresses if own is None else own.get(key, ())
+            out.append(_patch("Gateway", key, s, gateway_status(state, attached, mine, s.status, s.generation,
+                                                                 now, own is not None)))
     routes = dict(status.routes)
     for (kind, key), s in sorted(seen.items()):
         mentioned = any(isinstance(e, Mapping) and e.get("controllerName") == CONTROLLER

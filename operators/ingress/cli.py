@@ -12,6 +12,7 @@ from pathlib import Path
 
 import yaml
 
+from operators.gateway.addresses import parse_range
 from operators.ingress.render import Runtime
 from operators.runtime.cli import add_common_options, fail, periods, run_component, setup_logging
 
@@ -34,7 +35,8 @@ def runtime_for(args: argparse.Namespace) -> Runtime:
                  pid_file=f"{prefix}/nginx.pid", temp_dir=f"{prefix}/tmp", control_socket=f"{prefix}/control.sock",
                  http_port=args.http_port, https_port=args.https_port, status_port=args.status_port,
                  access_log=args.access_log, ipv6=_has_ipv6(), modules_dir=args.modules_dir,
-                 dynamic_endpoints=Path(args.modules_dir, LUA_MODULE).exists())
+                 dynamic_endpoints=Path(args.modules_dir, LUA_MODULE).exists(),
+                 gateway_ports=parse_range(args.gateway_ports) if args.gateway_ports else None)
     rt.check()
     return rt
 
@@ -44,6 +46,8 @@ def cmd_ingress(args: argparse.Namespace) -> int:
     from operators.ingress.model import IngressConfig
     from operators.runtime.servers import parse_addr
 
+    if args.gateway_ports and not args.service:
+        return fail("--gateway-ports needs --service: each Gateway's Service leads to that Service's endpoints")
     try:
         data = yaml.safe_load(Path(args.config).read_text()) if args.config else {}
         others = (parse_addr(args.metrics_addr)[1], parse_addr(args.health_addr)[1])
@@ -89,6 +93,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--service", default=env("KNET_INGRESS_SERVICE"),
                    help="NAMESPACE/NAME of the controller's Service: its LoadBalancer addresses go into Ingress "
                         "status when it has some (default: $KNET_INGRESS_SERVICE)")
+    p.add_argument("--gateway-ports", metavar="FIRST-LAST", default=env("KNET_GATEWAY_PORTS"),
+                   help="give each Gateway a LoadBalancer Service of its own, leading to nginx ports of this range "
+                        "(default: $KNET_GATEWAY_PORTS; unset: every Gateway on the --service address)")
     p.add_argument("--prefix", default="/var/lib/knet/ingress", help="nginx's directory (default %(default)s)")
     p.add_argument("--access-log", default="/dev/stdout", help="nginx's access log, or off (default %(default)s)")
     p.add_argument("--modules-dir", default="/usr/lib/nginx/modules", help="default %(default)s")

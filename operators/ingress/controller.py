@@ -15,7 +15,9 @@ good config: a restarted controller serves it (with the endpoints it last pushed
 The same sync serves the Gateway API: GatewayClasses, Gateways and HTTPRoutes go into the model beside the
 Ingresses (`operators.gateway.model`), and their status is written only for a config nginx runs, so
 `Programmed` is never claimed for one it refused (`operators.gateway.status` decides, `gateway_status.py`
-writes). Culprit bisection covers Ingresses only: Gateway API input is validated by the model, rule by rule.
+writes). With `Runtime.gateway_ports`, each Gateway gets its own LoadBalancer Service, written after the config
+that listens on its ports runs (`operators.gateway.services` decides, `gateway_services.py` writes). Culprit
+bisection covers Ingresses only: Gateway API input is validated by the model, rule by rule.
 
 Changes are debounced: a sync runs `min_period` after the first change it picks up (so a burst of
 watch events gives one reload), and at least every `max_period` (a resync that also retries failures).
@@ -35,9 +37,11 @@ from typing import Any
 
 from operators.gateway.model import GatewayObjects, Status
 from operators.gateway.model import build_model as build_gateway_model
+from operators.gateway.services import Change, Held, changes, gateway_addresses, ingress_endpoints, wanted
 from operators.gateway.status import Seen, status_patches
 from operators.ingress import files
 from operators.ingress.culprits import isolate, redact
+from operators.ingress.gateway_services import GatewayServiceWriter
 from operators.ingress.gateway_status import GatewayStatusWriter
 from operators.ingress.metrics import Metrics
 from operators.ingress.model import IngressConfig, IngressModel
@@ -62,12 +66,14 @@ class Watched:
     """What the controller watches, as its informers keep it (operator.py): the parsed entries of each of
     `KINDS`; each Ingress's load-balancer addresses with the object as last seen (to write its status),
     by (namespace, name); each Service's load-balancer addresses, by (namespace, name); each Gateway API
-    object's status as last seen, by (kind, key)."""
+    object's status as last seen, by (kind, key); knet's Services and EndpointSlices of Gateways (None for
+    everyone else's objects)."""
 
     entries: Mapping[str, Iterable[Entry[Any]]] = field(default_factory=dict)
     ingress_lb: Mapping[tuple[str, str], tuple[tuple[str, ...], dict[str, Any]]] = field(default_factory=dict)
     service_lb: Mapping[tuple[str, str], tuple[str, ...]] = field(default_factory=dict)
     seen: Iterable[Mapping[tuple[str, str], Seen]] = ()
+    held: Iterable[Mapping[Any, Held | None]] = ()  # Gateways' own Services and EndpointSlices, as watched
 
 
 def split(found: Iterable[Entry[Any]]) -> tuple[list[Any], list[Problem], dict[tuple[str, str, str], ObjectRef]]:
@@ -121,7 +127,8 @@ def own_certificates(model: IngressModel, ing: Ingress) -> list[str]:
 class IngressController:
     def __init__(self, config: IngressConfig, runtime: Runtime, nginx: Nginx, metrics: Metrics,
                  events: EventRecorder, status: StatusWriter, periods: Periods | None = None,
-                 gateway_status: GatewayStatusWriter | None = None) -> None:
+                 gateway_status: GatewayStatusWriter | None = None,
+                 gateway_services: GatewayServiceWriter | None = None) -> None:
         self.config = config
         self.rt = runtime
         self.nginx = nginx
@@ -129,6 +136,7 @@ class IngressController:
         self.events = events
         self.status = status
         self.gateway_status = gateway_status or GatewayStatusWriter(None, metrics)
+        self.gateway_services = gateway_services or GatewayServiceWriter(None, metrics)
         self.watched = Watched()
         self.loop = StepLoop("ingress", periods or COMPONENT_PERIODS, metrics.errors.labels("sync").inc, self.sync)
         self.applied = Applied()
@@ -166,7 +174,8 @@ class IngressController:
         ingresses = [i for i in views["ingresses"] if only is None or i.key in only]
         return build_gateway_model(gateway_objects(views), views["classes"], ingresses, views["services"],
                                    views["slices"], views["secrets"], self.config,
-                                   (self.rt.http_port, self.rt.https_port), self.rt.taken_ports())
+                                   (self.rt.http_port, self.rt.https_port), self.rt.taken_ports(),
+                                   self.rt.gateway_ports)
 
     def held(self, views: Mapping[str, list[Any]]) -> frozenset[str]:
         """The quarantined Ingresses that have not changed since nginx refused them (the rest are forgotten)."""
@@ -194,8 +203,19 @@ class IngressController:
             w = self.watched
             await self.status.update(model.ingresses, w.ingress_lb, w.service_lb)
             if text == self.applied.text:  # Programmed means nginx runs it: no status for a config it refused
+                await self.gateway_services.write(self.service_changes(views, status))
+                own = gateway_addresses(status, w.service_lb) if self.rt.gateway_ports is not None else None
                 await self.gateway_status.write(status_patches(status, seen(w), self.status.addresses(w.service_lb),
-                                                               datetime.datetime.now(datetime.UTC)))
+                                                               datetime.datetime.now(datetime.UTC), own))
+
+    def service_changes(self, views: Mapping[str, list[Any]], status: Status) -> list[Change]:
+        """The writes that give each Gateway its own Service, leading to the ingress Service's endpoints;
+        nothing where Gateways share the ingress address."""
+        if self.rt.gateway_ports is None:
+            return []
+        ns, _, name = self.status.service.partition("/")
+        want = wanted(status, ingress_endpoints(views["slices"], (ns, name)))
+        return changes(want, (h for index in self.watched.held for h in index.values() if h is not None))
 
     def check(self, model: IngressModel, text: str | None = None) -> str | None:
         """`nginx -t`'s verdict on the model's config (None: accepted), with the certificates it names written."""

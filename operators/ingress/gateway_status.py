@@ -11,11 +11,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable
 
-import aiohttp
-
 from operators.gateway.status import StatusPatch
+from operators.ingress.api_writes import DONE, FORBIDDEN, send
 from operators.ingress.metrics import Metrics
-from operators.kube.client import MERGE_PATCH, ApiError, Client, api_path
+from operators.kube.client import MERGE_PATCH, Client, api_path
 
 log = logging.getLogger(__name__)
 API = "gateway.networking.k8s.io/v1"
@@ -37,18 +36,10 @@ class GatewayStatusWriter:
             if self.api is None:
                 return
             what = f"{p.kind} {p.namespace + '/' if p.namespace else ''}{p.name}"
-            path = STATUS_PATH[p.kind](p)
-            try:
-                await self.api.request("PATCH", path, dict(p.body), MERGE_PATCH)
+            result = await send(self.api, "PATCH", STATUS_PATH[p.kind](p), p.body, MERGE_PATCH,
+                                f"writing the status of {what}", self.metrics, "status")
+            if result == DONE:
                 log.info("%s: status written", what)
-            except ApiError as e:
-                if e.status == 403:
-                    log.warning("no permission to write %s status (%s): leaving Gateway status to others", what,
-                                e.message)
-                    self.api = None
-                elif e.status not in (404, 409):
-                    log.warning("could not write the status of %s: %s", what, e.message)
-                    self.metrics.errors.labels("status").inc()
-            except (aiohttp.ClientError, TimeoutError, OSError, ValueError) as e:  # retried at the next sync
-                log.warning("could not write the status of %s: %s", what, e)
-                self.metrics.errors.labels("status").inc()
+            elif result == FORBIDDEN:
+                log.warning("leaving Gateway status to others")
+                self.api = None

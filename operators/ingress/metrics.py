@@ -11,7 +11,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 RENDER_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
 RESULTS = ("success", "failure")
 CONNECTION_STATES = ("active", "reading", "writing", "waiting")
-ERROR_KINDS = ("endpoints", "status", "event", "sync", "nginx-exit")
+ERROR_KINDS = ("endpoints", "status", "event", "sync", "nginx-exit", "gateway-service")
 
 
 class Metrics:

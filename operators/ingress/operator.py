@@ -20,8 +20,10 @@ from typing import Any
 import kopf
 
 from operators.gateway import views as gateway_views
+from operators.gateway.services import held_of
 from operators.gateway.status import seen_of
 from operators.ingress.controller import IngressController, Watched, prepare_prefix
+from operators.ingress.gateway_services import GatewayServiceWriter
 from operators.ingress.gateway_status import GatewayStatusWriter
 from operators.ingress.metrics import Metrics
 from operators.ingress.model import IngressConfig
@@ -98,11 +100,13 @@ def watches(client: Client, controller: IngressController) -> Watches:
     services = Resource("v1", "services")
     found["services"] = entries(services, api.parse_service, "Service")
     service_lb = Index(lb_addresses, key=_by_name)
-    w.watch(services, found["services"], service_lb)
+    held = [Index(held_of, key=_by_kind_and_key("Service")), Index(held_of, key=_by_kind_and_key("EndpointSlice"))]
+    w.watch(services, found["services"], service_lb, held[0])
+    slices = Resource(disc, "endpointslices", label_selector=SERVICE_NAME_LABEL)
+    found["slices"] = entries(slices, api.parse_endpoint_slice, "EndpointSlice")
+    w.watch(slices, found["slices"], held[1])
     for name, resource, parse, kind in (
             ("classes", Resource(net, "ingressclasses"), views.parse_ingress_class, "IngressClass"),
-            ("slices", Resource(disc, "endpointslices", label_selector=SERVICE_NAME_LABEL), api.parse_endpoint_slice,
-             "EndpointSlice"),
             ("secrets", Resource("v1", "secrets", field_selector="type=kubernetes.io/tls"), views.parse_tls_secret,
              "Secret"),
             ("namespaces", Resource("v1", "namespaces"), gateway_views.parse_namespace, "Namespace")):
@@ -117,7 +121,7 @@ def watches(client: Client, controller: IngressController) -> Watches:
         seen += status
         w.watch(resource, found[plural], *status, optional=True)
     controller.attach(Watched(entries=found, ingress_lb=ingress_lb.entries, service_lb=service_lb.entries,
-                              seen=[index.entries for index in seen]))
+                              seen=[index.entries for index in seen], held=[index.entries for index in held]))
     return w
 
 
@@ -145,7 +149,8 @@ async def run(options: Options) -> None:
     controller = IngressController(options.config, options.runtime, nginx, metrics,
                                    EventRecorder(client, COMPONENT, options.host),
                                    StatusWriter(client, metrics, options.publish, options.service),
-                                   options.periods, GatewayStatusWriter(client, metrics))
+                                   options.periods, GatewayStatusWriter(client, metrics),
+                                   GatewayServiceWriter(client, metrics))
     health = {"ok": False}
 
     def status() -> Status:

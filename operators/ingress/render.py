@@ -56,6 +56,7 @@ class Runtime:
     https_port: int = 443
     status_port: int = 10254  # 127.0.0.1 only: /healthz and /nginx_status
     other_ports: tuple[int, ...] = ()  # the pod's servers beside nginx (health, metrics): no Gateway listener's
+    gateway_ports: tuple[int, int] | None = None  # nginx ports for Gateways on their own addresses; None: shared
     ipv6: bool = True
     worker_processes: int = 0  # 0: one per CPU
     dynamic_endpoints: bool = False
@@ -66,6 +67,7 @@ class Runtime:
     def from_dict(cls, data: Mapping[str, Any] | None) -> Runtime:
         """Read camelCase or snake_case keys (for `knet render ingress`); unknown keys are ignored."""
         values = {f.name: value for f in fields(cls) if (value := field(data or {}, _camel(f.name))) is not None}
+        values.update({k: tuple(v) for k, v in values.items() if isinstance(v, list)})
         return replace(cls(), **values)
 
     def check(self) -> None:
@@ -75,7 +77,10 @@ class Runtime:
         paths += [p for p in (self.error_log, self.access_log) if p not in ("stderr", "off")]
         bad = [p for p in paths if not isinstance(p, str) or not _SAFE_PATH.fullmatch(p)]
         ports = [self.http_port, self.https_port, self.status_port]
-        if bad or not all(isinstance(p, int) and 1 <= p <= 65535 for p in ports) or len(set(ports)) < 3:
+        if self.gateway_ports is not None:
+            ports += list(self.gateway_ports)
+        if (bad or not all(isinstance(p, int) and 1 <= p <= 65535 for p in ports) or len(set(ports[:3])) < 3
+                or (self.gateway_ports is not None and self.gateway_ports[0] > self.gateway_ports[1])):
             raise ValueError(f"unsafe runtime paths {bad} or ports {ports}")
 
     def taken_ports(self) -> tuple[int, ...]:

@@ -82,6 +82,8 @@ def _headers(action: RouteAction, host: str, names: RouteNames, quote: Callable[
     """The proxy_set_header lines: the forwarded headers every proxied request gets, with the rule's edits."""
     edits: HeaderEdits = action.request_headers
     headers = {n.lower(): (n, quote(host, variables=True) if n == "Host" else v) for n, v in STANDARD_HEADERS}
+    # the port the client reached: the listener's, where nginx's own may be its Gateway's port behind a Service
+    headers["x-forwarded-port"] = ("X-Forwarded-Port", str(action.listener_port))
     if action.host:
         headers["host"] = ("Host", quote(action.host))
     for name, value in edits.set:

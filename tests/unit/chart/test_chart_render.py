@@ -272,7 +272,8 @@ WRITES = {
     "knet-controller": {"services/status", "dnsconfigs", "loadbalancerippools", "dnsconfigs/status",
                         "loadbalancerippools/status", "events", "clusterkopfpeerings"},
     "knet-dns": set(),
-    "knet-ingress": {"events", "gatewayclasses/status", "gateways/status", "httproutes/status"},
+    "knet-ingress": {"events", "gatewayclasses/status", "gateways/status", "httproutes/status", "services",
+                     "endpointslices"},
 }
 READS = {
     "knet-agent": {"services", "endpointslices", "nodes", "pods", "namespaces", "networkpolicies",
@@ -443,3 +444,23 @@ def test_gateway_api_crds_are_the_pinned_upstream_files_and_can_be_left_out() ->
     assert rendered == upstream and ("CustomResourceDefinition", "httproutes.gateway.networking.k8s.io") in rendered
     off = docs(template(*variant_args(None), "--set", "gatewayAPI.installCRDs=false"))
     assert not [o for o in off if o["metadata"]["name"].endswith(".gateway.networking.k8s.io")]
+
+
+def _verbs(objs: list[dict[str, Any]], role: str, resource: str) -> set[str]:
+    return {v for rule in one(objs, "ClusterRole", role)["rules"] if resource in rule["resources"]
+            for v in rule["verbs"]}
+
+
+def test_gateway_services_are_written_only_with_gateway_ports(default: list[dict[str, Any]]) -> None:
+    """Each Gateway's own Service and EndpointSlices: the ingress writes them with exactly the calls the chart
+    grants (gateway_services.py), and without `ingress.gatewayPorts` it neither can nor is told to."""
+    from operators.ingress.gateway_services import METHODS
+
+    calls = {{"POST": "create", "PATCH": "patch", "DELETE": "delete"}[m] for m in METHODS.values()}
+    for resource in ("services", "endpointslices"):
+        assert _verbs(default, "knet-ingress", resource) == READ_VERBS | calls
+    assert env(one(default, "Deployment", "knet-ingress"))["KNET_GATEWAY_PORTS"] == "20000-29999"
+    shared = render(None, "--set", "ingress.gatewayPorts=")
+    for resource in ("services", "endpointslices"):
+        assert _verbs(shared, "knet-ingress", resource) == READ_VERBS
+    assert "KNET_GATEWAY_PORTS" not in env(one(shared, "Deployment", "knet-ingress"))

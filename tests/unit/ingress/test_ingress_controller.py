@@ -8,17 +8,20 @@ import asyncio
 import base64
 import shutil
 from collections.abc import Iterable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from operators.gateway.services import Change
 from operators.gateway.status import StatusPatch
 from operators.ingress import controller as ctl
 from operators.ingress import model as model_module
 from operators.ingress.certs import self_signed
 from operators.ingress.controller import IngressController
+from operators.ingress.gateway_services import GatewayServiceWriter
 from operators.ingress.gateway_status import GatewayStatusWriter
 from operators.ingress.metrics import Metrics
 from operators.ingress.model import IngressConfig
@@ -341,3 +344,39 @@ def test_no_gateway_status_for_a_config_nginx_refuses(world: World, monkeypatch:
     world.gateway_api = GATEWAY_API
     world.sync()
     assert world.patches == []
+
+
+class FakeGatewayServices(GatewayServiceWriter):
+    def __init__(self, world: World) -> None:
+        super().__init__(None, world.metrics)
+        self.changes: list[Change] = []
+
+    async def write(self, changes: Iterable[Change]) -> None:
+        self.changes += changes
+
+
+def test_with_gateway_ports_each_gateway_gets_its_own_service_and_reports_its_address(world: World) -> None:
+    world.controller.rt = world.rt = replace(world.rt, gateway_ports=(20000, 20999))
+    world.controller.status.service = "knet-system/knet-ingress"
+    world.controller.gateway_services = written = FakeGatewayServices(world)
+    ingress_pods = {**_slice("10.244.3.4"), "metadata": {"namespace": "knet-system", "name": "knet-ingress-1",
+                                                         "labels": {api.SERVICE_NAME_LABEL: "knet-ingress"}}}
+    world.slices.append(ingress_pods)
+    world.gateway_api = GATEWAY_API
+    world.sync()
+    assert [(c.verb, c.kind, c.name) for c in written.changes] == [("create", "Service", "gw-knet"),
+                                                                   ("create", "EndpointSlice", "gw-knet-ipv4")]
+    svc, eps = (dict(c.body or {}) for c in written.changes)
+    (port,) = svc["spec"]["ports"]
+    assert port["port"] == 18080 and f"listen {port['targetPort']} default_server;" in _conf(world)
+    assert eps["endpoints"][0]["addresses"] == ["10.244.3.4"]
+    gw = next(p for p in world.patches if p.kind == "Gateway")
+    assert {c["type"]: c["reason"] for c in gw.body["status"]["conditions"]}["Programmed"] == "AddressNotAssigned"
+    # the API server's copies come back through the watch, the pool gives the Service an address
+    world.slices.append(eps)
+    world.gateway_api = [*GATEWAY_API, {**svc, "status": {"loadBalancer": {"ingress": [{"ip": "172.18.0.200"}]}}}]
+    written.changes, world.patches = [], []
+    world.sync()
+    assert written.changes == []
+    gw = next(p for p in world.patches if p.kind == "Gateway")
+    assert gw.body["status"]["addresses"] == [{"type": "IPAddress", "value": "172.18.0.200"}]
