@@ -196,7 +196,10 @@ def gateway_states(gateways: Iterable[Gateway], our_classes: set[str], secrets: 
                                  _unavailable(gw, lst, taken, nginx_ports)) for lst in gw.listeners)
         served = sum(ls.served for ls in listeners)
         valid = all(ls.conditions[1].status for ls in listeners)
-        if gw.has_addresses:
+        if gw.infrastructure.has_parameters:
+            accepted = condition("Accepted", False, "InvalidParameters",
+                                 "knet takes no infrastructure.parametersRef")
+        elif gw.has_addresses:
             accepted = condition("Accepted", False, "UnsupportedAddress",
                                  "knet takes a Gateway's addresses from its LoadBalancer Service; "
                                  "spec.addresses is not supported")

@@ -11,6 +11,9 @@ Service has no selector, and knet writes its EndpointSlices (one per address fam
 ready endpoints, each port leading to the nginx port the listener port has (`addresses.py`). The ingress
 pods' own readiness therefore carries over to every Gateway.
 
+The Gateway's `spec.infrastructure` labels and annotations go onto both (knet's own labels win); one removed
+from the Gateway later stays on them until they are made again.
+
 Only objects labelled `app.kubernetes.io/managed-by: knet-gateway` are knet's: a Service of that name that is
 someone else's is never written (the create fails, and the Gateway stays without an address).
 """
@@ -33,8 +36,7 @@ MANAGER = "knet-gateway"
 GATEWAY_LABEL = f"{GROUP}/gateway-name"
 CLASS_LABEL = f"{GROUP}/gateway-class-name"
 SLICE_MANAGER_LABEL = "endpointslice.kubernetes.io/managed-by"
-SLICE_MANAGER = "knet.io/gateway-nginx"  # not the endpointslice controller's, which would delete them
-_OURS = (MANAGED_BY, GATEWAY_LABEL, CLASS_LABEL, SERVICE_NAME_LABEL, SLICE_MANAGER_LABEL)
+SLICE_MANAGER = "gateway-nginx.knet.io"  # a label value, so no "/"; not the endpointslice controller's
 _DNS_1035 = re.compile(r"[a-z]([-a-z0-9]{0,61}[a-z0-9])?")
 
 
@@ -65,12 +67,15 @@ class Wanted:
 
 @dataclass(frozen=True)
 class Held:
-    """One of knet's objects as the watch last saw it: `managed` is the part knet writes (`managed`)."""
+    """One of knet's objects as the watch last saw it: `managed` is the part knet writes whole (`managed`),
+    `labels` and `annotations` all it has (knet's must be among them; others may add their own)."""
 
     kind: str
     namespace: str
     name: str
     managed: Any
+    labels: frozenset[tuple[str, str]] = frozenset()
+    annotations: frozenset[tuple[str, str]] = frozenset()
 
     @property
     def key(self) -> tuple[str, str, str]:
@@ -87,9 +92,13 @@ class Change:
 
 
 def _metadata(state: GatewayState, name: str, extra: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Name, labels (the Gateway's `infrastructure.labels` under knet's own) and annotations (its
+    `infrastructure.annotations`), and the Gateway as owner."""
     gw = state.gateway
-    return {"name": name, "namespace": gw.meta.namespace,
-            "labels": {MANAGED_BY: MANAGER, GATEWAY_LABEL: gw.meta.name, CLASS_LABEL: gw.class_name, **(extra or {})},
+    labels = {**dict(gw.infrastructure.labels), MANAGED_BY: MANAGER, GATEWAY_LABEL: gw.meta.name,
+              CLASS_LABEL: gw.class_name, **(extra or {})}
+    return {"name": name, "namespace": gw.meta.namespace, "labels": labels,
+            "annotations": dict(gw.infrastructure.annotations),
             "ownerReferences": [{"apiVersion": f"{GROUP}/v1", "kind": "Gateway", "name": gw.meta.name,
                                  "uid": gw.meta.uid, "controller": True}]}
 
@@ -158,7 +167,6 @@ def managed(body: Mapping[str, Any]) -> Any:
     """The part of a Service or EndpointSlice that knet writes, comparable between what knet wants and what
     the API server returns (which adds defaults, node ports, cluster IPs)."""
     md = body.get("metadata") or {}
-    labels = {k: v for k, v in (md.get("labels") or {}).items() if k in _OURS}
     owners = [{k: o.get(k) for k in ("apiVersion", "kind", "name", "uid")} for o in md.get("ownerReferences") or []]
     if body.get("kind") == "Service":
         spec = body.get("spec") or {}
@@ -169,7 +177,11 @@ def managed(body: Mapping[str, Any]) -> Any:
             {k: p.get(k) for k in ("name", "port", "protocol")} for p in body.get("ports") or []],
             "endpoints": [{k: e[k] for k in ("addresses", "conditions", "nodeName") if k in e}
                           for e in body.get("endpoints") or []]}
-    return _freeze({"labels": labels, "owners": owners, **rest})
+    return _freeze({"owners": owners, **rest})
+
+
+def _items(body: Mapping[str, Any], key: str) -> frozenset[tuple[str, str]]:
+    return frozenset(((body.get("metadata") or {}).get(key) or {}).items())
 
 
 def held_of(body: Mapping[str, Any]) -> Held | None:
@@ -178,15 +190,15 @@ def held_of(body: Mapping[str, Any]) -> Held | None:
     if (md.get("labels") or {}).get(MANAGED_BY) != MANAGER:
         return None
     return Held(str(body.get("kind") or ""), str(md.get("namespace") or ""), str(md.get("name") or ""),
-                managed(body))
+                managed(body), _items(body, "labels"), _items(body, "annotations"))
 
 
 def _patch(body: Mapping[str, Any]) -> dict[str, Any]:
     """A merge patch that sets what knet manages (lists are replaced whole, as merge patches do)."""
     md = body["metadata"]
     fields = ("spec",) if body["kind"] == "Service" else ("addressType", "endpoints", "ports")
-    return {"metadata": {"labels": md["labels"], "ownerReferences": md["ownerReferences"]},
-            **{f: body[f] for f in fields}}
+    return {"metadata": {"labels": md["labels"], "annotations": md["annotations"],
+                         "ownerReferences": md["ownerReferences"]}, **{f: body[f] for f in fields}}
 
 
 def changes(want: Iterable[Wanted], held: Iterable[Held]) -> list[Change]:
@@ -200,7 +212,8 @@ def changes(want: Iterable[Wanted], held: Iterable[Held]) -> list[Change]:
         h = have.get(w.key)
         if h is None:
             out.append(Change("create", w.kind, w.namespace, w.name, w.body))
-        elif h.managed != managed(w.body):
+        elif (h.managed != managed(w.body) or not _items(w.body, "labels") <= h.labels
+              or not _items(w.body, "annotations") <= h.annotations):
             out.append(Change("patch", w.kind, w.namespace, w.name, _patch(w.body)))
     out += [Change("delete", h.kind, h.namespace, h.name) for k, h in sorted(have.items()) if k not in wanted_keys]
     return out

@@ -137,11 +137,22 @@ class Listener:
 
 
 @dataclass(frozen=True)
+class Infrastructure:
+    """`spec.infrastructure`: labels and annotations for what knet makes for the Gateway (its Service), and
+    whether it names parameters (knet takes none)."""
+
+    labels: tuple[tuple[str, str], ...] = ()
+    annotations: tuple[tuple[str, str], ...] = ()
+    has_parameters: bool = False
+
+
+@dataclass(frozen=True)
 class Gateway:
     meta: Meta
     class_name: str
     listeners: tuple[Listener, ...]
-    has_addresses: bool
+    has_addresses: bool  # spec.addresses names an address (an entry without a value asks for any: none named)
+    infrastructure: Infrastructure = Infrastructure()
 
 
 def _selector(value: object) -> Selector:
@@ -191,8 +202,17 @@ def parse_gateway(obj: object) -> tuple[Gateway | None, list[Problem]]:
         return None, p.problems
     spec = p.mapping_at(obj, "spec")
     listeners = tuple(x for raw in p.array_at(spec, "listeners") if (x := _listener(p, raw, p.namespace)))
+    infra = p.mapping_at(spec, "infrastructure")
     return Gateway(_meta(p, obj), _text(field(spec, "gatewayClassName")), listeners,
-                   bool(field(spec, "addresses"))), p.problems
+                   any(field(a, "value") for a in p.array_at(spec, "addresses")),  # no value: any address
+                   Infrastructure(_string_map(p.mapping_at(infra, "labels")),
+                                  _string_map(p.mapping_at(infra, "annotations")),
+                                  field(infra, "parametersRef") is not None)), p.problems
+
+
+def _string_map(value: dict[str, Any]) -> tuple[tuple[str, str], ...]:
+    """A label or annotation map (the CRD checks keys and values), sorted; entries not of strings dropped."""
+    return tuple(sorted((k, v) for k, v in value.items() if isinstance(k, str) and isinstance(v, str)))
 
 
 # --- HTTPRoute -----------------------------------------------------------------------------------

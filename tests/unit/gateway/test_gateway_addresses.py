@@ -5,6 +5,7 @@ get there, and the status that reports the address."""
 from __future__ import annotations
 
 import datetime
+import re
 from typing import Any
 
 from test_gateway_model import CLASS, gateway, http, route, rule, service
@@ -12,6 +13,7 @@ from test_gateway_model import CLASS, gateway, http, route, rule, service
 from operators.gateway.addresses import allocate, parse_range
 from operators.gateway.model import Status
 from operators.gateway.offline import model_from_objects, status_text
+from operators.gateway.services import MANAGED_BY as MANAGED
 from operators.gateway.services import (
     Held,
     changes,
@@ -110,6 +112,9 @@ def test_an_accepted_gateway_wants_a_service_owned_by_it_and_slices_to_the_ingre
     assert [(p["port"], p["targetPort"]) for p in svc.body["spec"]["ports"]] == [
         (80, plan[("infra/a", 80)]), (8080, plan[("infra/a", 8080)])]
     assert eps.body["metadata"]["labels"]["kubernetes.io/service-name"] == "a-knet"
+    label_value = re.compile(r"(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?")  # the API server's rule
+    values = [v for w in (svc, eps) for v in w.body["metadata"]["labels"].values()]
+    assert all(label_value.fullmatch(v) and len(v) <= 63 for v in values), values
     assert [e["addresses"] for e in eps.body["endpoints"]] == [["10.244.1.5"], ["10.244.2.6"]]
     assert [(p["name"], p["port"]) for p in eps.body["ports"]] == [
         (p["name"], p["targetPort"]) for p in svc.body["spec"]["ports"]]
@@ -166,3 +171,32 @@ def test_a_gateway_reports_its_own_address_and_is_not_programmed_without_one() -
     assert body["addresses"] == []
     programmed = next(c for c in body["conditions"] if c["type"] == "Programmed")
     assert (programmed["status"], programmed["reason"]) == ("False", "AddressNotAssigned")
+
+
+def test_infrastructure_labels_and_annotations_go_onto_the_service_under_knets_own_labels() -> None:
+    obj = gw("a")
+    obj["spec"]["infrastructure"] = {"labels": {"team": "web", MANAGED: "someone"}, "annotations": {"note": "x"}}
+    _, status, _ = own(obj)
+    svc, eps = wanted(status, {})
+    for body in (svc.body, eps.body):
+        assert body["metadata"]["labels"]["team"] == "web" and body["metadata"]["labels"][MANAGED] == "knet-gateway"
+        assert body["metadata"]["annotations"] == {"note": "x"}
+    live = {**svc.body, "metadata": {**svc.body["metadata"], "labels": {**svc.body["metadata"]["labels"], "x": "y"}}}
+    assert changes([svc], [held_of(live)]) == [], "labels someone else added are no difference"
+    stale = {**svc.body, "metadata": {**svc.body["metadata"], "annotations": {}}}
+    assert [c.verb for c in changes([svc], [held_of(stale)])] == ["patch"]
+
+
+def test_a_gateway_with_infrastructure_parameters_is_not_accepted() -> None:
+    obj = gw("a")
+    obj["spec"]["infrastructure"] = {"parametersRef": {"group": "invalid.io", "kind": "X", "name": "x"}}
+    _, status, _ = own(obj)
+    assert "Accepted=False(InvalidParameters)" in status_text(status)[1]
+    assert wanted(status, {}) == []
+
+
+def test_an_address_without_a_value_asks_for_any_and_the_gateway_is_accepted() -> None:
+    obj = gw("a")
+    obj["spec"]["addresses"] = [{"type": "IPAddress"}]
+    _, status, _ = own(obj)
+    assert "Accepted=True" in status_text(status)[1] and len(wanted(status, {})) == 2
