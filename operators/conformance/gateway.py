@@ -29,7 +29,8 @@ PROFILE = "GATEWAY-HTTP"
 # (conformance/gateway/README.md); `--feature` tries another without claiming it.
 CORE_FEATURES = ("Gateway", "HTTPRoute", "ReferenceGrant")
 EXTENDED_FEATURES = (
-    "GatewayHTTPListenerIsolation", "HTTPRoute303RedirectStatusCode", "HTTPRoute307RedirectStatusCode",
+    "GatewayAddressEmpty", "GatewayHTTPListenerIsolation", "GatewayInfrastructure", "GatewayPort8080",
+    "HTTPRouteParentRefPort", "HTTPRoute303RedirectStatusCode", "HTTPRoute307RedirectStatusCode",
     "HTTPRoute308RedirectStatusCode", "HTTPRouteBackendProtocolWebSocket", "HTTPRouteBackendTimeout",
     "HTTPRouteHostRewrite", "HTTPRouteMethodMatching", "HTTPRouteNamedRouteRule", "HTTPRoutePathRedirect",
     "HTTPRoutePathRewrite", "HTTPRoutePortRedirect", "HTTPRouteQueryParamMatching", "HTTPRouteRequestMirror",
