@@ -16,9 +16,10 @@ alone (they may be a previous agent's live flows, which a restart must not move)
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
-from operators.proxy.model import ProxyModel
+from operators.proxy.model import ProxiedPort
 
 # (family, frontend address or "" for a node port, port) -> endpoints as (ip, port)
 Frontends = dict[tuple[int, str, int], frozenset[tuple[str, int]]]
@@ -44,10 +45,10 @@ class Flush:
         return argv
 
 
-def udp_frontends(model: ProxyModel) -> Frontends:
-    """Every UDP frontend of the model with the endpoints it may DNAT to."""
+def udp_frontends(ports: Iterable[ProxiedPort]) -> Frontends:
+    """Every UDP frontend of these ports with the endpoints it may DNAT to."""
     out: Frontends = {}
-    for p in model.ports:
+    for p in ports:
         if p.protocol != "udp":
             continue
         endpoints = frozenset((t.ip, t.port) for t in p.reachable_endpoints)
@@ -58,8 +59,10 @@ def udp_frontends(model: ProxyModel) -> Frontends:
     return out
 
 
-def stale_flows(old: ProxyModel | None, new: ProxyModel) -> list[Flush]:
-    """The deletions to run once `new` is in the kernel in place of `old` (sorted, no duplicates)."""
+def stale_flows(old: Iterable[ProxiedPort] | None, new: Iterable[ProxiedPort]) -> list[Flush]:
+    """The deletions to run once the ports `new` are in the kernel in place of `old` (sorted, no
+    duplicates). Every frontend belongs to one port, so the ports of the Services that changed give the
+    deletions that all ports would."""
     if old is None:
         return []
     before, after = udp_frontends(old), udp_frontends(new)

@@ -20,7 +20,7 @@ from operators.agent import libnft, nft_tables
 from operators.agent.conntrack import Flush
 from operators.nft import table as nft_table
 from operators.proxy import iptables, nftables
-from operators.proxy.model import Progress, ProxyModel
+from operators.proxy.model import Group, ProxyModel
 from operators.proxy.nftables import TABLE
 
 log = logging.getLogger(__name__)
@@ -128,15 +128,20 @@ class NftStream:
 
 
 class FullSync:
-    """A full nftables sync whose transaction starts before the model is built: `progress` renders each
-    shard as `build_model` hands out its ports and streams it to nft, so nft parses shard k while the
-    model of shard k+1 is built; `finish` adds the rest (the main table) and ends the transaction."""
+    """A full nftables sync whose transaction starts before the model is built: `shard` renders each shard
+    as `operators.proxy.model.stream_model` yields its ports and streams it to nft, so nft parses shard k
+    while the model of shard k+1 is built; `finish` adds the rest (the main table) and ends the
+    transaction."""
+
+    groups, group_of = nftables.SHARDS, staticmethod(nftables.shard_of)  # how `stream_model` is to group ports
 
     def __init__(self, cache: nftables.RenderCache) -> None:
         self.nft = NftStream()
         self.build = nftables.FullBuild(cache, self.nft.write)
-        self.progress = Progress(nftables.SHARDS, nftables.shard_of,
-                                 lambda shard, head, ports: self.build.shard(head, shard, ports))
+
+    def shard(self, group: Group) -> None:
+        shard, head, ports = group
+        self.build.shard(head, shard, ports)
 
     def abort(self) -> None:
         self.nft.abort()
@@ -203,7 +208,7 @@ class NftRules:
         return wanted <= await table_names()
 
     def stream(self) -> FullSync:
-        """A full transaction started now, fed while the model is built (its `progress`)."""
+        """A full transaction started now, fed while the model is built (its `shard`)."""
         return FullSync(self.cache)
 
     async def apply(self, model: ProxyModel, full: bool, stream: FullSync | None = None) -> tuple[bool, str]:

@@ -97,12 +97,14 @@ class Feeds:
         self.nodes = informer.Informer(client, nodes, self.node_seen)
         sources: list[tuple[Resource, Index]] = []
         if agent is not None:
-            self.services = Index(store.service_entry, self.when_listed(lambda *_: agent.changed()))
-            self.slices = Index(store.slice_entry, self.when_listed(self.slice_changed))
+            views = store.ProxyStore(self.node)  # collects the change set each sync hands to the model
+            self.services, self.slices = views.services, views.slices
+            self.services.changed = self.when_listed(lambda *_: agent.changed())
+            self.slices.changed = self.when_listed(self.slice_changed)
             sources += [(Resource("v1", "services"), self.services),
                         (Resource("discovery.k8s.io/v1", "endpointslices", label_selector=SERVICE_NAME_LABEL),
                          self.slices)]
-            agent.attach(self.services, self.slices, self.node)
+            agent.attach(views)
         if netpol is not None:
             tell_netpol = self.when_listed(lambda *_: netpol.changed())
             policies, pods, namespaces = (Index(entry, tell_netpol) for entry in (policy_entry, pod_entry,

@@ -201,7 +201,7 @@ class NodeReporter:
         if model is not None and self.announcer is not None:
             peers = tuple(sorted(self.peers, key=lambda p: p.name))
             if self.announced_for[0] is not model or self.announced_for[1] != peers:
-                slices = store.views(agent.indices[1]) if agent.indices else ()
+                slices = store.views(agent.store.slices)
                 errors = await self.announcer.update(model.node_ips, announce.announced(model, peers, slices))
                 if not errors:
                     self.announced_for = (model, peers)
@@ -210,8 +210,7 @@ class NodeReporter:
 
     def _node_uid(self) -> str:
         """Our Node's uid (for the ownerReference), from the agent's own-node index."""
-        nodes = self.agent.indices[2] if self.agent.indices else ()
-        return next((e.ref.uid for e in nodes if e.ref.name == self.agent.node), "")
+        return next((e.ref.uid for e in self.agent.store.nodes if e.ref.name == self.agent.node), "")
 
     async def run(self) -> None:
         await self.agent.listed.wait()

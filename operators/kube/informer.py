@@ -179,30 +179,39 @@ class Informer:
 
 
 class Index:
-    """Parsed views of one kind by uid, fed by an `Informer`: iterating gives the current views."""
+    """Parsed views of one kind by uid, fed by an `Informer`: iterating gives the current views.
+
+    `replaced(key, old, new)` hears of every view that changes (None: there was none, or there is none
+    any more), so that a store can keep its own indices and collect which keys changed; `changed` is
+    the notice that something did."""
 
     def __init__(self, parse: Callable[[Mapping[str, Any]], Any],
                  changed: Callable[[str, Mapping[str, Any]], None] | None = None,
-                 key: Callable[[Mapping[str, Any]], Hashable] | None = None) -> None:
+                 key: Callable[[Mapping[str, Any]], Hashable] | None = None,
+                 replaced: Callable[[Hashable, Any, Any], None] | None = None) -> None:
         self.parse = parse
         self.changed = changed
+        self.replaced = replaced
         self.key = key or (lambda obj: str(_meta(obj).get("uid") or ""))  # by uid unless told otherwise
         self.entries: dict[Hashable, Any] = {}
 
     def handle(self, kind: str, obj: Mapping[str, Any]) -> None:
         """Keep the new view; tell `changed` unless the view equals the one kept (a change of nothing
         the view holds: a Node's heartbeat, a Pod's conditions). Then the kept view stays the very same
-        object (syncs recognise unchanged objects by identity) and no sync runs for it: a sync resets
-        the minimum sync period, which would hold back the next real change (as kube-proxy, which syncs
-        on a Node update only when its labels changed)."""
+        object and no sync runs for it: a sync resets the minimum sync period, which would hold back the
+        next real change (as kube-proxy, which syncs on a Node update only when its labels changed)."""
         key = self.key(obj)
+        old = self.entries.get(key)
         if kind == "DELETED":
+            view = None
             self.entries.pop(key, None)
         else:
             view = self.parse(obj)
-            if kind == "MODIFIED" and self.entries.get(key) == view:
+            if kind == "MODIFIED" and old == view:
                 return
             self.entries[key] = view
+        if self.replaced is not None and (old is not None or view is not None):
+            self.replaced(key, old, view)
         if self.changed is not None:
             self.changed(kind, obj)
 

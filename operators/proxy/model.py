@@ -47,8 +47,8 @@ import ipaddress
 import itertools
 import operator
 import socket
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any, NamedTuple
 
 from operators.kube import services as api
@@ -224,6 +224,11 @@ class HealthCheck:
     local_endpoints: int
 
 
+class Counts(NamedTuple):
+    services: int  # with at least one port
+    endpoints: int  # reachable, over every port
+
+
 @dataclass(frozen=True)
 class ProxyModel:
     node: str
@@ -234,6 +239,7 @@ class ProxyModel:
     cluster_ips: tuple[str, ...]  # every ClusterIP of a proxied Service (other ports are rejected)
     ports: tuple[ProxiedPort, ...]
     health_checks: tuple[HealthCheck, ...] = ()
+    counts: Counts | None = field(default=None, compare=False, repr=False)  # from `build_model`, kept up to date
 
     @property
     def families(self) -> tuple[int, ...]:
@@ -242,8 +248,13 @@ class ProxyModel:
     @functools.cached_property
     def endpoint_count(self) -> int:
         """Endpoints some traffic may reach, over every port: the agent's gauge and its NodeNetworkStatus
-        both read it, and a pass over every port costs milliseconds at 30k Services."""
-        return sum(len(p.reachable_endpoints) for p in self.ports)
+        both read it. A built model carries it, updated from the changed Services alone."""
+        return self.counts.endpoints if self.counts else sum(len(p.reachable_endpoints) for p in self.ports)
+
+    @functools.cached_property
+    def service_count(self) -> int:
+        """Services with at least one programmed port."""
+        return self.counts.services if self.counts else len({(p.namespace, p.name) for p in self.ports})
 
 
 def of_family(values: Iterable[str], family: int) -> tuple[str, ...]:
@@ -377,7 +388,8 @@ def _frontends(svc: Service, families: tuple[int, ...], ctx: _Context) -> tuple[
 
 @dataclass(frozen=True)
 class _Piece:
-    """What one Service contributes to the model, kept while its inputs are the very same objects."""
+    """What one Service contributes to the model, kept by the next build unless `Changes` name the Service
+    (or a collision it lost or won moved)."""
 
     svc: Service
     families: tuple[int, ...]
@@ -388,26 +400,7 @@ class _Piece:
     cluster_ips: tuple[tuple[tuple[int, bytes], str], ...]  # (order key, address)
     health: HealthCheck | None
     problems: tuple[Problem, ...]  # addresses of a family without clusterIP
-
-    def reusable(self, slices: tuple[EndpointSlice, ...], lost: frozenset[Any]) -> bool:
-        return self.lost == lost and self.slices == slices  # tuples compare identical items by identity
-
-
-class ModelCache:
-    """The per-Service pieces of the last `build_model`, so that a sync rebuilds only the Services whose
-    Service or EndpointSlice views changed (the agent's store keeps an unchanged object's view as the
-    same object). Pieces are dropped when the node's name or addresses change."""
-
-    def __init__(self) -> None:
-        self.context: _Context | None = None
-        self.pieces: dict[str, _Piece] = {}
-        self.cluster_ips: tuple[str, ...] = ()  # of these pieces, in order
-        # The inputs of the last build as given, and what it derived from them for the next one: when
-        # only EndpointSlices changed, a build touches only their Services (see `_slices_only`).
-        self.services: tuple[Service, ...] = ()
-        self.slices: tuple[EndpointSlice, ...] = ()
-        self.by_service: dict[tuple[str, str], list[EndpointSlice]] = {}
-        self.problems: tuple[Problem, ...] = ()  # they come from the Services alone
+    endpoints: int  # reachable endpoints over its ports: the counts follow a sync's changes, no pass over all
 
 
 def _problem(svc: Service, message: str) -> Problem:
@@ -530,7 +523,8 @@ def _piece(svc: Service, families: tuple[int, ...], frontends: tuple[_Frontend, 
         health = HealthCheck(svc.namespace, svc.name, hc_port, _local_ready(slices, ctx.node_name))
     return _Piece(svc, families, frontends, slices, lost, tuple(ports),
                   tuple((_ip_key(ip), ip) for ip in svc.cluster_ips), health,
-                  (*_foreign_family(svc), *_screened_external_ips(svc, ctx)[1]))
+                  (*_foreign_family(svc), *_screened_external_ips(svc, ctx)[1]),
+                  sum(len(p.reachable_endpoints) for p in ports))
 
 
 def _skipped(svc: Service) -> bool:
@@ -545,69 +539,66 @@ def _local_ready(slices: Iterable[EndpointSlice], node: str) -> int:
                 if ep.ready and ep.node_name == node})
 
 
-def _owner(sl: EndpointSlice) -> tuple[str, str] | None:
+ServiceKey = tuple[str, str]  # (namespace, name)
+
+
+def slice_owner(sl: EndpointSlice) -> ServiceKey | None:
     """The Service a slice gives endpoints to, if it gives any."""
     return (sl.namespace, sl.service_name) if sl.service_name and sl.family and not sl.headless else None
 
 
-def _by_service(slices: Iterable[EndpointSlice]) -> dict[tuple[str, str], list[EndpointSlice]]:
-    out: dict[tuple[str, str], list[EndpointSlice]] = {}
-    for sl in slices:
-        if (owner := _owner(sl)) is not None:
-            out.setdefault(owner, []).append(sl)
-    return out
+@dataclass(frozen=True)
+class Changes:
+    """What changed since the build a new one starts from, by Service, as kube-proxy's change trackers
+    hand it to its sync: the Services whose object was added, changed or removed, and those whose
+    EndpointSlices changed (a slice that moved counts for the Service it left and for the one it joined).
+    The agent's store collects them from its informers (`operators.agent.store.ProxyStore`)."""
 
-
-def _service_slices(cache: ModelCache, svc: Service) -> tuple[EndpointSlice, ...]:
-    group = cache.by_service.get((svc.namespace, svc.name), [])
-    return tuple(sorted(group, key=lambda s: s.name) if len(group) > 1 else group)
-
-
-def _slices_only(cache: ModelCache, services: tuple[Service, ...], slices: tuple[EndpointSlice, ...],
-                 ) -> set[tuple[str, str]] | None:
-    """The Services whose slices changed since the last build when the Services are the very objects
-    they were and no slice came or went (an endpoint change: most syncs); None otherwise. Their slice
-    groups in the cache are brought up to date on the way."""
-    if (len(services), len(slices)) != (len(cache.services), len(cache.slices)) or not all(
-            map(operator.is_, services, cache.services)):
-        return None
-    moved = itertools.compress(range(len(slices)), map(operator.is_not, cache.slices, slices))  # a C-level scan
-    changed = [(cache.slices[i], slices[i]) for i in moved]
-    touched: set[tuple[str, str]] = set()
-    for old, _ in changed:  # all removals before any addition: a slice may only have moved
-        if (owner := _owner(old)) is not None:
-            cache.by_service[owner] = [sl for sl in cache.by_service[owner] if sl is not old]
-            touched.add(owner)
-    for _, new in changed:
-        if (owner := _owner(new)) is not None:
-            cache.by_service.setdefault(owner, []).append(new)
-            touched.add(owner)
-    return touched
-
-
-def _rebuild(cache: ModelCache, touched: set[tuple[str, str]], ctx: _Context) -> dict[str, _Piece]:
-    """The last build's pieces, with those of the `touched` Services rebuilt from their new slices (their
-    frontends, collisions and problems cannot have changed: no Service did)."""
-    pieces = dict(cache.pieces)
-    for namespace, name in touched:
-        old = pieces.get(f"{namespace}/{name}")
-        if old is not None:
-            svc_slices = _service_slices(cache, old.svc)
-            if not old.reusable(svc_slices, old.lost):
-                pieces[old.svc.key] = _piece(old.svc, old.families, old.frontends, svc_slices, old.lost, ctx)
-    return pieces
+    services: frozenset[ServiceKey] = frozenset()
+    endpoints: frozenset[ServiceKey] = frozenset()
 
 
 @dataclass(frozen=True)
-class Progress:
-    """Hands out the ports of a full build group by group while it runs, each group once all its
-    Services are built: the agent renders a group's nft shard and streams it to nft while the model of
-    the next group is built. `done(group, head, ports)` gets the groups in order, each with the model
-    so far (every field but ports, ClusterIPs and health checks) and its ports in model order."""
+class Views:
+    """The cluster as a build reads it: Services by (namespace, name) (two while one replaces another),
+    EndpointSlices by the Service they give endpoints to (`slice_owner`), and the Nodes. A build from
+    `Changes` looks up only the Services they name; a full build reads everything."""
 
-    groups: int
-    group_of: Callable[[str, str], int]  # (namespace, name) of a Service -> its group
-    done: Callable[[int, ProxyModel, tuple[ProxiedPort, ...]], None]
+    services: Mapping[ServiceKey, Sequence[Service]]
+    slices: Mapping[ServiceKey, Sequence[EndpointSlice]]
+    nodes: Sequence[Node]
+
+    @classmethod
+    def of(cls, services: Iterable[Service], slices: Iterable[EndpointSlice], nodes: Iterable[Node]) -> Views:
+        """Views grouped from flat lists (offline files, tests), in the order given."""
+        by_key: dict[ServiceKey, list[Service]] = {}
+        for svc in services:
+            by_key.setdefault((svc.namespace, svc.name), []).append(svc)
+        by_owner: dict[ServiceKey, list[EndpointSlice]] = {}
+        for sl in slices:
+            if (owner := slice_owner(sl)) is not None:
+                by_owner.setdefault(owner, []).append(sl)
+        return cls(by_key, by_owner, tuple(nodes))
+
+
+def _service_slices(views: Views, key: ServiceKey) -> tuple[EndpointSlice, ...]:
+    group = views.slices.get(key, ())
+    return tuple(sorted(group, key=lambda s: s.name)) if len(group) > 1 else tuple(group)
+
+
+@dataclass(frozen=True)
+class Build:
+    """One `build_model`: the model and its problems, and what the next build from `Changes` starts from."""
+
+    model: ProxyModel
+    problems: tuple[Problem, ...]
+    changed: frozenset[ServiceKey] | None  # Services whose ports may differ from the previous build's; None: all
+    context: _Context
+    pieces: Mapping[str, _Piece]  # by Service key, in Service order; never changed once built
+
+    def ports_of(self, services: Iterable[ServiceKey]) -> list[ProxiedPort]:
+        """The ports of these Services (e.g. the changed ones), in no particular order."""
+        return [p for ns, name in services if (piece := self.pieces.get(f"{ns}/{name}")) for p in piece.ports]
 
 
 class _Plan(NamedTuple):
@@ -622,28 +613,32 @@ class _Plan(NamedTuple):
     cached: _Piece | None
 
 
-def _plans(cache: ModelCache, services: tuple[Service, ...], ctx: _Context) -> list[_Plan | Problem]:
-    """Every Service in order, with collisions decided over all of them: a plan, or why it is skipped."""
-    seen: set[str] = set()
+def _plans(views: Views, ctx: _Context, previous: Build | None, changes: Changes) -> list[_Plan | Problem]:
+    """Every Service in order, with collisions decided over all of them: a plan, or why it is skipped. A
+    Service that `changes` does not name keeps its frontends from `previous`, and its piece too when it
+    lost the same frontends."""
+    old = previous.pieces if previous is not None else {}
     chosen: list[tuple[Service, tuple[int, ...], tuple[_Frontend, ...], _Piece | None] | Problem] = []
-    for svc in sorted(services, key=lambda s: (s.namespace, s.name)):
-        if svc.key in seen:
-            chosen.append(_problem(svc, "defined twice; the second copy is ignored"))
+    for key in sorted(views.services):
+        group = views.services[key]
+        if not group:
             continue
-        cached = cache.pieces.get(svc.key)
-        if cached is not None and cached.svc is svc:
-            families, frontends = cached.families, cached.frontends
-        elif _skipped(svc):
-            continue
-        elif not svc.cluster_ips:
-            chosen.append(_problem(svc, "has no valid clusterIP; Service skipped"))
-            continue
-        else:
-            cached = None
-            families = tuple(sorted({family_of(ip) for ip in svc.cluster_ips}))
-            frontends = _frontends(svc, families, ctx)
-        seen.add(svc.key)
-        chosen.append((svc, families, frontends, cached))
+        cached = old.get(f"{key[0]}/{key[1]}") if key not in changes.services else None
+        planned = False
+        for svc in group:
+            if planned:
+                chosen.append(_problem(svc, "defined twice; the second copy is ignored"))
+            elif cached is not None:
+                chosen.append((svc, cached.families, cached.frontends, cached))
+            elif _skipped(svc):
+                continue
+            elif not svc.cluster_ips:
+                chosen.append(_problem(svc, "has no valid clusterIP; Service skipped"))
+                continue
+            else:
+                families = tuple(sorted({family_of(ip) for ip in svc.cluster_ips}))
+                chosen.append((svc, families, _frontends(svc, families, ctx), None))
+            planned = True
     settled = _settle([(c[0], c[2]) for c in chosen if not isinstance(c, Problem)])
     out: list[_Plan | Problem] = []
     for entry in chosen:
@@ -651,60 +646,21 @@ def _plans(cache: ModelCache, services: tuple[Service, ...], ctx: _Context) -> l
             out.append(entry)
             continue
         svc, families, frontends, cached = entry
-        entry = settled.get(svc.key)
-        lost, lost_problems = (frozenset(entry[0]), entry[1]) if entry else (_NOTHING_LOST, [])
-        svc_slices = _service_slices(cache, svc)
-        reuse = cached if cached is not None and cached.reusable(svc_slices, lost) else None
-        out.append(_Plan(svc, families, frontends, svc_slices, lost, lost_problems, reuse))
+        lost_entry = settled.get(svc.key)
+        lost, lost_problems = (frozenset(lost_entry[0]), lost_entry[1]) if lost_entry else (_NOTHING_LOST, [])
+        key = (svc.namespace, svc.name)
+        reuse = cached if cached is not None and key not in changes.endpoints and cached.lost == lost else None
+        slices = reuse.slices if reuse is not None else _service_slices(views, key)
+        out.append(_Plan(svc, families, frontends, slices, lost, lost_problems, reuse))
     return out
 
 
-def _build_pieces(cache: ModelCache, services: tuple[Service, ...], ctx: _Context, head: ProxyModel,
-                  progress: Progress | None) -> tuple[dict[str, _Piece], list[Problem]]:
-    """Every Service's piece, in Service order, deciding collisions over all of them; unchanged pieces
-    of the cache are reused. With `progress`, pieces are built group by group, each group handed out."""
-    plans = _plans(cache, services, ctx)
-    todo = [p for p in plans if isinstance(p, _Plan)]
-    groups = [todo]
-    if progress is not None:
-        groups = [[] for _ in range(progress.groups)]
-        for plan in todo:
-            groups[progress.group_of(plan.svc.namespace, plan.svc.name)].append(plan)
-    made: dict[str, _Piece] = {}
-    for group, members in enumerate(groups):
-        for plan in members:
-            made[plan.svc.key] = plan.cached or _piece(plan.svc, plan.families, plan.frontends, plan.slices,
-                                                        plan.lost, ctx)
-        if progress is not None:
-            progress.done(group, head, tuple(p for plan in members for p in made[plan.svc.key].ports))
-    pieces: dict[str, _Piece] = {}
-    problems: list[Problem] = []
-    for entry in plans:
-        if isinstance(entry, _Plan):
-            pieces[entry.svc.key] = piece = made[entry.svc.key]
-            problems += [*piece.problems, *entry.lost_problems]
-        else:
-            problems.append(entry)
-    return pieces, problems
+Group = tuple[int, ProxyModel, tuple[ProxiedPort, ...]]  # a group's number, the model's head, its ports
 
 
-def build_model(
-    services: Iterable[Service],
-    slices: Iterable[EndpointSlice],
-    nodes: Iterable[Node],
-    node_name: str,
-    config: ProxyConfig | None = None,
-    cache: ModelCache | None = None,
-    progress: Progress | None = None,
-) -> tuple[ProxyModel, list[Problem]]:
-    """What node `node_name` must program for these Services, and the problems found on the way.
-
-    With a `cache` (the agent keeps one), Services whose view and slices are the objects of the last
-    build reuse their ports as they were; the result is the same as without. With `progress`, the ports
-    are also handed out group by group as they are built (see `Progress`)."""
-    config = config or ProxyConfig()
-    cache = cache or ModelCache()
-    services, slices, nodes = tuple(services), tuple(slices), tuple(nodes)
+def _head(views: Views, node_name: str, config: ProxyConfig) -> tuple[ProxyModel, _Context]:
+    """The model without ports (what every port's rules depend on), and the pieces' context."""
+    nodes = views.nodes
     node = next((n for n in nodes if n.name == node_name), None)
     ctx = _Context(node_name, (node.internal_ips + node.external_ips) if node else (),
                    frozenset(ip for n in nodes for ip in n.internal_ips + n.external_ips), config.external_ip_ranges)
@@ -714,28 +670,110 @@ def build_model(
     local_cidrs = config.cluster_cidrs if config.detect_local == "ClusterCIDR" else node.pod_cidrs if node else ()
     head = ProxyModel(node=node_name, config=config, node_ips=ctx.node_ips, local_cidrs=local_cidrs,
                       nodeport_cidrs=tuple(dict.fromkeys(nodeport_cidrs)), cluster_ips=(), ports=())
-    if cache.context != ctx:
-        cache.context, cache.pieces, cache.cluster_ips, cache.services, cache.slices = ctx, {}, (), (), ()
-    touched = _slices_only(cache, services, slices)
-    if touched is not None:
-        pieces, problems = _rebuild(cache, touched, ctx), list(cache.problems)
+    return head, ctx
+
+
+def stream_model(views: Views, node_name: str, config: ProxyConfig | None = None, groups: int = 1,
+                 group_of: Callable[[str, str], int] = lambda namespace, name: 0,
+                 ) -> Generator[Group, None, Build]:
+    """A build from scratch that yields the ports group by group (`group_of` a Service's (namespace, name)),
+    each group once all its Services are built, in order, with the model's head; it returns the `Build`.
+    The agent's full sync renders each group's nft shard and streams it to nft while the next group is
+    built (`operators.agent.dataplane.FullSync`)."""
+    head, ctx = _head(views, node_name, config or ProxyConfig())
+    plans = _plans(views, ctx, None, Changes())
+    members: list[list[_Plan]] = [[] for _ in range(groups)]
+    for plan in plans:
+        if isinstance(plan, _Plan):
+            members[group_of(plan.svc.namespace, plan.svc.name)].append(plan)
+    made: dict[str, _Piece] = {}
+    for group, todo in enumerate(members):
+        for plan in todo:
+            made[plan.svc.key] = _piece(plan.svc, plan.families, plan.frontends, plan.slices, plan.lost, ctx)
+        yield group, head, tuple(p for plan in todo for p in made[plan.svc.key].ports)
+    return _assembled(head, ctx, plans, made, None, None)
+
+
+def _assembled(head: ProxyModel, ctx: _Context, plans: list[_Plan | Problem], made: Mapping[str, _Piece],
+               previous: Build | None, changed: frozenset[ServiceKey] | None) -> Build:
+    """The pieces in Service order, and the model and problems they make."""
+    pieces: dict[str, _Piece] = {}
+    problems: list[Problem] = []
+    for entry in plans:
+        if isinstance(entry, _Plan):
+            pieces[entry.svc.key] = piece = made[entry.svc.key]
+            problems += [*piece.problems, *entry.lost_problems]
+        else:
+            problems.append(entry)
+    return _model(head, ctx, pieces, tuple(problems), previous, changed)
+
+
+def _model(head: ProxyModel, ctx: _Context, pieces: dict[str, _Piece], problems: tuple[Problem, ...],
+           previous: Build | None, changed: frozenset[ServiceKey] | None) -> Build:
+    """The Build of these pieces. From a `previous` build and the Services `changed` since, the ClusterIPs,
+    health checks and counts are brought up to date from the changed pieces alone where they can be."""
+    if previous is None or changed is None or previous.model.counts is None:
+        pairs: list[tuple[_Piece | None, _Piece | None]] | None = None
     else:
-        cache.by_service = _by_service(slices)
-        pieces, problems = _build_pieces(cache, services, ctx, head, progress)
-        if pieces.keys() != cache.pieces.keys() or any(
-                p is not cache.pieces[k] and p.cluster_ips != cache.pieces[k].cluster_ips for k, p in pieces.items()):
-            cache.cluster_ips = tuple(ip for _, ip in sorted({ip for p in pieces.values() for ip in p.cluster_ips}))
-    cache.pieces, cache.services, cache.slices, cache.problems = pieces, services, slices, tuple(problems)
-    model = replace(
-        head,
-        cluster_ips=cache.cluster_ips,
-        ports=tuple(itertools.chain.from_iterable(map(operator.attrgetter("ports"), pieces.values()))),
-        health_checks=tuple(piece.health for piece in pieces.values() if piece.health),
-    )
-    if progress is not None and touched is not None:  # nothing was handed out while building
-        groups: list[list[ProxiedPort]] = [[] for _ in range(progress.groups)]
-        for p in model.ports:
-            groups[progress.group_of(p.namespace, p.name)].append(p)
-        for group, ports in enumerate(groups):
-            progress.done(group, head, tuple(ports))
-    return model, problems
+        pairs = [(previous.pieces.get(key), pieces.get(key)) for key in (f"{ns}/{name}" for ns, name in changed)]
+    if pairs is None or any((a and a.cluster_ips) != (b and b.cluster_ips) for a, b in pairs):
+        cluster_ips = tuple(ip for _, ip in sorted({ip for p in pieces.values() for ip in p.cluster_ips}))
+    else:
+        cluster_ips = previous.model.cluster_ips if previous else ()
+    if pairs is None or any(p is not None and p.health for pair in pairs for p in pair):
+        health = tuple(piece.health for piece in pieces.values() if piece.health)
+    else:
+        health = previous.model.health_checks if previous else ()
+    if pairs is None or previous is None or previous.model.counts is None:
+        counts = Counts(sum(1 for p in pieces.values() if p.ports), sum(p.endpoints for p in pieces.values()))
+    else:
+        services, endpoints = previous.model.counts
+        for a, b in pairs:
+            services += bool(b and b.ports) - bool(a and a.ports)
+            endpoints += (b.endpoints if b else 0) - (a.endpoints if a else 0)
+        counts = Counts(services, endpoints)
+    model = replace(head, cluster_ips=cluster_ips, health_checks=health, counts=counts,
+                    ports=tuple(itertools.chain.from_iterable(map(operator.attrgetter("ports"), pieces.values()))))
+    return Build(model, problems, changed, ctx, pieces)
+
+
+def _endpoints_only(views: Views, head: ProxyModel, previous: Build, touched: frozenset[ServiceKey]) -> Build:
+    """Only EndpointSlices changed: the pieces of the Services they belong (or belonged) to are rebuilt from
+    their slices; frontends, collisions and problems stay, since no Service changed."""
+    pieces = dict(previous.pieces)
+    changed: set[ServiceKey] = set()
+    for key in touched:
+        old = pieces.get(f"{key[0]}/{key[1]}")
+        if old is not None and (slices := _service_slices(views, key)) != old.slices:
+            pieces[old.svc.key] = _piece(old.svc, old.families, old.frontends, slices, old.lost, previous.context)
+            changed.add(key)
+    if not changed and head == replace(previous.model, cluster_ips=(), ports=(), health_checks=()):
+        return replace(previous, changed=frozenset())
+    return _model(head, previous.context, pieces, previous.problems, previous, frozenset(changed))
+
+
+def build_model(views: Views, node_name: str, config: ProxyConfig | None = None, previous: Build | None = None,
+                changes: Changes | None = None) -> Build:
+    """What node `node_name` must program for these views, and the problems found on the way.
+
+    Pure: nothing given is changed. From a `previous` build and the `changes` made since it, only the
+    Services they name are rebuilt (when only EndpointSlices changed, no other Service is looked at);
+    the result equals a build from scratch (`tests/unit/proxy/test_proxy_changes.py`). Without them,
+    or when the node or the allowed externalIPs changed, everything is built."""
+    config = config or ProxyConfig()
+    head, ctx = _head(views, node_name, config)
+    if previous is None or changes is None or previous.context != ctx:
+        gen = stream_model(views, node_name, config)
+        while True:
+            try:
+                next(gen)
+            except StopIteration as done:
+                return done.value
+    if not changes.services:
+        return _endpoints_only(views, head, previous, changes.endpoints)
+    plans = _plans(views, ctx, previous, changes)
+    made = {p.svc.key: p.cached or _piece(p.svc, p.families, p.frontends, p.slices, p.lost, ctx)
+            for p in plans if isinstance(p, _Plan)}
+    changed = {key for key, piece in made.items() if previous.pieces.get(key) is not piece}
+    changed.update(key for key in previous.pieces if key not in made)
+    return _assembled(head, ctx, plans, made, previous, frozenset(tuple(k.split("/", 1)) for k in changed))

@@ -14,7 +14,7 @@ from typing import Any
 from operators.kube import services as api
 from operators.kube.objects import Obj, of_kind, parse_all
 from operators.proxy import iptables, nftables
-from operators.proxy.model import MODES, ProxyConfig, ProxyModel, build_model
+from operators.proxy.model import MODES, ProxyConfig, ProxyModel, Views, build_model
 
 
 def model_from_objects(objects: list[Obj], node: str, config: Mapping[str, Any] | None = None,
@@ -25,8 +25,8 @@ def model_from_objects(objects: list[Obj], node: str, config: Mapping[str, Any] 
     slices = parse_all(of_kind(objects, "EndpointSlice", "discovery.k8s.io/"), api.parse_endpoint_slice,
                     problems)
     nodes = parse_all(of_kind(objects, "Node", "v1"), api.parse_node, problems)
-    model, found = build_model(svcs, slices, nodes, node, cfg)
-    return model, problems + found
+    built = build_model(Views.of(svcs, slices, nodes), node, cfg)
+    return built.model, problems + list(built.problems)
 
 
 def render_text(model: ProxyModel) -> str:

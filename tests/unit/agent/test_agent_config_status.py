@@ -12,7 +12,7 @@ from agent_builders import NODE, NODE_NAME, endpoint_slice, model, service
 from operators.agent import announce, config, status
 from operators.agent.metrics import Metrics
 from operators.agent.proxy import ProxyAgent
-from operators.agent.store import node_entry, service_entry, slice_entry
+from operators.agent.store import ProxyStore, node_entry
 from operators.kube.client import ApiError, Client
 from operators.kube.informer import Index
 from operators.kube.services import EndpointSlice, parse_endpoint_slice
@@ -114,7 +114,7 @@ def test_the_reporter_writes_the_status_owned_by_the_node_from_the_informer_inde
     agent = ProxyAgent(NODE_NAME, ProxyConfig(), Periods(0, 10, 3600), Metrics(), None)
     nodes = Index(node_entry)
     nodes.handle("ADDED", NODE)
-    agent.attach(Index(service_entry), Index(slice_entry), nodes)
+    agent.attach(ProxyStore(nodes))
     written: list[tuple[str, dict]] = []
 
     class Writer:

@@ -12,7 +12,7 @@ from agent_builders import NODE, NODE_NAME, Recorder, endpoint_slice, service
 from operators.agent import dataplane
 from operators.agent.metrics import Metrics
 from operators.agent.proxy import ProxyAgent
-from operators.agent.store import node_entry, service_entry, slice_entry
+from operators.agent.store import ProxyStore, node_entry
 from operators.proxy.model import ProxyConfig
 from operators.proxy.nftables import SHARDS, TABLE, shard_name
 from operators.runtime.schedule import Periods
@@ -77,20 +77,27 @@ def kernel(monkeypatch: pytest.MonkeyPatch) -> Kernel:
 
 
 class Cluster:
-    """Live collections of entries, as the informers keep them, that tests edit."""
+    """The agent's store, fed as the informers feed it, that tests edit."""
 
     def __init__(self, *objects: dict[str, Any]) -> None:
-        self.services = [service_entry(o) for o in objects if o["kind"] == "Service"]
-        self.slices = [slice_entry(o) for o in objects if o["kind"] == "EndpointSlice"]
-        self.nodes = [node_entry(NODE)]
+        self.store = ProxyStore([node_entry(NODE)])
+        for o in objects:
+            (self.store.services if o["kind"] == "Service" else self.store.slices).handle("ADDED", o)
 
     def set_slices(self, *objects: dict[str, Any]) -> None:
-        self.slices[:] = [slice_entry(o) for o in objects]
+        """The slices now are these (by uid): the others are deleted."""
+        new = {o["metadata"]["uid"]: o for o in objects}
+        for uid, e in list(self.store.slices.entries.items()):
+            if uid not in new:
+                self.store.slices.handle("DELETED", {"metadata": {"uid": uid, "namespace": e.ref.namespace,
+                                                                  "name": e.ref.name}})
+        for uid, o in new.items():
+            self.store.slices.handle("MODIFIED" if uid in self.store.slices.entries else "ADDED", o)
 
 
 def make_agent(cluster: Cluster, recorder: Recorder | None = None) -> ProxyAgent:
     agent = ProxyAgent(NODE_NAME, ProxyConfig(), Periods(min=0, max=10, full=3600), Metrics(), recorder)
-    agent.attach(cluster.services, cluster.slices, cluster.nodes)
+    agent.attach(cluster.store)
     return agent
 
 

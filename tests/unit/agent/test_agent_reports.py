@@ -10,14 +10,7 @@ from agent_builders import NODE, endpoint_slice, service
 
 from operators.agent.health_check_ports import service_health
 from operators.agent.proxy import REASON
-from operators.agent.store import (
-    Snapshot,
-    new_trigger,
-    node_entry,
-    service_entry,
-    slice_entry,
-    trigger_time,
-)
+from operators.agent.store import ProxyStore, new_trigger, node_entry, service_entry, trigger_time
 from operators.kube.services import Problem
 from operators.proxy.model import HealthCheck
 from operators.runtime.events import event_body, event_name, to_report
@@ -36,12 +29,17 @@ def test_entries_hold_views_problems_and_references() -> None:
     unusable = service_entry({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "Bad_Name"}})
     assert unusable.view is None and unusable.problems
 
-    snap = Snapshot.collect([entry, unusable, service_entry(service())],
-                            [slice_entry(endpoint_slice("dns", "10.244.2.5"))], [node_entry(NODE)])
-    assert [s.name for s in snap.services] == ["bad", "dns"]
-    assert len(snap.slices) == 1 and snap.nodes[0].name == "node-a"
-    assert len(snap.problems) == 2
-    assert snap.refs[("Node", "", "node-a")].involved_object() == {
+    store = ProxyStore([node_entry(NODE)])
+    unusable_body = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "Bad_Name", "uid": "uid-x"}}
+    for body in (bad, unusable_body, service()):
+        store.services.handle("ADDED", body)
+    store.slices.handle("ADDED", endpoint_slice("dns", "10.244.2.5"))
+    views = store.views()
+    assert sorted(name for _, name in views.services) == ["bad", "dns"]
+    assert len(views.slices[("default", "dns")]) == 1 and views.nodes[0].name == "node-a"
+    assert len(store.problems()) == 2
+    assert store.ref("Service", "default", "bad") == entry.ref
+    assert store.ref("Node", "", "node-a").involved_object() == {  # type: ignore[union-attr]
         "apiVersion": "v1", "kind": "Node", "name": "node-a", "uid": "uid-node"}
 
 

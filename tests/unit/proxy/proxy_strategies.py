@@ -6,6 +6,7 @@ names) and exercise the model's collision handling as well as the renderers.
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from hypothesis import strategies as st
@@ -120,3 +121,63 @@ json_values = st.recursive(
         children, max_size=5),
     max_leaves=20,
 )
+
+
+NODE_A = {"apiVersion": "v1", "kind": "Node", "metadata": {"name": "node-a", "uid": "uid-node-a"},
+          "spec": {"podCIDRs": ["10.244.1.0/24"]},
+          "status": {"addresses": [{"type": "InternalIP", "address": "172.18.0.2"}]}}
+SERVICE_NAME = "kubernetes.io/service-name"
+
+
+@st.composite
+def histories(draw: st.DrawFn) -> list[list[dict[str, Any]]]:
+    """Successive states of one cluster, each a list of objects that keep their uid from state to state:
+    Services come, change and go; EndpointSlices come, change and go, and move from one Service to
+    another (their service-name label changes, endpoints kept, as when a selector-less Service's slice
+    is relabelled); the Node's address changes now and then. Most steps change slices alone, as most
+    syncs do."""
+    keys = [(ns, name) for ns in NAMESPACES for name in NAMES]
+
+    def service_body(ns: str, name: str) -> dict[str, Any]:
+        body = draw(services(name, ns))
+        body["metadata"]["uid"] = f"svc-{ns}-{name}"
+        return body
+
+    def slice_body(ns: str, k: int) -> dict[str, Any]:
+        body = draw(endpoint_slices(draw(st.sampled_from(NAMES)), ns, k))
+        body["metadata"].update(uid=f"slice-{ns}-{k}", name=f"slice-{k}")
+        return body
+
+    state: dict[str, dict[str, Any]] = {}
+    for ns, name in draw(st.lists(st.sampled_from(keys), min_size=1, max_size=4, unique=True)):
+        state[f"svc-{ns}-{name}"] = service_body(ns, name)
+    for ns, k in draw(st.lists(st.tuples(st.sampled_from(NAMESPACES), st.integers(0, 3)), max_size=5, unique=True)):
+        state[f"slice-{ns}-{k}"] = slice_body(ns, k)
+    node = NODE_A
+    history = [[*state.values(), node]]
+    for _ in range(draw(st.integers(1, 6))):
+        state = dict(state)
+        if draw(st.integers(0, 3)) == 0:
+            for ns, name in draw(st.lists(st.sampled_from(keys), min_size=1, max_size=2, unique=True)):
+                uid = f"svc-{ns}-{name}"
+                if uid in state and draw(st.booleans()):
+                    del state[uid]
+                else:
+                    state[uid] = service_body(ns, name)
+        for ns, k in draw(st.lists(st.tuples(st.sampled_from(NAMESPACES), st.integers(0, 3)), min_size=1,
+                                   max_size=3, unique=True)):
+            uid = f"slice-{ns}-{k}"
+            what = draw(st.sampled_from(("move", "move", "change", "delete"))) if uid in state else "change"
+            if what == "delete":
+                del state[uid]
+            elif what == "move":
+                body = copy.deepcopy(state[uid])
+                body["metadata"]["labels"][SERVICE_NAME] = draw(st.sampled_from(NAMES))
+                state[uid] = body
+            else:
+                state[uid] = slice_body(ns, k)
+        if draw(st.integers(0, 5)) == 0:
+            node = copy.deepcopy(NODE_A)
+            node["status"]["addresses"][0]["address"] = draw(st.sampled_from(("172.18.0.2", "172.18.0.3")))
+        history.append([*state.values(), node])
+    return history
