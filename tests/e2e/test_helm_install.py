@@ -333,6 +333,10 @@ def test_agent_without_endpointslice_permission(demo: Proxy) -> None:
     c.kubectl("patch", "clusterrole", "knet-agent", "--type=json", "-p",
               json.dumps([{"op": "remove", "path": f"/rules/{index}"}]))
     try:
+        # the API server's authorizer learns of the change through its own watch: a new agent must not start first
+        wait_for(lambda: c.kubectl("auth", "can-i", "list", "endpointslices.discovery.k8s.io",
+                                   "--as=system:serviceaccount:knet-system:knet-agent", check=False).startswith("no"),
+                 "the API server refusing the agent's list of EndpointSlices", 30)
         c.kubectl("delete", "pod", "-n", NS, agent_pod(c, node)["metadata"]["name"], "--wait=true")
         pod = wait_for(lambda: agent_pod(c, node), f"a new agent on {node}", 30)
         name = pod["metadata"]["name"]
