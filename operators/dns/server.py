@@ -50,6 +50,7 @@ MAX_PENDING = 10000
 MAX_TCP_CONNECTIONS = 512
 MAX_TCP_PER_SOURCE = 16
 ANSWER_CACHE = 10000  # packed cluster answers kept for repeated questions
+PROTO_KEYS = {"udp": b"udp", "tcp": b"tcp"}  # the first bytes of a packed reply's key
 TCP_IDLE = 10.0
 HINFO_TTL = 8482
 _HINFO = RD(b"\x07RFC8482\x00")  # CPU "RFC8482", OS "": the minimal ANY answer of RFC 8482
@@ -109,7 +110,8 @@ class DNSServer:
         self._tcp_sources: dict[str, int] = {}  # open connections by client address
         self.forwarder: Forwarder | None = None
         self._answers: dict[bytes, _Packed] = {}  # proto + query after its ID -> packed reply
-        self._answers_of: tuple[int, DNSConfig | None] = (-1, None)  # the store serial and config they hold for
+        self._answers_serial: int = -1  # the store serial and config the packed replies hold for
+        self._answers_config: DNSConfig | None = None
         self.configure(config or store.config)
 
     # --- lifecycle ----------------------------------------------------------------------------
@@ -265,11 +267,11 @@ class DNSServer:
         same) and the transport (truncation differs). Only store answers for names that exist and
         upstream answers served from the cache are kept (a flood of random names adds nothing): no
         acl-dependent or logged ones."""
-        if self._answers_of != (self.store.serial, self.config):
+        if self._answers_serial != self.store.serial or self._answers_config is not self.config:
             self._answers.clear()
-            self._answers_of = (self.store.serial, self.config)
+            self._answers_serial, self._answers_config = self.store.serial, self.config
             return None
-        key = proto.encode() + data[2:]
+        key = PROTO_KEYS[proto] + data[2:]
         hit = self._answers.get(key)
         if hit is None:
             return None
@@ -299,11 +301,11 @@ class DNSServer:
         return None
 
     def _remember(self, data: bytes, proto: str, packed: _Packed) -> None:
-        if self._answers_of != (self.store.serial, self.config):
+        if self._answers_serial != self.store.serial or self._answers_config is not self.config:
             return
         if len(self._answers) >= ANSWER_CACHE:  # a flood of random names must not grow memory
             self._answers.clear()
-        self._answers[proto.encode() + data[2:]] = packed
+        self._answers[PROTO_KEYS[proto] + data[2:]] = packed
 
     def _formerr(self, data: bytes, proto: str) -> bytes | None:
         """FORMERR for a packet whose header is readable and is a query; None (drop) otherwise."""

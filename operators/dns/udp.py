@@ -19,6 +19,7 @@ from typing import Any
 IP_PKTINFO = getattr(socket, "IP_PKTINFO", 8)  # Linux; missing from some Python builds
 READ_BATCH = 64  # datagrams read per wake-up, so that TCP and timers get their turn under a flood
 MAX_DATAGRAM = 65535
+MAX_SOURCES = 1024  # destinations whose reply control message is kept
 
 Answer = Callable[[bytes, tuple[Any, ...]], Coroutine[Any, Any, bytes | None]]
 Packed = Callable[[bytes], bytes | None]
@@ -54,6 +55,7 @@ class UDPListener:
         self._loop = asyncio.get_running_loop()
         self._loop.add_reader(self.sock.fileno(), self._readable)
         self._ancillary = socket.CMSG_SPACE(20)  # in6_pktinfo; in_pktinfo is 12 bytes
+        self._sources: dict[bytes, list[tuple[int, int, bytes]]] = {}  # pktinfo -> the reply's control message
 
     def _readable(self) -> None:
         for _ in range(READ_BATCH):
@@ -68,11 +70,24 @@ class UDPListener:
             wire = self._packed(data)
             if wire is None:
                 self._spawn(self._reply(data, client, self._source(ancillary)))
-            else:
-                self._send(wire, client, self._source(ancillary))
+                continue
+            try:  # noqa: SIM105 (a context manager per reply costs more than this try); the socket is open
+                self.sock.sendmsg([wire], self._source(ancillary), 0, client)
+            except OSError:  # a full send buffer or a vanished client: UDP drops it
+                pass
 
     def _source(self, ancillary: list[tuple[int, int, bytes]]) -> list[tuple[int, int, bytes]]:
-        """The control message that makes the reply leave from the query's destination address."""
+        """The control message that makes the reply leave from the query's destination address (one per
+        destination, kept: every reply needs one, and a node has few addresses)."""
+        key = ancillary[0][2] if len(ancillary) == 1 else None
+        found = self._sources.get(key) if key is not None else None
+        if found is None:
+            found = self._control(ancillary)
+            if key is not None and len(self._sources) < MAX_SOURCES:
+                self._sources[key] = found
+        return found
+
+    def _control(self, ancillary: list[tuple[int, int, bytes]]) -> list[tuple[int, int, bytes]]:
         for level, kind, data in ancillary:
             if not self.v6 and level == socket.IPPROTO_IP and kind == IP_PKTINFO and len(data) >= 12:
                 return [(level, kind, b"\0\0\0\0" + data[8:12] + b"\0\0\0\0")]  # ifindex 0, spec_dst = ipi_addr

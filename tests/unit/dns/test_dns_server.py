@@ -432,24 +432,26 @@ def test_flood_of_random_names_keeps_memory_bounded() -> None:
 
 
 def test_a_wildcard_listener_replies_from_the_address_it_was_asked() -> None:
-    """A node has many addresses: the reply must come from the one the client asked, or it is dropped."""
-    async def main() -> list[str]:
+    """A node has many addresses: the reply must come from the one the client asked, or it is dropped;
+    also when the reply is a packed one and the previous query went to another address."""
+    async def main() -> list[list[str]]:
         server = DNSServer(store_of(service("web")), resolvers=[])
         _, port = await server.start("0.0.0.0:0")
-        client = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        client.bind(("127.0.0.1", 0))
-        client.connect(("127.0.0.2", port))  # a connected socket takes replies from 127.0.0.2 only
-        client.setblocking(False)
-        loop = asyncio.get_running_loop()
+        loop, answers = asyncio.get_running_loop(), []
         try:
-            await loop.sock_sendall(client, DNSRecord.question("web.default.svc.cluster.local").pack())
-            reply = DNSRecord.parse(await asyncio.wait_for(loop.sock_recv(client, 4096), 2))
-            return [str(rr.rdata) for rr in reply.rr]
+            for destination in ("127.0.0.2", "127.0.0.3", "127.0.0.2", "127.0.0.3"):
+                with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client:
+                    client.bind(("127.0.0.1", 0))
+                    client.connect((destination, port))  # a connected socket takes replies from there only
+                    client.setblocking(False)
+                    await loop.sock_sendall(client, DNSRecord.question("web.default.svc.cluster.local").pack())
+                    reply = DNSRecord.parse(await asyncio.wait_for(loop.sock_recv(client, 4096), 2))
+                    answers.append([str(rr.rdata) for rr in reply.rr])
+            return answers
         finally:
-            client.close()
             await server.stop(lameduck=0)
 
-    assert asyncio.run(main()) == ["10.96.0.10"]
+    assert asyncio.run(main()) == [["10.96.0.10"]] * 4
 
 
 def test_repeated_questions_are_answered_from_packed_replies_until_the_store_changes() -> None:
