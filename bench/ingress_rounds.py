@@ -69,7 +69,7 @@ class Rounds:
         """The figures of one proxy, as the benches print them."""
         proxy, backend = self.per_request(name)
         return (f"{name}: {self.best(name).rps:.0f} req/s, p99 {self.p99_ms(name):.2f} ms; CPU per request (median) "
-                f"{proxy:.1f} us + backend {backend:.1f} us, worker preempted "
+                f"{proxy:.1f} us + backend {backend:.1f} us, preempted "
                 f"{statistics.median(self.switched[name]) * 100:.0f} times per 100 requests (best of "
                 f"{self.count}x{self.seconds:g}s, 1 core, 16 connections)")
 
