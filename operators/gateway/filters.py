@@ -11,9 +11,12 @@ from operators.gateway import hostnames
 from operators.gateway.matches import HEADER_NAME, HEADER_VALUE, PLAIN_PATH
 from operators.gateway.views import Filter, ObjectRef
 from operators.ingress.limits import too_long
-from operators.ingress.routing import HeaderEdits, Redirect
+from operators.ingress.routing import MIRROR_ALL, Cors, HeaderEdits, Redirect
 
-SUPPORTED = ("RequestHeaderModifier", "ResponseHeaderModifier", "RequestRedirect", "URLRewrite", "RequestMirror")
+SUPPORTED = ("RequestHeaderModifier", "ResponseHeaderModifier", "RequestRedirect", "URLRewrite", "RequestMirror",
+             "CORS")
+_ORIGIN = re.compile(r"\*|https?://(\*\.)?[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*(:[0-9]{1,5})?")
+_METHOD = re.compile(r"[A-Z]{1,32}")
 _DURATION = re.compile(r"(?:[0-9]{1,5}(?:h|m|s|ms)){1,4}")
 _UNIT_MS = {"h": 3_600_000, "m": 60_000, "s": 1000, "ms": 1}
 
@@ -30,6 +33,7 @@ class Parts:
     path: tuple[str, str] | None = None  # (type, value): ReplaceFullPath | ReplacePrefixMatch
     host: str = ""
     mirrors: list[ObjectRef] = field(default_factory=list)
+    cors: Cors | None = None
 
 
 def _pairs(raw: object, what: str) -> tuple[tuple[str, str], ...]:
@@ -81,7 +85,10 @@ def parts(filters: tuple[Filter, ...]) -> Parts:
                 raise Refused("RequestMirror has no backendRef")
             out.mirrors.append(ObjectRef(str(ref.get("group", "")), str(ref.get("kind", "Service")),
                                          str(ref.get("namespace", "")), ref["name"],
-                                         ref.get("port") if isinstance(ref.get("port"), int) else None))
+                                         ref.get("port") if isinstance(ref.get("port"), int) else None,
+                                         weight=mirror_share(f)))
+        elif f.type == "CORS":
+            out.cors = _cors(f)
         elif f.type == "URLRewrite":
             host = f.get("hostname") or ""
             if host and (not hostnames.valid(host) or host.startswith("*.")):
@@ -97,6 +104,45 @@ def parts(filters: tuple[Filter, ...]) -> Parts:
             out.path = _path(f.get("path"), "RequestRedirect")
             out.redirect = Redirect(code, scheme, host, port, out.path is None)
     return out
+
+
+def _words(f: Filter, key: str, word: re.Pattern[str]) -> tuple[str, ...]:
+    values = f.get(key) or ()
+    if not isinstance(values, tuple) or not all(isinstance(v, str) and (v == "*" or word.fullmatch(v))
+                                                for v in values):
+        raise Refused(f"CORS {key} {values!r} is not accepted")
+    return ("*",) if "*" in values else values
+
+
+def _cors(f: Filter) -> Cors:
+    """The CORS filter's settings, each value in a narrow grammar; maxAge 5 seconds by default, as the API says."""
+    origins = f.get("allowOrigins") or ()
+    if not isinstance(origins, tuple) or not all(isinstance(o, str) and _ORIGIN.fullmatch(o) and not too_long(o)
+                                                 for o in origins):
+        raise Refused(f"CORS allowOrigins {origins!r} is not accepted")
+    max_age, credentials = f.get("maxAge"), f.get("allowCredentials")
+    if max_age is not None and (not isinstance(max_age, int) or isinstance(max_age, bool) or max_age < 0):
+        raise Refused(f"CORS maxAge {max_age!r} is not accepted")
+    return Cors(("*",) if "*" in origins else origins, credentials is True, _words(f, "allowMethods", _METHOD),
+                _words(f, "allowHeaders", HEADER_NAME), _words(f, "exposeHeaders", HEADER_NAME),
+                5 if max_age is None else max_age)
+
+
+def mirror_share(f: Filter) -> int:
+    """The share of requests a RequestMirror copies, in hundredths of a percent: `percent`, or `fraction`
+    (numerator over denominator, 100 by default), else all."""
+    percent, fraction = f.get("percent"), dict(f.get("fraction") or ())
+    if percent is not None:
+        if not isinstance(percent, int) or isinstance(percent, bool) or not 0 <= percent <= 100:
+            raise Refused(f"RequestMirror percent {percent!r} is not 0 to 100")
+        return percent * 100
+    if fraction:
+        numerator, denominator = fraction.get("numerator"), fraction.get("denominator", 100)
+        if not all(isinstance(n, int) and not isinstance(n, bool) for n in (numerator, denominator)) \
+                or not 0 <= numerator <= denominator or denominator <= 0:
+            raise Refused(f"RequestMirror fraction {numerator!r}/{denominator!r} is not a fraction of at most 1")
+        return numerator * MIRROR_ALL // denominator
+    return MIRROR_ALL
 
 
 def rewrite(path: tuple[str, str] | None, prefix: str) -> tuple[str, str] | None:

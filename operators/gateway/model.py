@@ -193,14 +193,14 @@ def _action(b: Builder, a: Attachment, rule: CompiledRule, cm: CompiledMatch, po
         splits.append(Split(upstream, backend.ref.weight))
     mirrors = []
     for m in rule.mirrors:
-        if not m.why:
+        if not m.why and m.ref.weight > 0:
             upstream, why = b.upstream(m.ref.namespace, BackendRef(m.ref.name, m.ref.port or 0), balance)
             if not why:
-                mirrors.append(upstream)
+                mirrors.append((upstream, m.ref.weight))
     p = rule.parts
     rewrite = filters.rewrite(p.path, cm.match.path)
     return RouteAction(a.route.meta.key, tuple(splits), p.request_headers, p.response_headers, p.redirect,
-                       rewrite, p.host, tuple(mirrors), rule.timeout_ms, port)
+                       rewrite, p.host, tuple(mirrors), rule.timeout_ms, port, p.cors)
 
 
 # --- Ingress and Gateway on one host and port ------------------------------------------------------

@@ -105,7 +105,8 @@ def compile_rule(route: HTTPRoute, index: int, services: dict[tuple[str, str], S
             raise filters.Refused("ReplacePrefixMatch needs PathPrefix matches")
     except filters.Refused as e:
         return f"rule {index}: {e}"
-    mirrors = tuple(_backend(route, ObjectRef(r.group, r.kind, r.namespace or route.meta.namespace, r.name, r.port),
+    mirrors = tuple(_backend(route, ObjectRef(r.group, r.kind, r.namespace or route.meta.namespace, r.name, r.port,
+                                              weight=r.weight),
                              services, grants) for r in parts.mirrors)
     return CompiledRule(route, index, tuple(compiled), parts,
                         tuple(_backend(route, b, services, grants) for b in rule.backends), mirrors, timeout)

@@ -97,7 +97,7 @@ class ObjectRef:
     name: str
     port: int | None = None
     section: str = ""
-    weight: int = 1
+    weight: int = 1  # a backendRef's weight; a mirror's share of requests (`filters.mirror_share`)
     filters: tuple[Filter, ...] = ()
 
 

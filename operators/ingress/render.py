@@ -29,8 +29,16 @@ import jinja2
 from operators.ingress.annotations import Annotations
 from operators.ingress.limits import hash_bucket_size, hash_max_size
 from operators.ingress.model import IngressModel, Location, Server, Upstream, resolve_settings
-from operators.ingress.render_routes import STANDARD_HEADERS, RouteNames, action_view, condition_maps, route_map
-from operators.ingress.routing import Listen
+from operators.ingress.render_routes import (
+    STANDARD_HEADERS,
+    RouteNames,
+    action_view,
+    condition_maps,
+    mirror_path,
+    mirror_share_percent,
+    route_map,
+)
+from operators.ingress.routing import MIRROR_ALL, Cors, Listen
 from operators.kube.services import field
 
 T = TypeVar("T")
@@ -137,6 +145,7 @@ class _Names:
         self.cookies = _index(u.key for u in model.upstreams if u.method == "cookie")
         self.set_cookies = _index(_set_cookie(loc) for loc, a in settings if a.affinity)
         self.origins = _index(a.cors.origins for _, a in settings if a.cors and a.cors.origins != ("*",))
+        self.gateway_origins = _index(loc.action.cors.origins for loc in locations if loc.action and loc.action.cors)
         self.usable = {u.name for u in model.upstreams if u.endpoints or runtime.dynamic_endpoints}
         self.routes = RouteNames(model, self.usable)
         self.server_index = {id(s): i for i, s in enumerate(model.servers)}
@@ -187,8 +196,8 @@ def _location(server: Server, loc: Location, names: _Names, rt: Runtime) -> dict
     if a.cors:
         origin = "*" if a.cors.origins == ("*",) else f"$knet_cors_origin_{names.origins[a.cors.origins]}"
         view["cors"] = {"origin": origin, "credentials": a.cors.credentials, "max_age": a.cors.max_age,
-                        "methods": ", ".join(a.cors.methods), "headers": ", ".join(a.cors.headers),
-                        "vary": origin != "*"}
+                        "methods": _quote(", ".join(a.cors.methods)), "headers": _quote(", ".join(a.cors.headers)),
+                        "expose": "", "vary": origin != "*"}
     if a.rewrite_target and loc.path_type != "Fallback":
         view["rewrite"] = (_rewrite_regex(loc), a.rewrite_target, " break")
     if loc.action is not None:
@@ -225,10 +234,24 @@ def _action_location(view: dict[str, Any], server: Server, loc: Location, names:
     assert action is not None
     _proxy_settings(view, loc.settings, "$knet_host")
     view.update(action_view(loc, server, names.routes, _quote, "$knet_host"))
+    if action.cors:
+        view["cors"] = _gateway_cors(action.cors, names)
     if action.rewrite:
         flag = "" if action.redirect else " break"  # a redirect reads the new $uri before `return`
         view["rewrite"] = (action.rewrite[0], action.rewrite[1], flag)
     return view
+
+
+def _gateway_cors(c: Cors, names: _Names) -> dict[str, Any]:
+    """A CORS filter as the location template's CORS block: the request's Origin echoed when allowed (also for
+    "*", so that credentials may be allowed with it), a wildcard of methods or headers echoing the requested."""
+    def listed(values: tuple[str, ...], requested: str) -> str:
+        return requested if values == ("*",) else _quote(", ".join(values))
+
+    return {"origin": f"$knet_gw_cors_origin_{names.gateway_origins[c.origins]}", "credentials": c.credentials,
+            "max_age": c.max_age, "methods": listed(c.methods, "$http_access_control_request_method"),
+            "headers": listed(c.headers, "$http_access_control_request_headers"),
+            "expose": _quote(", ".join(c.expose)) if c.expose else "", "vary": True}
 
 
 def _canary_maps(model: IngressModel, names: _Names) -> list[dict[str, Any]]:
@@ -264,8 +287,8 @@ def render_config(model: IngressModel, runtime: Runtime | None = None) -> str:
         "app_root": s.app_root,
         "locations": [_location(s, loc, names, rt) for loc in s.locations],
         "comment": (s.host or "catch-all") + (f" (Gateway API, port {s.listens[0].port})" if s.gateway else ""),
-        "mirrors": sorted({u for loc in s.locations if loc.action for u in loc.action.mirrors
-                           if u in names.usable}),
+        "mirrors": sorted({(mirror_path(u, share), u, share if share < MIRROR_ALL else 0) for loc in s.locations
+                           if loc.action for u, share in loc.action.mirrors if u in names.usable}),
         "none": s.gateway,
     } for s in model.servers]
     servers += _default_servers(model, rt, names)
@@ -274,8 +297,10 @@ def render_config(model: IngressModel, runtime: Runtime | None = None) -> str:
         # without the controller's default backend, nginx answers the listed codes with its own page
         s["status_pages"] = [] if s["errors"] else sorted(
             {int(code) for loc in s["locations"] for code in loc["errors"].split()})
-    origins = [(i, [_origin_key(o) for o in origins]) for origins, i in sorted(names.origins.items(),
-                                                                               key=lambda kv: kv[1])]
+    origins = [(f"knet_cors_origin_{i}", [_origin_key(o) for o in origins])
+               for origins, i in sorted(names.origins.items(), key=lambda kv: kv[1])]
+    origins += [(f"knet_gw_cors_origin_{i}", [_gateway_origin_key(o) for o in origins])
+                for origins, i in sorted(names.gateway_origins.items(), key=lambda kv: kv[1])]
     canaries = _canary_maps(model, names)
     return _ENV.get_template("nginx.conf.j2").render(
         rt=rt,
@@ -295,6 +320,9 @@ def render_config(model: IngressModel, runtime: Runtime | None = None) -> str:
         route_maps=[route_map(names.routes.servers[i], s, names.routes, lambda v: _quote(v, regex=True))
                     for i, s in enumerate(model.servers) if s.gateway],
         splits=names.routes.splits,
+        mirror_shares=[(share, mirror_share_percent(share)) for share in sorted(
+            {share for s in model.servers for loc in s.locations if loc.action for _, share in loc.action.mirrors
+             if share < MIRROR_ALL})],
         adds=names.routes.adds,
         status_upstreams=names.routes.status_upstreams,
     )
@@ -329,6 +357,17 @@ def _hash_sizes(server_names: list[str], maps: list[list[str]]) -> dict[str, tup
     return {"server_names": (hash_bucket_size(max(map(len, server_names), default=0)),
                              hash_max_size(len(server_names), 4096)),
             "map": (hash_bucket_size(longest_key), hash_max_size(max(map(len, maps), default=0), 2048))}
+
+
+def _gateway_origin_key(origin: str) -> str:
+    """A map key for one origin a Gateway API CORS filter allows: any non-empty Origin for "*", a wildcard host
+    over any number of labels, else the origin itself."""
+    if origin == "*":
+        return _quote("~.", regex=True)
+    if "://*." not in origin:
+        return _quote(origin)
+    scheme, rest = origin.split("://*.", 1)
+    return _quote(f"~^{scheme}://[A-Za-z0-9.-]+\\.{re.escape(rest)}$", regex=True)
 
 
 def _origin_key(origin: str) -> str:

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from operators.ingress.model import IngressModel, Location, Server
-from operators.ingress.routing import Condition, HeaderEdits, RouteAction
+from operators.ingress.routing import MIRROR_ALL, Condition, HeaderEdits, RouteAction
 
 STATUS_500 = "knet_status_500"
 STATUS_503 = "knet_status_503"
@@ -70,6 +70,17 @@ def route_map(index: int, server: Server, names: RouteNames, quote_regex: Callab
 def condition_maps(names: RouteNames, quote_regex: Callable[[str], str]) -> list[dict[str, Any]]:
     return [{"index": i, "variable": c.variable, "regex": quote_regex("~" + c.regex)}
             for c, i in sorted(names.conditions.items(), key=lambda kv: kv[1])]
+
+
+def mirror_path(upstream: str, share: int) -> str:
+    """The internal location that copies a request to `upstream`; with a share below all, a location of that
+    share, which lets through only the requests its `split_clients` picked."""
+    return f"/.knet-mirror/{upstream}" + (f"/{share}" if share < MIRROR_ALL else "")
+
+
+def mirror_share_percent(share: int) -> str:
+    """split_clients' percentage for a share in hundredths of a percent."""
+    return f"{share / 100:g}%"
 
 
 def _percentages(weights: list[int]) -> list[str]:
@@ -135,7 +146,7 @@ def action_view(loc: Location, server: Server, names: RouteNames, quote: Callabl
         names.splits.append({"index": index, "comment": action.route,
                              "shares": [(pct, up) for pct, up in shares if pct != "0%"]})
         view["target"] = f"http://$knet_split_{index}"
-    view["mirrors"] = [u for u in action.mirrors if u in names.usable]
+    view["mirrors"] = [mirror_path(u, share) for u, share in action.mirrors if u in names.usable]
     if action.timeout_ms:
         view["read"] = view["send"] = f"{action.timeout_ms}ms"
     return view

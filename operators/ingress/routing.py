@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+MIRROR_ALL = 10000  # a RequestMirror's share of requests is in hundredths of a percent (split_clients' precision)
+
 
 @dataclass(frozen=True)
 class Listen:
@@ -73,6 +75,20 @@ class Split:
 
 
 @dataclass(frozen=True)
+class Cors:
+    """An HTTPRoute rule's CORS filter: the allowed origins ("*", or `scheme://host[:port]` whose host may start
+    with `*.` for any number of labels), and what a preflight answers; `("*",)` methods or headers echo the
+    ones requested."""
+
+    origins: tuple[str, ...]
+    credentials: bool
+    methods: tuple[str, ...]
+    headers: tuple[str, ...]
+    expose: tuple[str, ...]
+    max_age: int
+
+
+@dataclass(frozen=True)
 class RouteAction:
     """What one HTTPRoute rule does with a request its matches selected."""
 
@@ -83,6 +99,7 @@ class RouteAction:
     redirect: Redirect | None = None
     rewrite: tuple[str, str] | None = None  # (regex, replacement) for nginx's rewrite: a new path
     host: str = ""  # URLRewrite's hostname: the Host sent upstream
-    mirrors: tuple[str, ...] = ()  # upstream names
+    mirrors: tuple[tuple[str, int], ...] = ()  # (upstream name, share of requests in hundredths of a percent)
     timeout_ms: int = 0  # 0: the controller's timeouts
     listener_port: int = 80
+    cors: Cors | None = None

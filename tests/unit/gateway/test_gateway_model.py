@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from operators.gateway import filters
+import pytest
+
+from operators.gateway import filters, views
 from operators.gateway.offline import model_from_objects, status_text
 from operators.ingress.model import IngressModel, Server
 from operators.ingress.render import Runtime, render_config, render_endpoints
@@ -256,3 +258,36 @@ def test_a_route_backends_endpoint_change_is_pushed_without_a_new_config() -> No
                                 for ips in (["10.0.0.1"], ["10.0.0.1", "10.0.0.2"]))
     assert render_config(one, rt) == render_config(two, rt)
     assert "10.0.0.2" in render_endpoints(two) and "10.0.0.2" not in render_endpoints(one)
+
+
+def test_a_mirror_copies_its_percent_or_fraction_of_requests() -> None:
+    def share(**settings: Any) -> int:
+        return filters.mirror_share(views.Filter("RequestMirror", tuple(sorted(settings.items()))))
+
+    assert (share(), share(percent=20), share(fraction=(("denominator", 3), ("numerator", 1)))) == (10000, 2000, 3333)
+    assert share(fraction=(("numerator", 25),)) == 2500, "the denominator is 100 by default"
+    for bad in ({"percent": 101}, {"fraction": (("denominator", 2), ("numerator", 3))},
+                {"fraction": (("denominator", 0), ("numerator", 0))}):
+        with pytest.raises(filters.Refused):
+            share(**bad)
+    model, _, _ = build(gateway(), service(), service("copy"), route({**rule(), "filters": [
+        {"type": "RequestMirror", "requestMirror": {"backendRef": {"name": "copy", "port": 80}, "percent": 0}},
+        {"type": "RequestMirror", "requestMirror": {"backendRef": {"name": "copy", "port": 80}, "percent": 35}}]}))
+    (action,) = [loc.action for loc in server(model, "").locations if loc.action]
+    assert action.mirrors == (("app_copy_80", 3500),), "a 0% mirror copies nothing"
+    assert "split_clients $request_id $knet_mirror_3500 {\n        35% 1;" in render_config(model, Runtime())
+
+
+def test_a_cors_filter_is_read_in_a_narrow_grammar_and_refused_alone_otherwise() -> None:
+    def cors(**settings: Any) -> Any:
+        frozen = tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in settings.items()))
+        return filters.parts((views.Filter("CORS", frozen),)).cors
+
+    c = cors(allowOrigins=["https://*.bar.com", "http://a.com:8080"], allowMethods=["GET"], allowHeaders=["*", "x"])
+    assert (c.origins, c.methods, c.headers, c.expose, c.max_age, c.credentials) == (
+        ("https://*.bar.com", "http://a.com:8080"), ("GET",), ("*",), (), 5, False)
+    assert cors(allowOrigins=["*", "https://a.com"]).origins == ("*",)
+    for bad in ({"allowOrigins": ["https://a.com/path"]}, {"allowOrigins": ['https://a"b.com']},
+                {"allowMethods": ["get;"]}, {"allowHeaders": ["x y"]}, {"maxAge": -1}):
+        with pytest.raises(filters.Refused):
+            cors(**bad)
