@@ -380,3 +380,25 @@ def test_with_gateway_ports_each_gateway_gets_its_own_service_and_reports_its_ad
     assert written.changes == []
     gw = next(p for p in world.patches if p.kind == "Gateway")
     assert gw.body["status"]["addresses"] == [{"type": "IPAddress", "value": "172.18.0.200"}]
+
+
+class _Refusing:
+    def __init__(self, message: str) -> None:
+        self.message, self.calls = message, 0
+
+    async def request(self, method: str, path: str, *args: Any, **kwargs: Any) -> None:
+        self.calls += 1
+        raise ApiError(403, self.message)
+
+
+def test_a_create_in_a_namespace_being_deleted_does_not_stop_the_gateway_service_writer() -> None:
+    creates = [Change("create", "Service", "gone", "gw-knet", {"kind": "Service"}),
+               Change("create", "Service", "live", "gw-knet", {"kind": "Service"})]
+    writer = GatewayServiceWriter(None, Metrics())
+    writer.api = terminating = _Refusing('services "gw-knet" is forbidden: unable to create new content in '  # type: ignore[assignment]
+                                         "namespace gone because it is being terminated")
+    asyncio.run(writer.write(creates))
+    assert terminating.calls == 2 and writer.api is terminating
+    writer.api = denied = _Refusing("services is forbidden: User cannot create")  # type: ignore[assignment]
+    asyncio.run(writer.write(creates))
+    assert denied.calls == 1 and writer.api is None
