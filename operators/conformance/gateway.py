@@ -32,10 +32,11 @@ EXTENDED_FEATURES = (
     "GatewayAddressEmpty", "GatewayHTTPListenerIsolation", "GatewayInfrastructure", "GatewayPort8080",
     "HTTPRouteParentRefPort", "HTTPRoute303RedirectStatusCode", "HTTPRoute307RedirectStatusCode",
     "HTTPRoute308RedirectStatusCode", "HTTPRouteBackendProtocolWebSocket", "HTTPRouteBackendTimeout",
+    "HTTPRouteCORS", "HTTPRouteDestinationPortMatching",
     "HTTPRouteHostRewrite", "HTTPRouteMethodMatching", "HTTPRouteNamedRouteRule", "HTTPRoutePathRedirect",
     "HTTPRoutePathRewrite", "HTTPRoutePortRedirect", "HTTPRouteQueryParamMatching", "HTTPRouteRequestMirror",
-    "HTTPRouteRequestMultipleMirrors", "HTTPRouteRequestTimeout", "HTTPRouteResponseHeaderModification",
-    "HTTPRouteSchemeRedirect")
+    "HTTPRouteRequestMultipleMirrors", "HTTPRouteRequestPercentageMirror", "HTTPRouteRequestTimeout",
+    "HTTPRouteResponseHeaderModification", "HTTPRouteSchemeRedirect")
 SUPPORTED_FEATURES = CORE_FEATURES + EXTENDED_FEATURES
 NETNS = "knet-kind"
 
