@@ -82,7 +82,8 @@ def test_httproute_header_match_split_and_redirect_beside_an_ingress_from_outsid
         return fetch(kind, f"http://{address}{path}", host, *headers)
 
     assert wait_for(lambda: get("/")[1] == "v1", f"the route's default rule through {address}", 60)
-    assert get("/", f"{ns}.gw.example", "-H", "X-Stage: canary")[1] == "v2"
+    assert wait_for(lambda: get("/", f"{ns}.gw.example", "-H", "X-Stage: canary")[1] == "v2",
+                    "the header match, once v2's endpoints are pushed", 60)
     seen = {get("/split")[1] for _ in range(30)}
     assert seen == {"v1", "v2"}, f"a 1:1 split answered by {seen}"
     assert get("/old/page")[0] == f"301 http://{ns}.gw.example/new/page"
