@@ -76,7 +76,7 @@ def announced(model: ProxyModel, peers: Iterable[Peer], slices: Iterable[Endpoin
     for those Services: the reporter calls this once a second while the model changes, and at 30k
     Services a pass over every slice's endpoints took ~0.1 s of the event loop."""
     eligible = sorted({p.name for p in peers if p.eligible})
-    ports = [p for p in model.ports if p.lb_ips]
+    ports = model.balanced_ports
     local = {(p.namespace, p.name) for p in ports if p.external_local}
     with_endpoints: dict[tuple[str, str], set[str]] = {}
     for sl in slices if local else ():

@@ -20,6 +20,7 @@ priority, a chain's or counter's comment, the table's comment) is never diffed: 
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -79,6 +80,11 @@ class NftSet:
 
     def same_decl(self, other: NftSet) -> bool:
         return self is other or self.decl() == other.decl()
+
+    @functools.cached_property
+    def members(self) -> frozenset[tuple[str, str]]:
+        """The elements, for lookups: made once per set, so a diff of the next table finds it made."""
+        return frozenset(self.elements)
 
 
 def _element(key: str, value: str) -> str:
@@ -202,8 +208,11 @@ def diff_table(old: Table, new: Table) -> str | None:
     for s in kept_sets:
         if s is old_sets[s.name]:
             continue  # rendered once for an unchanged port and kept as it was
-        if changed is not None and s.name in new.grouped_sets - new.shared_sets:
+        if changed is not None and s.name in new.grouped_sets:
             was, now = changed.get(s.name, ((), ()))  # only elements of changed groups can differ
+            if s.name in new.shared_sets:  # and another group may keep one, or have had it already
+                new_all, old_all = s.members, old_sets[s.name].members
+                was, now = [e for e in was if e not in new_all], [e for e in now if e not in old_all]
         else:
             was, now = old_sets[s.name].elements, s.elements
         before, after = dict(was), dict(now)

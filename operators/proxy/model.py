@@ -240,6 +240,7 @@ class ProxyModel:
     ports: tuple[ProxiedPort, ...]
     health_checks: tuple[HealthCheck, ...] = ()
     counts: Counts | None = field(default=None, compare=False, repr=False)  # from `build_model`, kept up to date
+    lb_ports: tuple[ProxiedPort, ...] | None = field(default=None, compare=False, repr=False)  # the same way
 
     @property
     def families(self) -> tuple[int, ...]:
@@ -250,6 +251,12 @@ class ProxyModel:
         """Endpoints some traffic may reach, over every port: the agent's gauge and its NodeNetworkStatus
         both read it. A built model carries it, updated from the changed Services alone."""
         return self.counts.endpoints if self.counts else sum(len(p.reachable_endpoints) for p in self.ports)
+
+    @functools.cached_property
+    def balanced_ports(self) -> tuple[ProxiedPort, ...]:
+        """The ports with LoadBalancer addresses (which the agent announces on the underlay): a built model
+        carries them, updated from the changed Services alone."""
+        return self.lb_ports if self.lb_ports is not None else tuple(p for p in self.ports if p.lb_ips)
 
     @functools.cached_property
     def service_count(self) -> int:
@@ -401,6 +408,11 @@ class _Piece:
     health: HealthCheck | None
     problems: tuple[Problem, ...]  # addresses of a family without clusterIP
     endpoints: int  # reachable endpoints over its ports: the counts follow a sync's changes, no pass over all
+
+    @property
+    def balanced(self) -> bool:
+        """Whether a port of it has a LoadBalancer address."""
+        return any(p.lb_ips for p in self.ports)
 
 
 def _problem(svc: Service, message: str) -> Problem:
@@ -724,6 +736,10 @@ def _model(head: ProxyModel, ctx: _Context, pieces: dict[str, _Piece], problems:
         health = tuple(piece.health for piece in pieces.values() if piece.health)
     else:
         health = previous.model.health_checks if previous else ()
+    if pairs is None or previous is None or any(p is not None and p.balanced for pair in pairs for p in pair):
+        balanced = tuple(port for piece in pieces.values() if piece.balanced for port in piece.ports if port.lb_ips)
+    else:
+        balanced = previous.model.balanced_ports
     if pairs is None or previous is None or previous.model.counts is None:
         counts = Counts(sum(1 for p in pieces.values() if p.ports), sum(p.endpoints for p in pieces.values()))
     else:
@@ -732,7 +748,7 @@ def _model(head: ProxyModel, ctx: _Context, pieces: dict[str, _Piece], problems:
             services += bool(b and b.ports) - bool(a and a.ports)
             endpoints += (b.endpoints if b else 0) - (a.endpoints if a else 0)
         counts = Counts(services, endpoints)
-    model = replace(head, cluster_ips=cluster_ips, health_checks=health, counts=counts,
+    model = replace(head, cluster_ips=cluster_ips, health_checks=health, counts=counts, lb_ports=balanced,
                     ports=tuple(itertools.chain.from_iterable(map(operator.attrgetter("ports"), pieces.values()))))
     return Build(model, problems, changed, ctx, pieces)
 

@@ -84,12 +84,13 @@ def _builds(history: list[list[dict]], store_type: type[ProxyStore] = ProxyStore
 
 def check_history(history: list[list[dict]], store_type: type[ProxyStore] = ProxyStore) -> None:
     """The property: at every step the build from the change set is the build from scratch, model and
-    problems, with the counts the agent reports, and the conntrack deletions computed from the changed
-    Services alone are those computed from every port."""
+    problems, with the counts the agent reports and the ports it announces, and the conntrack deletions
+    computed from the changed Services alone are those computed from every port."""
     for _, built, fresh, previous in _builds(history, store_type):
         assert built.model == fresh.model
         assert built.problems == fresh.problems
         assert built.model.counts == fresh.model.counts
+        assert built.model.balanced_ports == tuple(p for p in fresh.model.ports if p.lb_ips)
         if previous is not None and built.changed is not None:
             assert stale_flows(previous.ports_of(built.changed), built.ports_of(built.changed)) == stale_flows(
                 previous.model.ports, built.model.ports)
