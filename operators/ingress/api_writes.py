@@ -41,3 +41,26 @@ async def send(api: Client, method: str, path: str, body: Mapping[str, Any] | No
         log.warning("%s failed: %s", what, e)
     metrics.errors.labels(error_kind).inc()
     return FAILED
+
+
+class ApiWriter:
+    """A writer that writes until the API server answers that the chart does not grant it (403): from then on
+    it leaves the objects to others, saying so once."""
+
+    error_kind = "status"  # the errors metric's label for a failed write
+    given_up = "leaving it to others"  # logged when a 403 turns writing off
+
+    def __init__(self, client: Client | None, metrics: Metrics) -> None:
+        self.api = client  # None: nothing is written
+        self.metrics = metrics
+
+    async def write_one(self, method: str, path: str, body: Mapping[str, Any] | None, content_type: str,
+                        what: str, skip: tuple[int, ...] = (404, 409)) -> bool:
+        """Whether the write was done (`send`); a 403 turns this writer off."""
+        if self.api is None:
+            return False
+        result = await send(self.api, method, path, body, content_type, what, self.metrics, self.error_kind, skip)
+        if result == FORBIDDEN:
+            log.warning("%s", self.given_up)
+            self.api = None
+        return result == DONE

@@ -12,9 +12,8 @@ import logging
 from collections.abc import Callable, Iterable
 
 from operators.gateway.services import Change
-from operators.ingress.api_writes import DONE, FORBIDDEN, send
-from operators.ingress.metrics import Metrics
-from operators.kube.client import MERGE_PATCH, Client, api_path
+from operators.ingress.api_writes import ApiWriter
+from operators.kube.client import MERGE_PATCH, api_path
 
 log = logging.getLogger(__name__)
 # One path per kind, so that the chart's RBAC test sees what is written.
@@ -26,10 +25,9 @@ METHODS = {"create": "POST", "patch": "PATCH", "delete": "DELETE"}
 DONE_AS = {"create": "created", "patch": "patched", "delete": "deleted"}
 
 
-class GatewayServiceWriter:
-    def __init__(self, client: Client | None, metrics: Metrics) -> None:
-        self.api = client  # None: nothing is written
-        self.metrics = metrics
+class GatewayServiceWriter(ApiWriter):
+    error_kind = "gateway-service"
+    given_up = "leaving Gateway Services to others: Gateways get no address of their own"
 
     async def write(self, changes: Iterable[Change]) -> None:
         for c in changes:
@@ -37,11 +35,6 @@ class GatewayServiceWriter:
                 return
             what = f"{c.kind} {c.namespace}/{c.name}"
             path = PATHS[c.kind](c.namespace, "" if c.verb == "create" else c.name)
-            result = await send(self.api, METHODS[c.verb], path, c.body,
-                                MERGE_PATCH if c.verb == "patch" else "application/json",
-                                f"{c.verb} of {what}", self.metrics, "gateway-service")
-            if result == DONE:
+            if await self.write_one(METHODS[c.verb], path, c.body,
+                                    MERGE_PATCH if c.verb == "patch" else "application/json", f"{c.verb} of {what}"):
                 log.info("%s %s", what, DONE_AS[c.verb])
-            elif result == FORBIDDEN:
-                log.warning("leaving Gateway Services to others: Gateways get no address of their own")
-                self.api = None

@@ -12,9 +12,8 @@ import logging
 from collections.abc import Callable, Iterable
 
 from operators.gateway.status import StatusPatch
-from operators.ingress.api_writes import DONE, FORBIDDEN, send
-from operators.ingress.metrics import Metrics
-from operators.kube.client import MERGE_PATCH, Client, api_path
+from operators.ingress.api_writes import ApiWriter
+from operators.kube.client import MERGE_PATCH, api_path
 
 log = logging.getLogger(__name__)
 API = "gateway.networking.k8s.io/v1"
@@ -26,20 +25,14 @@ STATUS_PATH: dict[str, Callable[[StatusPatch], str]] = {
 }
 
 
-class GatewayStatusWriter:
-    def __init__(self, client: Client | None, metrics: Metrics) -> None:
-        self.api = client  # None: status is not written
-        self.metrics = metrics
+class GatewayStatusWriter(ApiWriter):
+    given_up = "leaving Gateway status to others"
 
     async def write(self, patches: Iterable[StatusPatch]) -> None:
         for p in patches:
             if self.api is None:
                 return
             what = f"{p.kind} {p.namespace + '/' if p.namespace else ''}{p.name}"
-            result = await send(self.api, "PATCH", STATUS_PATH[p.kind](p), p.body, MERGE_PATCH,
-                                f"writing the status of {what}", self.metrics, "status")
-            if result == DONE:
+            if await self.write_one("PATCH", STATUS_PATH[p.kind](p), p.body, MERGE_PATCH,
+                                    f"writing the status of {what}"):
                 log.info("%s: status written", what)
-            elif result == FORBIDDEN:
-                log.warning("leaving Gateway status to others")
-                self.api = None

@@ -17,10 +17,9 @@ import logging
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-import aiohttp
-
+from operators.ingress.api_writes import ApiWriter
 from operators.ingress.metrics import Metrics
-from operators.kube.client import ApiError, Client, api_path
+from operators.kube.client import Client, api_path
 
 log = logging.getLogger(__name__)
 
@@ -45,10 +44,11 @@ def status_body(seen: Mapping[str, Any], addresses: Iterable[str]) -> dict[str, 
             "status": {"loadBalancer": {"ingress": ingress}}}
 
 
-class StatusWriter:
+class StatusWriter(ApiWriter):
+    given_up = "leaving Ingress status to others"
+
     def __init__(self, client: Client | None, metrics: Metrics, publish: tuple[str, ...], service: str = "") -> None:
-        self.api = client  # None: status is not written
-        self.metrics = metrics
+        super().__init__(client, metrics)
         self.publish = publish
         self.service = service  # namespace/name of the controller's Service, "" for none
 
@@ -73,17 +73,10 @@ class StatusWriter:
             have, seen = ingress_lb.get((ns, name), ((), None))
             if seen is None or tuple(have) == want:
                 continue
-            try:
-                await self.api.request("PUT", api_path("networking.k8s.io/v1", "ingresses", ns, name,
-                                                       subresource="status"), status_body(seen, want))
+            path = api_path("networking.k8s.io/v1", "ingresses", ns, name, subresource="status")
+            # every failure counts, a 404 and a 409 too: the next sync writes again from what the watch shows
+            if await self.write_one("PUT", path, status_body(seen, want), "application/json",
+                                    f"update of the status of Ingress {key}", skip=()):
                 log.info("Ingress %s: status.loadBalancer = %s", key, ", ".join(want))
-            except ApiError as e:
-                if e.status == 403:
-                    log.warning("no permission to update Ingress status (%s): leaving status to others", e.message)
-                    self.api = None
-                    return
-                log.warning("could not update the status of Ingress %s: %s", key, e.message)
-                self.metrics.errors.labels("status").inc()
-            except (aiohttp.ClientError, TimeoutError, OSError, ValueError) as e:  # retried at the next sync
-                log.warning("could not update the status of Ingress %s: %s", key, e)
-                self.metrics.errors.labels("status").inc()
+            if self.api is None:
+                return
